@@ -1,0 +1,90 @@
+// The stage registry and the plug-in entry point. Built-in stages register through exactly the
+// path a plug-in takes: a descriptor whose register function adds stage types.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "schema.hpp"
+#include "stage.hpp"
+
+#define RNNFLOW_ABI_VERSION 1
+#define RNNFLOW_VERSION "0.1.0"
+
+namespace rnnflow {
+
+struct StageType {
+    StageSchema schema;
+    std::function<std::unique_ptr<Stage>(const Params&)> create;
+    std::string origin;  // "built-in" or the plug-in file
+};
+
+class Registry {
+public:
+    // A stage class with `static StageSchema schema()` and a constructor from `const Params&`.
+    template <class T>
+    void add() {
+        add(T::schema(), [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<T>(p); });
+    }
+    // Throws Error if the type name is taken.
+    void add(StageSchema schema, std::function<std::unique_ptr<Stage>(const Params&)> create);
+
+    const StageType* find(const std::string& type) const;
+    std::vector<std::string> names() const;  // sorted
+    const std::map<std::string, StageType>& types() const { return types_; }
+
+    // Where types added from now on come from (set by the plug-in loader).
+    void set_origin(std::string origin) { origin_ = std::move(origin); }
+
+    // The registry with every built-in stage (created on first use).
+    static Registry& global();
+
+private:
+    std::map<std::string, StageType> types_;
+    std::string origin_ = "built-in";
+};
+
+}  // namespace rnnflow
+
+extern "C" {
+// What a plug-in's entry point returns. Layout is frozen per ABI version.
+struct rnnflow_plugin_desc {
+    int abi_version;       // RNNFLOW_ABI_VERSION the plug-in was built with
+    const char* name;
+    const char* summary;
+    const char* version;
+    void (*register_stages)(void* registry);  // a rnnflow::Registry*
+};
+typedef const rnnflow_plugin_desc* (*rnnflow_plugin_fn)(void);
+}
+
+// In a plug-in: RNNFLOW_PLUGIN(myplugin, "what it adds", "1.0", register_fn) exports
+// `rnnflow_plugin`. With RNNFLOW_BUILTIN defined (stages/builtin.cpp) it defines
+// `rnnflow_builtin_plugin` instead, unexported, so built-ins take the same path.
+#define RNNFLOW_PLUGIN_DESC_(ident, summary, version, fn)                                    \
+    static void ident##_register_(void* r) { fn(*static_cast<::rnnflow::Registry*>(r)); }  \
+    static const rnnflow_plugin_desc ident##_desc_ = {RNNFLOW_ABI_VERSION, #ident, summary, \
+                                                      version, &ident##_register_};
+#ifdef RNNFLOW_BUILTIN
+#define RNNFLOW_PLUGIN(ident, summary, version, fn)       \
+    RNNFLOW_PLUGIN_DESC_(ident, summary, version, fn)     \
+    const rnnflow_plugin_desc* rnnflow_builtin_plugin() { return &ident##_desc_; }
+#else
+#define RNNFLOW_PLUGIN(ident, summary, version, fn)                                   \
+    RNNFLOW_PLUGIN_DESC_(ident, summary, version, fn)                                 \
+    extern "C" __attribute__((visibility("default"))) const rnnflow_plugin_desc* rnnflow_plugin(void) { \
+        return &ident##_desc_;                                                        \
+    }
+#endif
+
+const rnnflow_plugin_desc* rnnflow_builtin_plugin();
+
+namespace rnnflow {
+// Register a descriptor's stages into `r`; checks the ABI version. `origin` names the file.
+void register_plugin(Registry& r, const rnnflow_plugin_desc* desc, const std::string& origin);
+// dlopen a plug-in file and register it; each failure is an Error naming the file.
+void load_plugin(Registry& r, const std::string& path);
+}  // namespace rnnflow

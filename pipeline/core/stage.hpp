@@ -1,0 +1,238 @@
+// The stage interface: one base class and one subclass per role.
+//
+// Life of a stage instance (the engine enforces the order):
+//   construct(Params)            parameters already validated against the schema
+//   prepare(PrepareContext&)     in topological order: read input port infos and datasets, fit
+//                                (vocabulary), set output port infos, allocate weights, build
+//                                oneDNN primitives
+//   per step: forward / backward (ModelStage), accumulate (MetricStage), step (OptimizerStage)
+#pragma once
+
+#include <any>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "data.hpp"
+#include "error.hpp"
+#include "schema.hpp"
+#include "tensor.hpp"
+
+namespace rnnflow {
+
+// Static facts about a port, known after the producing stage's prepare.
+struct PortInfo {
+    PortType type = PortType::tensor;
+    std::int64_t channels = -1;  // tensor: C
+    std::int64_t classes = -1;   // ids / sequences: number of distinct ids (vocabulary size)
+    std::shared_ptr<const Vocabulary> vocab;  // ids / sequences / vocab: the vocabulary, if any
+};
+
+enum class Phase { train, evaluate, infer };
+
+// Where we are in the run, given to every per-step call.
+struct StepInfo {
+    Phase phase = Phase::train;
+    std::string split = "train";
+    std::int64_t epoch = 0;   // 0-based
+    std::int64_t batch = 0;   // 0-based index within this split's pass
+    bool reset_state = true;  // the batch does not continue the previous one (carried state off)
+    bool training() const { return phase == Phase::train; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Prepare phase
+
+enum class PrepareMode {
+    fit,      // a new run: data stages read and fit on the training split
+    restore,  // a trained run folder: data stages load their fitted state, read no data
+};
+
+class PrepareContext {
+public:
+    virtual ~PrepareContext() = default;
+    virtual PrepareMode mode() const = 0;
+    virtual const std::string& stage_id() const = 0;
+    // The splits this run uses ("train", "valid", "test"), in order.
+    virtual const std::vector<std::string>& splits() const = 0;
+
+    // Input port facts; throws if the port is an unconnected optional input (check connected()).
+    virtual bool connected(const std::string& input) const = 0;
+    virtual const PortInfo& input_info(const std::string& input) const = 0;
+    virtual void set_output_info(const std::string& output, PortInfo info) = 0;
+
+    // Dataset values per (port, split). has_input: false when the producer gave nothing for the
+    // split (e.g. no test file) or in restore mode.
+    virtual bool has_input(const std::string& input, const std::string& split) const = 0;
+    virtual const std::any& input_any(const std::string& input, const std::string& split) const = 0;
+    virtual void put_output_any(const std::string& output, const std::string& split, std::any v) = 0;
+
+    template <class T> const T& input(const std::string& port, const std::string& split) const {
+        return *std::any_cast<const std::shared_ptr<const T>&>(input_any(port, split));
+    }
+    template <class T> void put_output(const std::string& port, const std::string& split, T v) {
+        put_output_any(port, split, std::any(std::shared_ptr<const T>(std::make_shared<T>(std::move(v)))));
+    }
+
+    // Deterministic generator for this stage (weight init), seeded from the run seed and stage id.
+    virtual std::mt19937_64& rng() = 0;
+    // Folder where this stage saves (fit) or finds (restore) fitted state, created on demand:
+    // RUN_DIR/state/<stage_id>/. Empty path when the run has no folder (tests).
+    virtual std::filesystem::path state_dir() = 0;
+    // Directory of the graph file, for resolving relative data paths.
+    virtual const std::filesystem::path& base_dir() const = 0;
+    // Threads the engine gives oneDNN in this run.
+    virtual int threads() const = 0;
+};
+
+class Stage {
+public:
+    virtual ~Stage() = default;
+    virtual void prepare(PrepareContext& ctx) { (void)ctx; }
+    // Resolved values other stages may refer to (schema().values()).
+    virtual std::int64_t value(const std::string& name) const;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Data stages: only prepare (read inputs per split, put outputs per split).
+class DataStage : public Stage {};
+
+// ---------------------------------------------------------------------------------------------
+// Batch sources: a stream of batches per split and epoch. `next` runs ahead of the model on
+// another thread, so it must only touch the source's own state.
+struct Batch {
+    std::vector<Tensor> outputs;  // one per output port, in schema order
+    bool reset_state = true;      // see StepInfo::reset_state
+    std::int64_t items = 0;       // tokens (or sentences) in the batch, for throughput
+};
+
+class DataSource : public Stage {
+public:
+    // Start a pass over `split`; returns the number of batches it will yield (for progress).
+    virtual std::int64_t begin(const std::string& split, std::int64_t epoch) = 0;
+    // Fill the next batch; false when the pass is over.
+    virtual bool next(Batch& batch) = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Model stages: forward, and backward when the schema says differentiable.
+
+// Indexed by schema port order; also by name.
+template <class T>
+class PortArgs {
+public:
+    PortArgs(const StageSchema* schema, bool inputs, std::vector<T*> slots)
+        : schema_(schema), inputs_(inputs), slots_(std::move(slots)) {}
+    T& operator[](std::size_t i) const { return *slots_.at(i); }
+    T& at(const std::string& name) const;
+    bool has(const std::string& name) const;  // connected (inputs) / wanted (grads)
+    std::size_t size() const { return slots_.size(); }
+
+private:
+    const StageSchema* schema_;
+    bool inputs_;
+    std::vector<T*> slots_;
+};
+
+using Inputs = PortArgs<const Tensor>;
+using Outputs = PortArgs<Tensor>;
+using Grads = PortArgs<Tensor>;  // diff_dst: gradient of the objective w.r.t. outputs;
+                                 // diff_src: w.r.t. float inputs (ids get none)
+
+// What forward keeps for backward, owned by the engine per stage and reused between steps.
+struct Saved {
+    std::vector<Tensor> tensors;
+    std::any extra;
+};
+
+class ModelStage : public Stage {
+public:
+    // Write every output (resize as needed). Keep in `saved` what backward needs.
+    virtual void forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) = 0;
+    // Overwrite diff_src for each float input that has a slot (diff_src.has(name)); ADD into the
+    // gradients of params() (the optimiser zeroes them). diff_dst slots that no consumer
+    // reached hold zeros of the output's shape.
+    virtual void backward(const Inputs& in, const Outputs& out, Saved& saved, const Grads& diff_dst,
+                          Grads& diff_src, const StepInfo& step) {
+        (void)in; (void)out; (void)saved; (void)diff_dst; (void)diff_src; (void)step;
+    }
+    virtual std::span<Param> params() { return {}; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Optimisers: one step per batch over the params upstream of the loss they minimise.
+class OptimizerStage : public Stage {
+public:
+    // Called once with the parameters it owns (stable order), before any step.
+    virtual void attach(std::vector<std::pair<std::string, Param*>> params) = 0;
+    virtual void begin_epoch(std::int64_t epoch) { (void)epoch; }
+    // Update values from grads, then zero grads. Returns the global gradient norm before
+    // clipping (reported in metrics).
+    virtual double step(const StepInfo& step) = 0;
+    virtual double learning_rate() const = 0;
+    // Optimiser state for checkpoints, as named tensors ("<param>.m").
+    virtual std::vector<std::pair<std::string, const Tensor*>> state() const { return {}; }
+    virtual void load_state(const std::map<std::string, Tensor>& state) { (void)state; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Metrics: aggregate over one pass of a split.
+struct MetricValue {
+    std::string name;   // "" = the stage's main metric, reported as "<stage_id>"; else
+                        // reported as "<stage_id>.<name>"
+    double value = 0;
+    bool higher_is_better = false;
+};
+
+class MetricStage : public Stage {
+public:
+    virtual void begin(const std::string& split) = 0;
+    virtual void accumulate(const Inputs& in, const StepInfo& step) = 0;
+    virtual std::vector<MetricValue> end() = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Samplers: generate with the trained model in the infer phase.
+class ModelRunner {
+public:
+    virtual ~ModelRunner() = default;
+    // Run the model forward on ids (T, N); returns the sampler's `logits` input, (T, N, V).
+    // reset: start from zero recurrent state, else continue from the previous call.
+    virtual const Tensor& run(const Tensor& ids, bool reset) = 0;
+};
+
+struct SampleRequest {
+    std::string prime;            // text to condition on ("" = start from the sampler's default)
+    std::int64_t length = 500;    // tokens to generate
+    std::int64_t seed = -1;       // -1: the sampler's own seed parameter
+    double temperature = -1;      // < 0: the sampler's parameter
+    std::int64_t top_k = -1;      // < 0: the sampler's parameter
+};
+
+class SamplerStage : public Stage {
+public:
+    virtual std::string generate(ModelRunner& model, const SampleRequest& req) = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+template <class T>
+T& PortArgs<T>::at(const std::string& name) const {
+    const int i = inputs_ ? schema_->input_index(name) : schema_->output_index(name);
+    RNNFLOW_CHECK(i >= 0, "stage type '", schema_->type(), "' has no port '", name, "'");
+    T* p = slots_.at(static_cast<std::size_t>(i));
+    RNNFLOW_CHECK(p != nullptr, "port '", name, "' of '", schema_->type(), "' is not connected");
+    return *p;
+}
+template <class T>
+bool PortArgs<T>::has(const std::string& name) const {
+    const int i = inputs_ ? schema_->input_index(name) : schema_->output_index(name);
+    return i >= 0 && slots_.at(static_cast<std::size_t>(i)) != nullptr;
+}
+
+}  // namespace rnnflow

@@ -1,0 +1,92 @@
+// Tensor: a dense, 64-byte aligned, row-major array of f32 activations or i32 ids.
+//
+// Batch tensors are time-major: ids are (T, N), activations (T, N, C). `lengths` (size N) gives
+// the valid steps of each batch column; steps t >= lengths[n] are padding. An empty `lengths`
+// means every column is T steps long.
+//
+// Value semantics: copying a Tensor copies its data. `resize` keeps the allocation when it is
+// large enough, so a stage that writes into the same output every step allocates only once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rnnflow {
+
+enum class DType : std::uint8_t { f32, i32 };
+const char* to_string(DType d);
+std::size_t dtype_size(DType d);
+
+using Shape = std::vector<std::int64_t>;
+std::string shape_str(const Shape& s);  // "(20, 32, 256)"
+
+class Tensor {
+public:
+    Tensor() = default;
+    Tensor(DType dtype, Shape shape);  // zero-filled
+    static Tensor f32(Shape shape) { return Tensor(DType::f32, std::move(shape)); }
+    static Tensor i32(Shape shape) { return Tensor(DType::i32, std::move(shape)); }
+
+    Tensor(const Tensor& other);
+    Tensor& operator=(const Tensor& other);
+    Tensor(Tensor&& other) noexcept = default;
+    Tensor& operator=(Tensor&& other) noexcept = default;
+    ~Tensor() = default;
+
+    DType dtype() const { return dtype_; }
+    const Shape& shape() const { return shape_; }
+    int rank() const { return static_cast<int>(shape_.size()); }
+    std::int64_t dim(int i) const;  // negative i counts from the end
+    std::int64_t numel() const { return numel_; }
+    std::size_t bytes() const { return static_cast<std::size_t>(numel_) * dtype_size(dtype_); }
+    bool empty() const { return numel_ == 0; }
+
+    // Change shape (and dtype); reallocates only when capacity is short. Contents unspecified
+    // after growth; call zero() when needed.
+    void resize(DType dtype, Shape shape);
+    void resize(Shape shape) { resize(dtype_, std::move(shape)); }
+    void zero();
+
+    template <class T> T* data();
+    template <class T> const T* data() const;
+    void* raw() { return ptr_.get(); }
+    const void* raw() const { return ptr_.get(); }
+
+    // Valid steps per batch column (size N) for time-major batch tensors; empty = all full.
+    std::vector<std::int32_t> lengths;
+    // Valid steps of column n given T = dim(0).
+    std::int64_t length(std::int64_t n) const {
+        return lengths.empty() ? shape_.at(0) : lengths.at(static_cast<std::size_t>(n));
+    }
+
+private:
+    struct Free { void operator()(std::byte* p) const; };
+    DType dtype_ = DType::f32;
+    Shape shape_;
+    std::int64_t numel_ = 0;
+    std::size_t capacity_ = 0;  // bytes
+    std::unique_ptr<std::byte, Free> ptr_;
+    void check_type(DType want) const;
+};
+
+template <> inline float* Tensor::data<float>() { check_type(DType::f32); return reinterpret_cast<float*>(ptr_.get()); }
+template <> inline const float* Tensor::data<float>() const { check_type(DType::f32); return reinterpret_cast<const float*>(ptr_.get()); }
+template <> inline std::int32_t* Tensor::data<std::int32_t>() { check_type(DType::i32); return reinterpret_cast<std::int32_t*>(ptr_.get()); }
+template <> inline const std::int32_t* Tensor::data<std::int32_t>() const { check_type(DType::i32); return reinterpret_cast<const std::int32_t*>(ptr_.get()); }
+
+// A trainable weight and its gradient, same shape. Model stages own their Params; the optimiser
+// updates `value` from `grad` and zeroes `grad`. `name` is the checkpoint name below the stage id
+// ("weight" → "embed.weight"); `layout` documents the element order, e.g. "(V, C)".
+struct Param {
+    std::string name;
+    Tensor value;
+    Tensor grad;
+    std::string layout;
+    bool trainable = true;
+};
+
+}  // namespace rnnflow

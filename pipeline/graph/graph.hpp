@@ -1,0 +1,102 @@
+// A graph file: YAML → GraphDef (vars, ${...}, --set applied; parameters checked against the
+// registry's schemas) → CompiledGraph (Boost.Graph: edges checked, cycles found, topological
+// order). Every problem is a Diagnostic with file:line:column (1-based) and a hint; all of a
+// file's problems are thrown together as one LoadError.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/registry.hpp"
+#include "../core/schema.hpp"
+
+namespace rnnflow {
+
+struct InputRef {
+    std::string stage;  // producer stage id
+    std::string port;   // producer output port; resolved to a name even when the file omits it
+    SourceLoc loc;      // of the value in the file
+};
+
+struct ValueRef {
+    std::string stage;  // stage whose resolved value is meant ("vocab")
+    std::string value;  // its name ("size")
+    SourceLoc loc;
+};
+
+struct StageDef {
+    std::string id;
+    std::string type;
+    SourceLoc loc;                          // of the stage's id key
+    std::map<std::string, InputRef> inputs; // input port → producer
+    Params params;                          // every schema parameter, given or defaulted
+    std::map<std::string, ValueRef> refs;   // integer parameters written as "stage.value"
+};
+
+// The `train:` section.
+struct TrainDef {
+    std::int64_t epochs = 1;
+    std::string keep_metric;        // "ppl" from keep: best(ppl.valid); empty: keep: last
+    std::string keep_split = "valid";
+    std::int64_t threads = 0;       // 0: every core
+    std::int64_t max_batches = 0;   // per pass of a split; 0: all (quick runs, tests)
+    std::int64_t prefetch = 4;      // batches the data source may run ahead
+    std::int64_t log_every = 0;     // plain log line every N batches; 0: about 10 per epoch
+    bool test = true;               // evaluate the test split (if any) with the kept checkpoint
+    std::int64_t sample_length = 0; // tokens written to samples.txt after each epoch; 0: none
+    SourceLoc loc;
+};
+
+struct GraphDef {
+    std::string file;                // as given (used in messages)
+    std::filesystem::path base_dir;  // directory of the file: relative paths resolve from here
+    std::string experiment;
+    std::int64_t seed = 0;
+    std::vector<std::string> plugins;  // resolved against base_dir
+    std::vector<StageDef> stages;      // in file order
+    TrainDef train;
+    std::string resolved_yaml;         // the file after vars and --set; loads as is
+
+    const StageDef* find(const std::string& id) const;
+    int index(const std::string& id) const;  // -1 if absent
+};
+
+struct Connection {
+    int from_stage;  // index into GraphDef::stages
+    int from_port;   // output index in the producer's schema
+    int to_stage;
+    int to_port;     // input index in the consumer's schema
+};
+
+struct CompiledGraph {
+    GraphDef def;
+    std::vector<const StageType*> types;               // per stage
+    std::vector<Connection> connections;
+    // [stage][input port] → index into connections, or -1 when unconnected (optional input).
+    std::vector<std::vector<int>> input_conn;
+    // [stage][output port] → indices into connections (its consumers, in file order).
+    std::vector<std::vector<std::vector<int>>> output_conns;
+    std::vector<int> order;                            // topological, producers first; ties in file order
+    std::vector<std::vector<int>> upstream;            // [stage] → stages it depends on (ports and refs)
+};
+
+// Load a graph file. overrides: "path=value" (--set). Throws LoadError.
+GraphDef load_graph(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+                    const Registry& registry);
+// The same from text; `name` stands for the file in messages, base_dir for relative paths.
+GraphDef load_graph_text(const std::string& text, const std::string& name,
+                         const std::filesystem::path& base_dir,
+                         const std::vector<std::string>& overrides, const Registry& registry);
+
+// Check connections and order the stages. Throws LoadError.
+CompiledGraph compile(GraphDef def, const Registry& registry);
+
+// Graphviz text: one node per stage (id, type), one edge per connection labelled with the port
+// type, dashed edges for value references.
+std::string to_dot(const CompiledGraph& g);
+
+}  // namespace rnnflow

@@ -1,0 +1,71 @@
+#include "../core/registry.hpp"
+
+#include <dlfcn.h>
+
+#include <filesystem>
+#include <mutex>
+
+namespace rnnflow {
+
+void Registry::add(StageSchema schema, std::function<std::unique_ptr<Stage>(const Params&)> create) {
+    const std::string name = schema.type();
+    auto it = types_.find(name);
+    if (it != types_.end())
+        throw Error("stage type '" + name + "' from " + origin_ + " is already defined by " +
+                        it->second.origin,
+                    "rename the stage type in one of them");
+    types_.emplace(name, StageType{std::move(schema), std::move(create), origin_});
+}
+
+const StageType* Registry::find(const std::string& type) const {
+    auto it = types_.find(type);
+    return it == types_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Registry::names() const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : types_) out.push_back(k);
+    return out;
+}
+
+Registry& Registry::global() {
+    static Registry r;
+    static std::once_flag once;
+    std::call_once(once, [] { register_plugin(r, rnnflow_builtin_plugin(), "built-in"); });
+    return r;
+}
+
+void register_plugin(Registry& r, const rnnflow_plugin_desc* desc, const std::string& origin) {
+    if (!desc) throw Error(origin + ": plug-in entry point returned no descriptor");
+    if (desc->abi_version != RNNFLOW_ABI_VERSION)
+        throw Error(origin + ": plug-in ABI version " + std::to_string(desc->abi_version) +
+                        ", this rnnflow expects " + std::to_string(RNNFLOW_ABI_VERSION),
+                    "rebuild the plug-in against the installed rnnflow SDK");
+    r.set_origin(origin);
+    try {
+        desc->register_stages(&r);
+    } catch (...) {
+        r.set_origin("built-in");
+        throw;
+    }
+    r.set_origin("built-in");
+}
+
+void load_plugin(Registry& r, const std::string& path) {
+    namespace fs = std::filesystem;
+    if (!fs::exists(path))
+        throw Error(path + ": plug-in file not found", "check the path (relative paths in YAML start at the graph file's folder)");
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char* why = dlerror();
+        throw Error(path + ": cannot load plug-in: " + (why ? why : "unknown dlopen error"),
+                    "is it a shared library built for this machine?");
+    }
+    auto fn = reinterpret_cast<rnnflow_plugin_fn>(dlsym(handle, "rnnflow_plugin"));
+    if (!fn)
+        throw Error(path + ": not an rnnflow plug-in (no 'rnnflow_plugin' entry point)",
+                    "a plug-in defines its entry point with RNNFLOW_PLUGIN(...)");
+    register_plugin(r, fn(), path);
+}
+
+}  // namespace rnnflow
