@@ -1,0 +1,861 @@
+#include "engine.hpp"
+
+#include <omp.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include "metrics_log.hpp"
+#include "progress.hpp"
+
+namespace rnnflow {
+
+namespace flow = oneapi::tbb::flow;
+using Clock = std::chrono::steady_clock;
+
+int available_cores() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)) > 0 ? static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)) : 1;
+}
+
+double MetricsRow::get(const std::string& name) const {
+    for (const auto& [k, v] : values)
+        if (k == name) return v;
+    return std::numeric_limits<double>::quiet_NaN();
+}
+
+namespace {
+
+// Each thread that calls oneDNN sets its own OpenMP team size (oneDNN uses the caller's
+// omp_get_max_threads()).
+void set_omp_threads(int n) {
+    thread_local int current = -1;
+    if (current != n) {
+        omp_set_num_threads(n);
+        current = n;
+    }
+}
+
+// Run `fn`, turning any exception into an rnnflow::Error that names the stage.
+template <class Fn>
+void guarded(const StageDef& def, const std::string& context, Fn&& fn) {
+    try {
+        fn();
+    } catch (Error& e) {
+        e.in_stage(def.id, def.type, def.loc, context);
+        throw;
+    } catch (const std::exception& e) {
+        Error err(e.what());
+        err.in_stage(def.id, def.type, def.loc, context);
+        throw err;
+    }
+}
+
+struct BatchMsg {
+    Batch* batch = nullptr;
+    std::int64_t index = 0;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+struct Engine::Impl {
+    struct Node {
+        int idx = 0;
+        const StageDef* def = nullptr;
+        const StageType* type = nullptr;
+        const StageSchema* schema = nullptr;
+        std::unique_ptr<Stage> stage;
+        ModelStage* model = nullptr;
+        DataSource* source = nullptr;
+        OptimizerStage* optim = nullptr;
+        MetricStage* metric = nullptr;
+        SamplerStage* sampler = nullptr;
+        std::vector<PortInfo> out_info;
+        std::vector<bool> out_info_set;
+        std::vector<Tensor> outputs;   // model stages: per output port, rewritten every step
+        std::vector<Tensor> diff_dst;  // per output port: sum over consumers
+        std::vector<Tensor> diff_src;  // per input port: written by backward
+        Saved saved;
+        std::mt19937_64 rng;
+    };
+
+    Engine& self;
+    const CompiledGraph& g;
+    std::vector<Node> nodes;
+    std::map<std::string, std::any> datasets;  // "stage/port/split"
+    int source_idx = -1;
+    int optim_idx = -1;
+    int loss_idx = -1;       // the stage whose output the optimiser minimises
+    int loss_port = -1;
+    int sampler_idx = -1;
+    std::vector<int> metric_idx;
+    std::vector<bool> in_backward;  // B: stages that run backward in training
+    std::map<std::string, bool> higher_is_better;
+
+    // The step being executed (steps are serial).
+    BatchMsg current;
+    StepInfo step;
+    const Tensor* infer_ids = nullptr;  // infer phase: the ids fed in place of the source
+
+    // Batch objects recycled between steps: no allocation once the pool is warm.
+    std::mutex pool_mutex;
+    std::vector<std::unique_ptr<Batch>> pool;
+    std::vector<Batch*> free_batches;
+
+    // Running totals of one pass.
+    double pass_loss_sum = 0, pass_loss_count = 0, pass_grad_norm_sum = 0;
+    std::int64_t pass_steps = 0, pass_items = 0;
+
+    std::unique_ptr<MetricsLog> metrics_log;
+    std::unique_ptr<oneapi::tbb::task_arena> arena;
+
+    Impl(Engine& e, const CompiledGraph& graph) : self(e), g(graph) {}
+
+    // --- graph structure -------------------------------------------------------------------
+    const Connection* input_conn(int n, int port) const {
+        const int c = g.input_conn[static_cast<std::size_t>(n)][static_cast<std::size_t>(port)];
+        return c < 0 ? nullptr : &g.connections[static_cast<std::size_t>(c)];
+    }
+    bool is_model(int n) const { return nodes[static_cast<std::size_t>(n)].model != nullptr; }
+
+    // Model stages needed to compute the inputs of `targets` (themselves included when model).
+    std::vector<bool> model_ancestors(const std::vector<int>& targets) const {
+        std::vector<bool> need(nodes.size(), false);
+        std::vector<int> stack(targets.begin(), targets.end());
+        while (!stack.empty()) {
+            const int n = stack.back();
+            stack.pop_back();
+            const auto& node = nodes[static_cast<std::size_t>(n)];
+            if (node.model) {
+                if (need[static_cast<std::size_t>(n)]) continue;
+                need[static_cast<std::size_t>(n)] = true;
+            }
+            for (std::size_t i = 0; i < node.schema->inputs().size(); ++i)
+                if (const auto* c = input_conn(n, static_cast<int>(i)); c && is_model(c->from_stage))
+                    stack.push_back(c->from_stage);
+        }
+        return need;
+    }
+
+    const Tensor* input_tensor(int n, int port) const {
+        const auto* c = input_conn(n, port);
+        if (!c) return nullptr;
+        const auto& p = nodes[static_cast<std::size_t>(c->from_stage)];
+        if (p.source) {
+            if (infer_ids) return infer_ids;
+            return &current.batch->outputs.at(static_cast<std::size_t>(c->from_port));
+        }
+        return &p.outputs.at(static_cast<std::size_t>(c->from_port));
+    }
+
+    Inputs inputs_of(int n) const {
+        const auto& node = nodes[static_cast<std::size_t>(n)];
+        std::vector<const Tensor*> v(node.schema->inputs().size(), nullptr);
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = input_tensor(n, static_cast<int>(i));
+        return Inputs(node.schema, true, std::move(v));
+    }
+
+    // --- per-step work ----------------------------------------------------------------------
+    void forward(int n) {
+        auto& node = nodes[static_cast<std::size_t>(n)];
+        guarded(*node.def, step_context("forward"), [&] {
+            set_omp_threads(self.threads_);
+            Inputs in = inputs_of(n);
+            std::vector<Tensor*> outs;
+            for (auto& t : node.outputs) outs.push_back(&t);
+            Outputs out(node.schema, false, std::move(outs));
+            node.model->forward(in, out, node.saved, step);
+        });
+    }
+
+    void backward(int n) {
+        auto& node = nodes[static_cast<std::size_t>(n)];
+        guarded(*node.def, step_context("backward"), [&] {
+            set_omp_threads(self.threads_);
+            // diff_dst: the seed for the minimised loss, else the sum over consumers in B.
+            std::vector<Tensor*> dd(node.outputs.size(), nullptr);
+            for (std::size_t o = 0; o < node.outputs.size(); ++o) {
+                Tensor& d = node.diff_dst[o];
+                if (n == loss_idx && static_cast<int>(o) == loss_port) {
+                    const float* l = node.outputs[o].data<float>();
+                    d.resize(DType::f32, {2});
+                    d.data<float>()[0] = l[1] > 0 ? 1.0f / l[1] : 0.0f;
+                    d.data<float>()[1] = 0.0f;
+                    dd[o] = &d;
+                    continue;
+                }
+                if (node.outputs[o].dtype() != DType::f32) continue;
+                d.resize(DType::f32, node.outputs[o].shape());
+                d.lengths = node.outputs[o].lengths;
+                d.zero();
+                for (int ci : g.output_conns[static_cast<std::size_t>(n)][o]) {
+                    const auto& c = g.connections[static_cast<std::size_t>(ci)];
+                    if (!in_backward[static_cast<std::size_t>(c.to_stage)]) continue;
+                    const Tensor& src = nodes[static_cast<std::size_t>(c.to_stage)].diff_src[static_cast<std::size_t>(c.to_port)];
+                    RNNFLOW_ASSERT(src.numel() == d.numel());
+                    float* dp = d.data<float>();
+                    const float* sp = src.data<float>();
+                    for (std::int64_t e = 0; e < d.numel(); ++e) dp[e] += sp[e];
+                }
+                dd[o] = &d;
+            }
+            std::vector<Tensor*> ds(node.schema->inputs().size(), nullptr);
+            for (std::size_t i = 0; i < ds.size(); ++i) {
+                const auto* c = input_conn(n, static_cast<int>(i));
+                if (c && in_backward[static_cast<std::size_t>(c->from_stage)]) ds[i] = &node.diff_src[i];
+            }
+            Inputs in = inputs_of(n);
+            std::vector<Tensor*> outs;
+            for (auto& t : node.outputs) outs.push_back(&t);
+            Outputs out(node.schema, false, std::move(outs));
+            Grads diff_dst(node.schema, false, std::move(dd));
+            Grads diff_src(node.schema, true, std::move(ds));
+            node.model->backward(in, out, node.saved, diff_dst, diff_src, step);
+        });
+    }
+
+    std::string step_context(const char* what) const {
+        std::ostringstream os;
+        os << what << ", " << step.split << " epoch " << (step.epoch + 1) << " batch " << (step.batch + 1);
+        return os.str();
+    }
+
+    // --- one pass over a split (or one infer call) on a flow graph ----------------------------
+    enum class PassKind { train, evaluate, infer };
+
+    Batch* take_batch() {
+        std::lock_guard<std::mutex> lock(pool_mutex);
+        if (free_batches.empty()) {
+            pool.push_back(std::make_unique<Batch>());
+            return pool.back().get();
+        }
+        Batch* b = free_batches.back();
+        free_batches.pop_back();
+        return b;
+    }
+    void give_back(Batch* b) {
+        std::lock_guard<std::mutex> lock(pool_mutex);
+        free_batches.push_back(b);
+    }
+
+    // Runs the pass; `on_step_end` is called after each step (serially).
+    void run_pass(PassKind kind, const std::string& split, std::int64_t epoch, std::int64_t max_batches,
+                  const std::function<void(std::int64_t)>& on_step_end) {
+        const bool training = kind == PassKind::train;
+        std::vector<int> targets;
+        if (kind == PassKind::infer) {
+            const auto* c = input_conn(sampler_idx, nodes[static_cast<std::size_t>(sampler_idx)].schema->input_index("logits"));
+            targets.push_back(c->from_stage);
+        } else {
+            if (loss_idx >= 0) targets.push_back(loss_idx);
+            for (int m : metric_idx) targets.push_back(m);
+        }
+        const std::vector<bool> fwd_set = model_ancestors(targets);
+
+        flow::graph fg;
+        std::vector<std::unique_ptr<flow::graph_node>> keep;
+        std::vector<int> out_degree;  // by position in `all`
+        std::vector<flow::continue_node<flow::continue_msg>*> all;
+        auto add_cont = [&](std::function<void()> body) {
+            auto node = std::make_unique<flow::continue_node<flow::continue_msg>>(
+                fg, [body = std::move(body)](const flow::continue_msg&) { body(); });
+            auto* p = node.get();
+            keep.push_back(std::move(node));
+            all.push_back(p);
+            out_degree.push_back(0);
+            return p;
+        };
+        auto pos = [&](flow::continue_node<flow::continue_msg>* p) {
+            return static_cast<std::size_t>(std::find(all.begin(), all.end(), p) - all.begin());
+        };
+        auto edge = [&](flow::continue_node<flow::continue_msg>* a, flow::continue_node<flow::continue_msg>* b) {
+            flow::make_edge(*a, *b);
+            ++out_degree[pos(a)];
+        };
+
+        // begin: makes the step's batch current.
+        auto begin = add_cont([] {});
+        flow::function_node<BatchMsg, flow::continue_msg> begin_fn(
+            fg, flow::serial, [this, split, epoch, kind](const BatchMsg& m) {
+                current = m;
+                step.phase = kind == PassKind::train ? Phase::train : kind == PassKind::evaluate ? Phase::evaluate : Phase::infer;
+                step.split = split;
+                step.epoch = epoch;
+                step.batch = m.index;
+                step.reset_state = m.batch ? m.batch->reset_state : step.reset_state;
+                return flow::continue_msg();
+            });
+        flow::make_edge(begin_fn, *begin);
+
+        std::vector<flow::continue_node<flow::continue_msg>*> fwd(nodes.size(), nullptr), bwd(nodes.size(), nullptr);
+        for (int n : g.order) {
+            if (!fwd_set[static_cast<std::size_t>(n)]) continue;
+            fwd[static_cast<std::size_t>(n)] = add_cont([this, n] { forward(n); });
+        }
+        // Forward edges: from each producing model stage (once per distinct producer), else begin.
+        auto wire_from_producers = [&](int n, flow::continue_node<flow::continue_msg>* target) {
+            std::set<int> preds;
+            const auto& node = nodes[static_cast<std::size_t>(n)];
+            for (std::size_t i = 0; i < node.schema->inputs().size(); ++i)
+                if (const auto* c = input_conn(n, static_cast<int>(i)); c && fwd[static_cast<std::size_t>(c->from_stage)])
+                    preds.insert(c->from_stage);
+            if (preds.empty()) edge(begin, target);
+            for (int p : preds) edge(fwd[static_cast<std::size_t>(p)], target);
+        };
+        for (int n : g.order)
+            if (fwd[static_cast<std::size_t>(n)]) wire_from_producers(n, fwd[static_cast<std::size_t>(n)]);
+
+        // Metrics accumulate once their inputs are computed.
+        if (kind != PassKind::infer) {
+            for (int m : metric_idx) {
+                auto* node = add_cont([this, m] {
+                    auto& mn = nodes[static_cast<std::size_t>(m)];
+                    guarded(*mn.def, step_context("accumulate"), [&] { mn.metric->accumulate(inputs_of(m), step); });
+                });
+                wire_from_producers(m, node);
+            }
+        }
+
+        // Backward, wired in reverse, then the optimiser.
+        flow::continue_node<flow::continue_msg>* opt_node = nullptr;
+        if (training && optim_idx >= 0) {
+            for (int n : g.order)
+                if (in_backward[static_cast<std::size_t>(n)]) bwd[static_cast<std::size_t>(n)] = add_cont([this, n] { backward(n); });
+            for (int n : g.order) {
+                if (!bwd[static_cast<std::size_t>(n)]) continue;
+                std::set<int> consumers;
+                for (const auto& conns : g.output_conns[static_cast<std::size_t>(n)])
+                    for (int ci : conns) {
+                        const int to = g.connections[static_cast<std::size_t>(ci)].to_stage;
+                        if (bwd[static_cast<std::size_t>(to)]) consumers.insert(to);
+                    }
+                if (consumers.empty()) edge(fwd[static_cast<std::size_t>(n)], bwd[static_cast<std::size_t>(n)]);
+                for (int c : consumers) edge(bwd[static_cast<std::size_t>(c)], bwd[static_cast<std::size_t>(n)]);
+            }
+            opt_node = add_cont([this] {
+                auto& on = nodes[static_cast<std::size_t>(optim_idx)];
+                guarded(*on.def, step_context("step"), [&] {
+                    set_omp_threads(self.threads_);
+                    pass_grad_norm_sum += on.optim->step(step);
+                });
+            });
+            bool any = false;
+            for (auto* b : bwd)
+                if (b) { edge(b, opt_node); any = true; }
+            if (!any) edge(fwd[static_cast<std::size_t>(loss_idx)], opt_node);
+        }
+
+        // end: bookkeeping once everything of the step is done.
+        auto end = std::make_unique<flow::continue_node<flow::continue_msg>>(
+            fg, [this, training, &on_step_end](const flow::continue_msg&) {
+                if (loss_idx >= 0 && current.batch) {
+                    const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
+                    if (training && !std::isfinite(l[0])) {
+                        const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
+                        throw Error("stage '" + ln.def->id + "' (" + ln.def->type + ", " + ln.def->loc.str() +
+                                        ") gave a non-finite loss at " + step.split + " epoch " +
+                                        std::to_string(step.epoch + 1) + " batch " + std::to_string(step.batch + 1),
+                                    "lower the optimiser's lr or set clip_norm; the last good checkpoint is kept");
+                    }
+                    pass_loss_sum += l[0];
+                    pass_loss_count += l[1];
+                }
+                ++pass_steps;
+                if (current.batch) {
+                    pass_items += current.batch->items;
+                    give_back(current.batch);
+                }
+                if (on_step_end) on_step_end(current.index);
+                return flow::continue_msg();
+            });
+        for (std::size_t i = 0; i < all.size(); ++i)
+            if (out_degree[i] == 0) flow::make_edge(*all[i], *end);
+
+        if (kind == PassKind::infer) {
+            begin_fn.try_put(BatchMsg{nullptr, 0});
+            fg.wait_for_all();
+            return;
+        }
+
+        auto& src = nodes[static_cast<std::size_t>(source_idx)];
+        std::int64_t produced = 0;
+        flow::input_node<BatchMsg> input(fg, [this, &src, &produced, max_batches](oneapi::tbb::flow_control& fc) {
+            if (max_batches > 0 && produced >= max_batches) {
+                fc.stop();
+                return BatchMsg{};
+            }
+            Batch* b = take_batch();
+            bool more = false;
+            guarded(*src.def, "next batch", [&] { more = src.source->next(*b); });
+            if (!more) {
+                give_back(b);
+                fc.stop();
+                return BatchMsg{};
+            }
+            return BatchMsg{b, produced++};
+        });
+        const std::size_t ahead = static_cast<std::size_t>(std::max<std::int64_t>(1, g.def.train.prefetch));
+        flow::limiter_node<BatchMsg> limit_ahead(fg, ahead);
+        flow::queue_node<BatchMsg> queue(fg);
+        flow::limiter_node<BatchMsg> limit_step(fg, 1);
+        flow::make_edge(input, limit_ahead);
+        flow::make_edge(limit_ahead, queue);
+        flow::make_edge(queue, limit_step);
+        flow::make_edge(limit_step, begin_fn);
+        flow::make_edge(*end, limit_step.decrementer());
+        flow::make_edge(*end, limit_ahead.decrementer());
+        input.activate();
+        fg.wait_for_all();
+    }
+
+    // --- metrics of a pass --------------------------------------------------------------------
+    MetricsRow run_split(PassKind kind, const std::string& split, std::int64_t epoch,
+                         Progress* progress) {
+        auto& src = nodes[static_cast<std::size_t>(source_idx)];
+        std::int64_t batches = 0;
+        guarded(*src.def, "begin " + split, [&] { batches = src.source->begin(split, epoch); });
+        const std::int64_t max_b = self.graph_.def.train.max_batches;
+        if (max_b > 0) batches = std::min(batches, max_b);
+        MetricsRow row;
+        row.epoch = epoch + 1;
+        row.split = split;
+        if (batches == 0) return row;
+        for (int m : metric_idx) {
+            auto& mn = nodes[static_cast<std::size_t>(m)];
+            guarded(*mn.def, "begin " + split, [&] { mn.metric->begin(split); });
+        }
+        pass_loss_sum = pass_loss_count = pass_grad_norm_sum = 0;
+        pass_steps = pass_items = 0;
+        const auto t0 = Clock::now();
+        if (progress) progress->begin_pass(kind == PassKind::train ? "train" : split, epoch, batches);
+        run_pass(kind, split, epoch, max_b, [&](std::int64_t) {
+            if (progress)
+                progress->step(pass_steps, pass_loss_count > 0 ? pass_loss_sum / pass_loss_count : 0.0, pass_items);
+        });
+        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (progress) progress->end_pass();
+        if (pass_loss_count > 0) row.values.emplace_back("loss", pass_loss_sum / pass_loss_count);
+        for (int m : metric_idx) {
+            auto& mn = nodes[static_cast<std::size_t>(m)];
+            std::vector<MetricValue> vals;
+            guarded(*mn.def, "end " + split, [&] { vals = mn.metric->end(); });
+            for (const auto& v : vals) {
+                const std::string name = v.name.empty() ? mn.def->id : mn.def->id + "." + v.name;
+                row.values.emplace_back(name, v.value);
+                higher_is_better[name] = v.higher_is_better;
+            }
+        }
+        if (kind == PassKind::train) {
+            auto& on = nodes[static_cast<std::size_t>(optim_idx)];
+            row.values.emplace_back("lr", on.optim->learning_rate());
+            if (pass_steps > 0) row.values.emplace_back("grad_norm", pass_grad_norm_sum / static_cast<double>(pass_steps));
+        }
+        row.values.emplace_back("seconds", secs);
+        row.values.emplace_back("items_per_second", secs > 0 ? static_cast<double>(pass_items) / secs : 0.0);
+        return row;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+Engine::Engine(CompiledGraph graph, RunOptions options)
+    : graph_(std::move(graph)), opt_(std::move(options)) {
+    threads_ = opt_.threads > 0 ? opt_.threads
+               : graph_.def.train.threads > 0 ? static_cast<int>(graph_.def.train.threads)
+                                              : available_cores();
+    impl_ = std::make_unique<Impl>(*this, graph_);
+    impl_->arena = std::make_unique<oneapi::tbb::task_arena>(threads_);
+    if (!opt_.run_dir.empty() && opt_.mode == PrepareMode::fit) {
+        std::filesystem::create_directories(opt_.run_dir / "checkpoints");
+        write_file_atomic(opt_.run_dir / "resolved.yaml", graph_.def.resolved_yaml);
+        write_file_atomic(opt_.run_dir / "graph.dot", to_dot(graph_));
+        impl_->metrics_log = std::make_unique<MetricsLog>(opt_.run_dir);
+    }
+}
+
+Engine::~Engine() = default;
+
+Stage* Engine::stage(const std::string& id) const {
+    const int i = graph_.def.index(id);
+    if (i < 0 || static_cast<std::size_t>(i) >= impl_->nodes.size()) return nullptr;
+    return impl_->nodes[static_cast<std::size_t>(i)].stage.get();
+}
+
+namespace {
+
+class EnginePrepare : public PrepareContext {
+public:
+    EnginePrepare(Engine::Impl& impl, int n, PrepareMode mode, std::filesystem::path state_root,
+                  const std::vector<std::string>& splits, int threads)
+        : impl_(impl), n_(n), mode_(mode), state_root_(std::move(state_root)), splits_(splits),
+          threads_(threads) {}
+
+    PrepareMode mode() const override { return mode_; }
+    const std::string& stage_id() const override { return node().def->id; }
+    const std::vector<std::string>& splits() const override { return splits_; }
+    bool connected(const std::string& input) const override {
+        const int i = node().schema->input_index(input);
+        return i >= 0 && impl_.input_conn(n_, i) != nullptr;
+    }
+    const PortInfo& input_info(const std::string& input) const override {
+        const Connection* c = conn(input);
+        const auto& p = impl_.nodes[static_cast<std::size_t>(c->from_stage)];
+        RNNFLOW_CHECK(p.out_info_set[static_cast<std::size_t>(c->from_port)], "stage '", p.def->id,
+                      "' did not describe its output '", p.schema->outputs()[static_cast<std::size_t>(c->from_port)].name, "'");
+        return p.out_info[static_cast<std::size_t>(c->from_port)];
+    }
+    void set_output_info(const std::string& output, PortInfo info) override {
+        const int o = node().schema->output_index(output);
+        RNNFLOW_CHECK(o >= 0, "has no output '", output, "'");
+        info.type = node().schema->outputs()[static_cast<std::size_t>(o)].type;
+        node().out_info[static_cast<std::size_t>(o)] = std::move(info);
+        node().out_info_set[static_cast<std::size_t>(o)] = true;
+    }
+    bool has_input(const std::string& input, const std::string& split) const override {
+        if (!connected(input)) return false;
+        return impl_.datasets.count(key(conn(input), split)) != 0;
+    }
+    const std::any& input_any(const std::string& input, const std::string& split) const override {
+        auto it = impl_.datasets.find(key(conn(input), split));
+        RNNFLOW_CHECK(it != impl_.datasets.end(), "input '", input, "' has no data for split '", split, "'");
+        return it->second;
+    }
+    void put_output_any(const std::string& output, const std::string& split, std::any v) override {
+        const int o = node().schema->output_index(output);
+        RNNFLOW_CHECK(o >= 0, "has no output '", output, "'");
+        impl_.datasets[node().def->id + "/" + std::to_string(o) + "/" + split] = std::move(v);
+    }
+    std::mt19937_64& rng() override { return node().rng; }
+    std::filesystem::path state_dir() override {
+        if (state_root_.empty()) return {};
+        auto d = state_root_ / "state" / node().def->id;
+        if (mode_ == PrepareMode::fit) std::filesystem::create_directories(d);
+        return d;
+    }
+    const std::filesystem::path& base_dir() const override { return impl_.g.def.base_dir; }
+    int threads() const override { return threads_; }
+
+private:
+    Engine::Impl::Node& node() const { return impl_.nodes[static_cast<std::size_t>(n_)]; }
+    const Connection* conn(const std::string& input) const {
+        const int i = node().schema->input_index(input);
+        RNNFLOW_CHECK(i >= 0, "has no input '", input, "'");
+        const Connection* c = impl_.input_conn(n_, i);
+        RNNFLOW_CHECK(c != nullptr, "input '", input, "' is not connected");
+        return c;
+    }
+    std::string key(const Connection* c, const std::string& split) const {
+        return impl_.nodes[static_cast<std::size_t>(c->from_stage)].def->id + "/" + std::to_string(c->from_port) + "/" + split;
+    }
+    Engine::Impl& impl_;
+    int n_;
+    PrepareMode mode_;
+    std::filesystem::path state_root_;
+    const std::vector<std::string>& splits_;
+    int threads_;
+};
+
+std::uint64_t stage_seed(std::int64_t seed, const std::string& id) {
+    std::uint64_t h = 1469598103934665603ull ^ static_cast<std::uint64_t>(seed);
+    for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+}  // namespace
+
+void Engine::prepare() {
+    auto& im = *impl_;
+    const auto& def = graph_.def;
+    im.nodes.resize(def.stages.size());
+    static const std::vector<std::string> splits{"train", "valid", "test"};
+    const std::filesystem::path state_root = opt_.mode == PrepareMode::restore ? opt_.restore_dir : opt_.run_dir;
+    im.arena->execute([&] {
+        set_omp_threads(threads_);
+        for (int n : graph_.order) {
+            auto& node = im.nodes[static_cast<std::size_t>(n)];
+            const StageDef& sd = def.stages[static_cast<std::size_t>(n)];
+            node.idx = n;
+            node.def = &sd;
+            node.type = graph_.types[static_cast<std::size_t>(n)];
+            node.schema = &node.type->schema;
+            node.out_info.assign(node.schema->outputs().size(), PortInfo{});
+            node.out_info_set.assign(node.schema->outputs().size(), false);
+            node.outputs.resize(node.schema->outputs().size());
+            node.diff_dst.resize(node.schema->outputs().size());
+            node.diff_src.resize(node.schema->inputs().size());
+            node.rng.seed(stage_seed(def.seed, sd.id));
+            guarded(sd, "prepare", [&] {
+                Params params = sd.params;
+                for (const auto& [name, ref] : sd.refs) {
+                    const int r = def.index(ref.stage);
+                    RNNFLOW_ASSERT(r >= 0 && im.nodes[static_cast<std::size_t>(r)].stage);
+                    const std::int64_t v = im.nodes[static_cast<std::size_t>(r)].stage->value(ref.value);
+                    const ParamSpec* spec = node.schema->find_param(name);
+                    const std::string err = StageSchema::check(*spec, ParamValue(v));
+                    if (!err.empty())
+                        throw Error("'" + name + "' = " + ref.stage + "." + ref.value + " " + err, {}, ref.loc);
+                    params.set(name, v, ref.loc);
+                }
+                node.stage = node.type->create(params);
+                RNNFLOW_ASSERT(node.stage != nullptr);
+                Stage* s = node.stage.get();
+                node.model = dynamic_cast<ModelStage*>(s);
+                node.source = dynamic_cast<DataSource*>(s);
+                node.optim = dynamic_cast<OptimizerStage*>(s);
+                node.metric = dynamic_cast<MetricStage*>(s);
+                node.sampler = dynamic_cast<SamplerStage*>(s);
+                EnginePrepare ctx(im, n, opt_.mode, state_root, splits, threads_);
+                s->prepare(ctx);
+                for (std::size_t o = 0; o < node.out_info.size(); ++o)
+                    if (!node.out_info_set[o]) {
+                        node.out_info[o].type = node.schema->outputs()[o].type;
+                        node.out_info_set[o] = true;
+                    }
+            });
+        }
+    });
+
+    // Roles: one data source, at most one optimiser, the minimised loss, metrics, a sampler.
+    std::vector<std::string> sources;
+    for (auto& node : im.nodes) {
+        if (node.source) { sources.push_back(node.def->id); im.source_idx = node.idx; }
+        if (node.optim) {
+            RNNFLOW_CHECK(im.optim_idx < 0, "the graph has two optimisers ('",
+                          im.nodes[static_cast<std::size_t>(im.optim_idx)].def->id, "' and '", node.def->id,
+                          "'); this engine trains with one");
+            im.optim_idx = node.idx;
+        }
+        if (node.metric) im.metric_idx.push_back(node.idx);
+        if (node.sampler) im.sampler_idx = node.idx;
+    }
+    if (sources.size() != 1)
+        throw Error(sources.empty() ? "the graph has no batch source (e.g. lm_batches)"
+                                    : "the graph has " + std::to_string(sources.size()) + " batch sources; this engine runs one",
+                    "one stage of role 'source' feeds the model its batches");
+    if (im.optim_idx >= 0) {
+        const auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
+        const Connection* c = im.input_conn(im.optim_idx, on.schema->input_index("minimize"));
+        RNNFLOW_ASSERT(c != nullptr);
+        im.loss_idx = c->from_stage;
+        im.loss_port = c->from_port;
+        RNNFLOW_CHECK(im.is_model(im.loss_idx), "stage '", on.def->id, "' minimises '",
+                      im.nodes[static_cast<std::size_t>(im.loss_idx)].def->id, "', which is not a model stage");
+    }
+
+    // B: stages that run backward — differentiable, on a differentiable path to the loss, and
+    // with trainable parameters at or before them.
+    const std::size_t N = im.nodes.size();
+    im.in_backward.assign(N, false);
+    if (im.loss_idx >= 0) {
+        std::vector<bool> reach(N, false);
+        reach[static_cast<std::size_t>(im.loss_idx)] = im.nodes[static_cast<std::size_t>(im.loss_idx)].schema->is_differentiable();
+        for (auto it = graph_.order.rbegin(); it != graph_.order.rend(); ++it) {
+            const int n = *it;
+            auto& node = im.nodes[static_cast<std::size_t>(n)];
+            if (!node.model || !node.schema->is_differentiable() || reach[static_cast<std::size_t>(n)]) continue;
+            for (const auto& conns : graph_.output_conns[static_cast<std::size_t>(n)])
+                for (int ci : conns)
+                    if (reach[static_cast<std::size_t>(graph_.connections[static_cast<std::size_t>(ci)].to_stage)])
+                        reach[static_cast<std::size_t>(n)] = true;
+        }
+        for (int n : graph_.order) {
+            if (!reach[static_cast<std::size_t>(n)]) continue;
+            auto& node = im.nodes[static_cast<std::size_t>(n)];
+            bool b = false;
+            for (auto& p : node.model->params()) b = b || p.trainable;
+            for (std::size_t i = 0; i < node.schema->inputs().size(); ++i)
+                if (const auto* c = im.input_conn(n, static_cast<int>(i)); c && im.in_backward[static_cast<std::size_t>(c->from_stage)])
+                    b = true;
+            im.in_backward[static_cast<std::size_t>(n)] = b;
+        }
+    }
+
+    // The optimiser owns the parameters of every stage upstream of its loss.
+    if (im.optim_idx >= 0) {
+        const std::vector<bool> up = im.model_ancestors({im.loss_idx});
+        std::vector<std::pair<std::string, Param*>> params;
+        for (int n : graph_.order) {
+            if (!up[static_cast<std::size_t>(n)]) continue;
+            auto& node = im.nodes[static_cast<std::size_t>(n)];
+            for (auto& p : node.model->params())
+                if (p.trainable) params.emplace_back(node.def->id + "." + p.name, &p);
+        }
+        auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
+        guarded(*on.def, "prepare", [&] { on.optim->attach(std::move(params)); });
+    }
+}
+
+MetricsRow Engine::evaluate(const std::string& split, std::int64_t epoch) {
+    MetricsRow row;
+    impl_->arena->execute([&] {
+        row = impl_->run_split(Impl::PassKind::evaluate, split, epoch, nullptr);
+    });
+    return row;
+}
+
+void Engine::save_checkpoint(const std::filesystem::path& file, std::int64_t epoch) const {
+    TensorFile tf;
+    for (auto& node : impl_->nodes) {
+        if (node.model)
+            for (auto& p : node.model->params()) tf.tensors.emplace_back(node.def->id + "." + p.name, p.value);
+        if (node.optim)
+            for (const auto& [name, t] : node.optim->state()) tf.tensors.emplace_back(node.def->id + "." + name, *t);
+    }
+    tf.metadata["rnnflow.version"] = RNNFLOW_VERSION;
+    tf.metadata["experiment"] = graph_.def.experiment;
+    tf.metadata["epoch"] = std::to_string(epoch);
+    save_safetensors(file, tf);
+}
+
+void Engine::load_checkpoint(const std::filesystem::path& file) {
+    TensorFile tf = load_safetensors(file);
+    for (auto& node : impl_->nodes) {
+        if (node.model)
+            for (auto& p : node.model->params()) {
+                const std::string name = node.def->id + "." + p.name;
+                const Tensor* t = tf.find(name);
+                if (!t)
+                    throw Error(file.string() + ": checkpoint has no tensor '" + name + "'",
+                                "was it written by another graph? compare its resolved.yaml");
+                if (t->shape() != p.value.shape() || t->dtype() != p.value.dtype())
+                    throw Error(file.string() + ": tensor '" + name + "' is " + shape_str(t->shape()) +
+                                    ", the graph's is " + shape_str(p.value.shape()),
+                                "the checkpoint belongs to a graph with other sizes");
+                p.value = *t;
+            }
+        if (node.optim) {
+            std::map<std::string, Tensor> st;
+            const std::string prefix = node.def->id + ".";
+            for (const auto& [name, t] : tf.tensors)
+                if (name.rfind(prefix, 0) == 0) st.emplace(name.substr(prefix.size()), t);
+            node.optim->load_state(st);
+        }
+    }
+}
+
+namespace {
+
+class InferRunner : public ModelRunner {
+public:
+    explicit InferRunner(Engine::Impl& im) : im_(im) {}
+    const Tensor& run(const Tensor& ids, bool reset) override {
+        im_.infer_ids = &ids;
+        im_.step.reset_state = reset;
+        im_.current = {};
+        im_.run_pass(Engine::Impl::PassKind::infer, "infer", 0, 0, nullptr);
+        im_.infer_ids = nullptr;
+        const auto& sn = im_.nodes[static_cast<std::size_t>(im_.sampler_idx)];
+        const Connection* c = im_.input_conn(im_.sampler_idx, sn.schema->input_index("logits"));
+        return im_.nodes[static_cast<std::size_t>(c->from_stage)].outputs[static_cast<std::size_t>(c->from_port)];
+    }
+
+private:
+    Engine::Impl& im_;
+};
+
+}  // namespace
+
+std::string Engine::generate(const SampleRequest& req) {
+    auto& im = *impl_;
+    if (im.sampler_idx < 0)
+        throw Error("the graph has no sampler stage", "add one, e.g. `sample: {type: sampler, logits: logits, vocab: vocab.vocab}`");
+    std::string text;
+    im.arena->execute([&] {
+        InferRunner runner(im);
+        auto& sn = im.nodes[static_cast<std::size_t>(im.sampler_idx)];
+        guarded(*sn.def, "generate", [&] { text = sn.sampler->generate(runner, req); });
+    });
+    return text;
+}
+
+TrainResult Engine::train() {
+    auto& im = *impl_;
+    const auto& td = graph_.def.train;
+    RNNFLOW_CHECK(im.optim_idx >= 0, "the graph has no optimiser stage; nothing to train");
+    TrainResult result;
+    Progress progress(opt_.log, opt_.progress_bar, td.log_every, opt_.log_format);
+    const auto t_start = Clock::now();
+    double best = std::numeric_limits<double>::quiet_NaN();
+    bool best_higher = false;
+    const bool keep_best = !td.keep_metric.empty();
+    const auto ckpt_dir = opt_.run_dir / "checkpoints";
+    double train_seconds = 0;
+
+    auto record = [&](const MetricsRow& row) {
+        result.rows.push_back(row);
+        if (im.metrics_log) im.metrics_log->append(row);
+        progress.metrics(row);
+    };
+
+    im.arena->execute([&] {
+        for (std::int64_t epoch = 0; epoch < td.epochs; ++epoch) {
+            auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
+            on.optim->begin_epoch(epoch);
+            MetricsRow tr = im.run_split(Impl::PassKind::train, "train", epoch, &progress);
+            RNNFLOW_CHECK(!tr.values.empty(), "the training split gave no batches",
+                          "check the training data and the batch settings");
+            train_seconds += tr.get("seconds");
+            result.train_items += static_cast<std::int64_t>(tr.get("items_per_second") * tr.get("seconds") + 0.5);
+            record(tr);
+            MetricsRow va = im.run_split(Impl::PassKind::evaluate, graph_.def.train.keep_split, epoch, &progress);
+            if (!va.values.empty()) record(va);
+            if (!opt_.run_dir.empty()) save_checkpoint(ckpt_dir / "last.safetensors", epoch + 1);
+            if (keep_best) {
+                const double v = va.get(td.keep_metric);
+                if (std::isnan(v))
+                    throw Error("train.keep names '" + td.keep_metric + "." + td.keep_split +
+                                    "', but no such metric was computed on " + td.keep_split,
+                                "metrics computed: see metrics.jsonl; keep: last keeps the last epoch", td.loc);
+                best_higher = im.higher_is_better[td.keep_metric];
+                if (std::isnan(best) || (best_higher ? v > best : v < best)) {
+                    best = v;
+                    if (!opt_.run_dir.empty()) save_checkpoint(ckpt_dir / "best.safetensors", epoch + 1);
+                }
+            }
+            if (td.sample_length > 0 && im.sampler_idx >= 0 && !opt_.run_dir.empty()) {
+                SampleRequest req;
+                req.length = td.sample_length;
+                const std::string text = generate(req);
+                std::ofstream os(opt_.run_dir / "samples.txt", std::ios::app);
+                os << "=== epoch " << (epoch + 1) << " ===\n" << text << "\n";
+            }
+        }
+    });
+    result.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+    result.items_per_second = train_seconds > 0 ? static_cast<double>(result.train_items) / train_seconds : 0;
+
+    if (!opt_.run_dir.empty()) {
+        const auto kept = ckpt_dir / (keep_best && std::filesystem::exists(ckpt_dir / "best.safetensors")
+                                          ? "best.safetensors" : "last.safetensors");
+        result.best_checkpoint = kept.string();
+        if (td.test) {
+            load_checkpoint(kept);
+            MetricsRow te = evaluate("test", td.epochs - 1);
+            te.epoch = 0;
+            if (!te.values.empty()) record(te);
+            load_checkpoint(ckpt_dir / "last.safetensors");
+        }
+        if (im.metrics_log) im.metrics_log->write_summary(result.rows, result.seconds, result.items_per_second, kept.string());
+    } else if (td.test) {
+        MetricsRow te = evaluate("test", td.epochs - 1);
+        te.epoch = 0;
+        if (!te.values.empty()) record(te);
+    }
+    return result;
+}
+
+}  // namespace rnnflow

@@ -1,0 +1,91 @@
+// Runs a compiled graph: builds the stages, prepares them, and executes the phases on oneTBB
+// flow graphs.
+//
+// Per phase a flow graph is built once:
+//   input_node (the data source, runs ahead) → limiter_node (prefetch bound) → queue_node →
+//   limiter_node (one step at a time) → begin → forward nodes (continue_nodes wired like the
+//   stage graph, so independent branches run at once) → loss → backward nodes (wired in
+//   reverse) → optimiser → end → decrements both limiters.
+// Metric nodes accumulate after the forward nodes they read. Everything a step computes lives in
+// buffers owned by the nodes and reused from step to step.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "../graph/graph.hpp"
+#include "../core/stage.hpp"
+#include "safetensors.hpp"
+
+namespace rnnflow {
+
+struct RunOptions {
+    std::filesystem::path run_dir;     // empty: no run folder (tests)
+    int threads = 0;                   // 0: train.threads, or every core
+    PrepareMode mode = PrepareMode::fit;
+    std::filesystem::path restore_dir; // restore mode: the run folder to take fitted state from
+    std::ostream* log = nullptr;       // progress and log lines; nullptr: silent
+    bool progress_bar = false;         // redraw one line in place (a terminal); else log lines
+    std::string log_format = "text";   // "text" or "json"
+};
+
+// One row of metrics: a pass over a split, or a summary.
+struct MetricsRow {
+    std::int64_t epoch = 0;  // 1-based; 0 for the final test evaluation
+    std::string split;
+    std::vector<std::pair<std::string, double>> values;  // in a stable order
+    double get(const std::string& name) const;           // NaN if absent
+};
+
+struct TrainResult {
+    std::vector<MetricsRow> rows;
+    double seconds = 0;
+    std::int64_t train_items = 0;  // tokens seen in training
+    double items_per_second = 0;
+    std::string best_checkpoint;   // path, if a run folder exists
+};
+
+class Engine {
+public:
+    Engine(CompiledGraph graph, RunOptions options);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Construct and prepare every stage in topological order. Errors name the stage.
+    void prepare();
+    // Epochs of training with validation after each; keeps last/best checkpoints; then the test
+    // split (with the kept checkpoint) if the graph has one.
+    TrainResult train();
+    // One forward pass over a split; metric values by name.
+    MetricsRow evaluate(const std::string& split, std::int64_t epoch = 0);
+    // Text from the graph's sampler stage.
+    std::string generate(const SampleRequest& req);
+
+    void save_checkpoint(const std::filesystem::path& file, std::int64_t epoch) const;
+    void load_checkpoint(const std::filesystem::path& file);
+
+    const CompiledGraph& graph() const { return graph_; }
+    int threads() const { return threads_; }
+    // The stage instance of a stage id (after prepare), for tests and tools.
+    Stage* stage(const std::string& id) const;
+
+    struct Impl;  // opaque: the flow graphs and per-stage buffers
+
+private:
+    CompiledGraph graph_;
+    RunOptions opt_;
+    int threads_ = 1;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Number of cores this process may use.
+int available_cores();
+
+}  // namespace rnnflow

@@ -1,0 +1,85 @@
+#include "metrics_log.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "safetensors.hpp"
+
+namespace rnnflow {
+
+std::string format_number(double v) {
+    if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+    char buf[64];
+    for (int prec = 6; prec <= 17; ++prec) {
+        std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (std::strtod(buf, nullptr) == v) break;
+    }
+    return buf;
+}
+
+std::string json_number(double v) {
+    std::string out = format_number(v);
+    if (!std::isfinite(v)) {
+        out.insert(out.begin(), '"');
+        out.push_back('"');
+    }
+    return out;
+}
+
+MetricsLog::MetricsLog(std::filesystem::path run_dir) : dir_(std::move(run_dir)) {}
+
+void MetricsLog::append(const MetricsRow& row) {
+    rows_.push_back(row);
+    {
+        std::ofstream os(dir_ / "metrics.jsonl", std::ios::app);
+        os << "{\"epoch\":" << row.epoch << ",\"split\":\"" << row.split << "\"";
+        for (const auto& [k, v] : row.values) {
+            os << ",\"" << k << "\":" << json_number(v);
+        }
+        os << "}\n";
+        os.flush();
+    }
+    std::vector<std::string> cols;
+    std::set<std::string> seen;
+    for (const auto& r : rows_)
+        for (const auto& [k, v] : r.values)
+            if (seen.insert(k).second) cols.push_back(k);
+    std::ostringstream csv;
+    csv << "epoch,split";
+    for (const auto& c : cols) csv << "," << c;
+    csv << "\n";
+    for (const auto& r : rows_) {
+        csv << r.epoch << "," << r.split;
+        for (const auto& c : cols) {
+            csv << ",";
+            const double v = r.get(c);
+            if (!std::isnan(v) || seen.count(c) == 0) {
+                bool present = false;
+                for (const auto& [k, x] : r.values) present = present || k == c;
+                if (present) csv << format_number(v);
+            }
+        }
+        csv << "\n";
+    }
+    write_file_atomic(dir_ / "metrics.csv", csv.str());
+}
+
+void MetricsLog::write_summary(const std::vector<MetricsRow>& rows, double seconds, double items_per_second,
+                               const std::string& kept_checkpoint) {
+    std::ostringstream os;
+    os << "wall time: " << format_number(std::round(seconds * 10) / 10) << " s\n";
+    os << "training throughput: " << format_number(std::round(items_per_second)) << " items/s\n";
+    os << "kept checkpoint: " << kept_checkpoint << "\n";
+    for (const auto& r : rows) {
+        os << (r.epoch > 0 ? "epoch " + std::to_string(r.epoch) : std::string("final")) << " " << r.split << ":";
+        for (const auto& [k, v] : r.values) os << " " << k << "=" << format_number(v);
+        os << "\n";
+    }
+    write_file_atomic(dir_ / "summary.txt", os.str());
+}
+
+}  // namespace rnnflow

@@ -1,0 +1,285 @@
+#include "safetensors.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "../core/error.hpp"
+
+namespace rnnflow {
+
+const Tensor* TensorFile::find(const std::string& name) const {
+    for (const auto& [n, t] : tensors)
+        if (n == name) return &t;
+    return nullptr;
+}
+
+std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc) {
+    static const std::array<std::uint32_t, 256> table = [] {
+        std::array<std::uint32_t, 256> t{};
+        for (std::uint32_t i = 0; i < 256; ++i) {
+            std::uint32_t c = i;
+            for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[i] = c;
+        }
+        return t;
+    }();
+    crc = ~crc;
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+static std::string json_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') { out += '\\'; out += c; }
+        else if (u < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", u);
+            out += buf;
+        } else out += c;
+    }
+    return out;
+}
+
+void write_file_atomic(const std::filesystem::path& file, const std::string& bytes) {
+    const std::filesystem::path tmp = file.string() + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    RNNFLOW_CHECK(fd >= 0, "cannot write ", tmp.string(), ": ", std::strerror(errno));
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            const int e = errno;
+            ::close(fd);
+            throw Error("failed writing " + tmp.string() + ": " + std::strerror(e));
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0)
+        throw Error("failed writing " + tmp.string() + ": " + std::strerror(errno));
+    std::error_code ec;
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) throw Error("cannot rename " + tmp.string() + " to " + file.string() + ": " + ec.message());
+    // Make the rename itself durable.
+    const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { ::fsync(dfd); ::close(dfd); }
+}
+
+void save_safetensors(const std::filesystem::path& file, const TensorFile& tf) {
+    std::string data;
+    std::ostringstream hdr;
+    hdr << "{";
+    std::size_t total = 0;
+    for (const auto& [name, t] : tf.tensors) total += t.bytes();
+    data.reserve(total);
+    bool first = true;
+    for (const auto& [name, t] : tf.tensors) {
+        const std::size_t begin = data.size();
+        data.append(static_cast<const char*>(t.raw()), t.bytes());
+        if (!first) hdr << ",";
+        first = false;
+        hdr << "\"" << json_escape(name) << "\":{\"dtype\":\"" << (t.dtype() == DType::f32 ? "F32" : "I32")
+            << "\",\"shape\":[";
+        for (std::size_t i = 0; i < t.shape().size(); ++i) hdr << (i ? "," : "") << t.shape()[i];
+        hdr << "],\"data_offsets\":[" << begin << "," << data.size() << "]}";
+    }
+    auto meta = tf.metadata;
+    meta["rnnflow.crc32"] = std::to_string(crc32(data.data(), data.size()));
+    hdr << (first ? "" : ",") << "\"__metadata__\":{";
+    bool mfirst = true;
+    for (const auto& [k, v] : meta) {
+        hdr << (mfirst ? "" : ",") << "\"" << json_escape(k) << "\":\"" << json_escape(v) << "\"";
+        mfirst = false;
+    }
+    hdr << "}}";
+    std::string header = hdr.str();
+    while (header.size() % 8) header += ' ';  // data starts 8-byte aligned
+    std::string out(8, '\0');
+    std::uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xFF);
+    out += header;
+    out += data;
+    write_file_atomic(file, out);
+}
+
+namespace {
+
+// A small JSON reader for the safetensors header: objects, arrays, strings, integers.
+struct Json {
+    enum Kind { object, array, string, number } kind = string;
+    std::vector<std::pair<std::string, Json>> obj;
+    std::vector<Json> arr;
+    std::string str;
+    long long num = 0;
+};
+
+class Parser {
+public:
+    Parser(const std::string& s, std::string where) : s_(s), where_(std::move(where)) {}
+    Json parse() {
+        Json v = value(0);
+        ws();
+        if (i_ != s_.size()) fail("trailing characters in header");
+        return v;
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& what) {
+        throw Error(where_ + ": not a valid safetensors file: " + what + " at header byte " + std::to_string(i_),
+                    "the checkpoint is truncated or corrupted; use another one (e.g. checkpoints/last)");
+    }
+    void ws() { while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_; }
+    char peek() { ws(); if (i_ >= s_.size()) fail("unexpected end"); return s_[i_]; }
+    void expect(char c) { if (peek() != c) fail(std::string("expected '") + c + "'"); ++i_; }
+    Json value(int depth) {
+        if (depth > 8) fail("nesting too deep");
+        const char c = peek();
+        Json v;
+        if (c == '{') {
+            v.kind = Json::object;
+            ++i_;
+            if (peek() == '}') { ++i_; return v; }
+            for (;;) {
+                std::string k = string_lit();
+                expect(':');
+                v.obj.emplace_back(std::move(k), value(depth + 1));
+                if (peek() == ',') { ++i_; continue; }
+                expect('}');
+                return v;
+            }
+        }
+        if (c == '[') {
+            v.kind = Json::array;
+            ++i_;
+            if (peek() == ']') { ++i_; return v; }
+            for (;;) {
+                v.arr.push_back(value(depth + 1));
+                if (peek() == ',') { ++i_; continue; }
+                expect(']');
+                return v;
+            }
+        }
+        if (c == '"') { v.kind = Json::string; v.str = string_lit(); return v; }
+        if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) {
+            v.kind = Json::number;
+            std::size_t j = i_;
+            if (s_[j] == '-') ++j;
+            while (j < s_.size() && std::isdigit(static_cast<unsigned char>(s_[j]))) ++j;
+            if (j - i_ > 18) fail("number too large");
+            v.num = std::stoll(s_.substr(i_, j - i_));
+            i_ = j;
+            return v;
+        }
+        fail("unexpected character");
+    }
+    std::string string_lit() {
+        expect('"');
+        std::string out;
+        while (i_ < s_.size() && s_[i_] != '"') {
+            char c = s_[i_++];
+            if (c == '\\') {
+                if (i_ >= s_.size()) fail("bad escape");
+                const char e = s_[i_++];
+                if (e == 'u') {
+                    if (i_ + 4 > s_.size()) fail("bad escape");
+                    out += static_cast<char>(std::stoi(s_.substr(i_, 4), nullptr, 16));
+                    i_ += 4;
+                } else if (e == 'n') out += '\n';
+                else if (e == 't') out += '\t';
+                else out += e;
+            } else {
+                out += c;
+            }
+        }
+        if (i_ >= s_.size()) fail("unterminated string");
+        ++i_;
+        return out;
+    }
+    const std::string& s_;
+    std::string where_;
+    std::size_t i_ = 0;
+};
+
+}  // namespace
+
+TensorFile load_safetensors(const std::filesystem::path& file) {
+    const std::string where = file.string();
+    std::ifstream is(file, std::ios::binary);
+    RNNFLOW_CHECK(is.good(), where, ": cannot open checkpoint");
+    const std::string bytes((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
+    auto bad = [&](const std::string& what) {
+        return Error(where + ": not a valid safetensors file: " + what,
+                     "the checkpoint is truncated or corrupted; use another one (e.g. checkpoints/last)");
+    };
+    if (bytes.size() < 8) throw bad("shorter than its 8-byte header length");
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+    if (n > bytes.size() - 8 || n > (100u << 20)) throw bad("header length " + std::to_string(n) + " exceeds the file");
+    const std::string header = bytes.substr(8, n);
+    const std::size_t data_begin = 8 + n;
+    const std::size_t data_size = bytes.size() - data_begin;
+    Json root = Parser(header, where).parse();
+    if (root.kind != Json::object) throw bad("header is not a JSON object");
+    TensorFile tf;
+    std::size_t covered = 0;
+    for (auto& [name, v] : root.obj) {
+        if (name == "__metadata__") {
+            if (v.kind != Json::object) throw bad("__metadata__ is not an object");
+            for (auto& [k, mv] : v.obj) {
+                if (mv.kind != Json::string) throw bad("metadata '" + k + "' is not a string");
+                tf.metadata[k] = mv.str;
+            }
+            continue;
+        }
+        const Json* dtype = nullptr;
+        const Json* shape = nullptr;
+        const Json* offs = nullptr;
+        if (v.kind != Json::object) throw bad("entry '" + name + "' is not an object");
+        for (auto& [k, f] : v.obj) {
+            if (k == "dtype") dtype = &f;
+            else if (k == "shape") shape = &f;
+            else if (k == "data_offsets") offs = &f;
+        }
+        if (!dtype || !shape || !offs || dtype->kind != Json::string || shape->kind != Json::array ||
+            offs->kind != Json::array || offs->arr.size() != 2)
+            throw bad("entry '" + name + "' lacks dtype, shape or data_offsets");
+        DType dt;
+        if (dtype->str == "F32") dt = DType::f32;
+        else if (dtype->str == "I32") dt = DType::i32;
+        else throw bad("entry '" + name + "' has dtype " + dtype->str + " (rnnflow reads F32 and I32)");
+        Shape s;
+        for (const auto& d : shape->arr) {
+            if (d.kind != Json::number || d.num < 0 || d.num > (1LL << 40)) throw bad("entry '" + name + "' has a bad shape");
+            s.push_back(d.num);
+        }
+        const long long b = offs->arr[0].num, e = offs->arr[1].num;
+        Tensor t(dt, s);
+        if (b < 0 || e < b || static_cast<std::size_t>(e) > data_size ||
+            static_cast<std::size_t>(e - b) != t.bytes())
+            throw bad("entry '" + name + "' has data offsets [" + std::to_string(b) + ", " + std::to_string(e) +
+                      "] that do not fit its shape " + shape_str(s) + " or the file's " +
+                      std::to_string(data_size) + " data bytes");
+        std::memcpy(t.raw(), bytes.data() + data_begin + b, t.bytes());
+        covered += t.bytes();
+        tf.tensors.emplace_back(name, std::move(t));
+    }
+    if (covered != data_size) throw bad("data section has " + std::to_string(data_size) + " bytes, tensors cover " + std::to_string(covered));
+    auto it = tf.metadata.find("rnnflow.crc32");
+    if (it != tf.metadata.end()) {
+        const std::uint32_t want = static_cast<std::uint32_t>(std::stoul(it->second));
+        if (crc32(bytes.data() + data_begin, data_size) != want) throw bad("checksum mismatch (data corrupted)");
+    }
+    return tf;
+}
+
+}  // namespace rnnflow
