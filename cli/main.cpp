@@ -1,6 +1,305 @@
+// rnnflow: the command-line front end over the engine.
+//
+//   rnnflow run FILE [--set path=value ...] [--out RUN_DIR] [--threads N] [--quiet]
+//   rnnflow validate FILE [--set ...]
+//   rnnflow graph FILE --dot [--set ...]
+//   rnnflow stages [TYPE ...] [--markdown]
+//   rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]
+//
+// Exit status: 0 success, 1 the run failed, 2 bad input (command line, graph file, data).
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+
+#include "cli/commands.hpp"
 #include "pipeline/core/registry.hpp"
-int main() {
-    std::cout << rnnflow::Registry::global().names().size() << "\n";
+#include "pipeline/exec/engine.hpp"
+#include "pipeline/exec/metrics_log.hpp"
+#include "pipeline/graph/graph.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace rnnflow;
+
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitBadInput = 2;
+
+const char* kUsage =
+    "usage: rnnflow <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run FILE        train and evaluate the experiment in a graph file, writing a run folder\n"
+    "  validate FILE   check a graph file; every problem with file:line:column\n"
+    "  graph FILE      print the graph (--dot: Graphviz)\n"
+    "  stages [TYPE]   list stage types with their ports and parameters (--markdown for docs)\n"
+    "  generate DIR    sample text from a trained run folder\n"
+    "  version         print the version\n"
+    "\n"
+    "`rnnflow <command> --help` describes a command's options.\n";
+
+struct Common {
+    std::vector<std::string> sets;
+    std::vector<std::string> plugins;
+};
+
+void add_graph_options(po::options_description& d, Common& c) {
+    d.add_options()
+        ("set,s", po::value(&c.sets)->composing(), "override a value: path=value (e.g. rnn.hidden=512, train.epochs=2, vars.lr=0.01); repeatable")
+        ("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in (.so) before reading the graph; repeatable");
+}
+
+// Parse a subcommand's options; returns false (after printing) on --help.
+bool parse(const std::vector<std::string>& args, po::options_description& d,
+           po::positional_options_description* pos, const std::string& usage) {
+    d.add_options()("help,h", "describe this command");
+    po::variables_map vm;
+    po::command_line_parser parser(args);
+    parser.options(d);
+    if (pos) parser.positional(*pos);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+        std::cout << "usage: " << usage << "\n\n" << d << "\n";
+        return false;
+    }
+    po::notify(vm);
+    return true;
+}
+
+Registry& registry_with(const std::vector<std::string>& plugins) {
+    Registry& r = Registry::global();
+    for (const auto& p : plugins) load_plugin(r, p);
+    return r;
+}
+
+CompiledGraph load(const std::string& file, const Common& c) {
+    Registry& r = registry_with(c.plugins);
+    GraphDef def = load_graph(file, c.sets, r);
+    for (const auto& p : def.plugins) load_plugin(r, p);
+    return compile(std::move(def), r);
+}
+
+fs::path default_run_dir(const std::string& experiment) {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    fs::path base = fs::path("runs") / (experiment.empty() ? "experiment" : experiment) / stamp;
+    fs::path dir = base;
+    for (int i = 2; fs::exists(dir); ++i) dir = base.string() + "-" + std::to_string(i);
+    return dir;
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+    Common c;
+    std::string file, out, log_format = "text";
+    int threads = 0;
+    bool quiet = false;
+    po::options_description d("run options");
+    d.add_options()
+        ("file", po::value(&file)->required(), "graph file (YAML)")
+        ("out,o", po::value(&out), "run folder (default runs/<experiment>/<time>)")
+        ("threads,t", po::value(&threads), "threads for oneTBB and oneDNN (default: train.threads, else every core)")
+        ("quiet,q", po::bool_switch(&quiet), "print only the final metrics")
+        ("log-format", po::value(&log_format), "text or json");
+    add_graph_options(d, c);
+    po::positional_options_description pos;
+    pos.add("file", 1);
+    if (!parse(args, d, &pos, "rnnflow run FILE [--set path=value ...] [--out RUN_DIR] [--threads N]")) return 0;
+    if (log_format != "text" && log_format != "json")
+        throw Error("--log-format must be text or json, got '" + log_format + "'");
+
+    CompiledGraph g = load(file, c);
+    const fs::path run_dir = out.empty() ? default_run_dir(g.def.experiment) : fs::path(out);
+    if (fs::exists(run_dir / "resolved.yaml"))
+        throw Error("run folder " + run_dir.string() + " already holds a run",
+                    "choose another --out, or remove the folder");
+    RunOptions opt;
+    opt.run_dir = run_dir;
+    opt.threads = threads;
+    opt.log = quiet ? nullptr : &std::cerr;
+    opt.progress_bar = !quiet && isatty(STDERR_FILENO) && log_format == "text";
+    opt.log_format = log_format;
+    Engine engine(std::move(g), opt);
+    {
+        std::ofstream cmd(run_dir / "command.txt");
+        cmd << "rnnflow run";
+        for (const auto& a : args) cmd << " '" << a << "'";
+        cmd << "\n";
+    }
+    if (!quiet) std::cerr << "run folder: " << run_dir.string() << " (" << engine.threads() << " threads)\n";
+    try {
+        engine.prepare();
+    } catch (Error& e) {
+        std::cerr << e.format() << "\n";
+        return kExitBadInput;
+    }
+    TrainResult res;
+    try {
+        res = engine.train();
+    } catch (Error& e) {
+        std::cerr << e.format() << "\n";
+        if (fs::exists(run_dir / "checkpoints" / "last.safetensors"))
+            std::cerr << "  last good checkpoint: " << (run_dir / "checkpoints" / "last.safetensors").string() << "\n";
+        return kExitFailed;
+    }
+    std::ostringstream os;
+    os << "done in " << format_number(std::round(res.seconds * 10) / 10) << " s, "
+       << format_number(std::round(res.items_per_second)) << " tokens/s in training; run folder " << run_dir.string();
+    for (const auto& row : res.rows) {
+        if (row.epoch != 0) continue;
+        os << "\ntest:";
+        for (const auto& [k, v] : row.values)
+            if (k != "seconds" && k != "items_per_second") os << " " << k << "=" << format_number(v);
+    }
+    std::cout << os.str() << "\n";
     return 0;
+}
+
+int cmd_validate(const std::vector<std::string>& args) {
+    Common c;
+    std::string file;
+    po::options_description d("validate options");
+    d.add_options()("file", po::value(&file)->required(), "graph file (YAML)");
+    add_graph_options(d, c);
+    po::positional_options_description pos;
+    pos.add("file", 1);
+    if (!parse(args, d, &pos, "rnnflow validate FILE [--set path=value ...]")) return 0;
+    CompiledGraph g = load(file, c);
+    std::cout << file << ": ok, " << g.def.stages.size() << " stages, " << g.connections.size() << " connections\n";
+    return 0;
+}
+
+int cmd_graph(const std::vector<std::string>& args) {
+    Common c;
+    std::string file;
+    bool dot = false;
+    po::options_description d("graph options");
+    d.add_options()
+        ("file", po::value(&file)->required(), "graph file (YAML)")
+        ("dot", po::bool_switch(&dot), "Graphviz text (the default, and so far the only format)");
+    add_graph_options(d, c);
+    po::positional_options_description pos;
+    pos.add("file", 1);
+    if (!parse(args, d, &pos, "rnnflow graph FILE --dot [--set path=value ...]")) return 0;
+    CompiledGraph g = load(file, c);
+    std::cout << to_dot(g);
+    return 0;
+}
+
+int cmd_stages(const std::vector<std::string>& args) {
+    Common c;
+    std::vector<std::string> types;
+    bool markdown = false;
+    po::options_description d("stages options");
+    d.add_options()
+        ("type", po::value(&types)->composing(), "stage types to describe (default: all)")
+        ("markdown", po::bool_switch(&markdown), "Markdown, as in docs/stages.md");
+    add_graph_options(d, c);
+    po::positional_options_description pos;
+    pos.add("type", -1);
+    if (!parse(args, d, &pos, "rnnflow stages [TYPE ...] [--markdown]")) return 0;
+    const Registry& r = registry_with(c.plugins);
+    for (const auto& t : types)
+        if (!r.find(t)) {
+            const std::string hint = did_you_mean(t, r.names());
+            throw Error("unknown stage type '" + t + "'", hint.empty() ? "`rnnflow stages` lists every type" : hint);
+        }
+    std::cout << (markdown ? stages_markdown(r, types) : stages_text(r, types));
+    return 0;
+}
+
+int cmd_generate(const std::vector<std::string>& args) {
+    std::string dir, prime, checkpoint = "best";
+    std::int64_t n = -1, top_k = -1, seed = -1;
+    double temperature = -1;
+    int threads = 0;
+    Common c;
+    po::options_description d("generate options");
+    d.add_options()
+        ("run", po::value(&dir)->required(), "a run folder written by `rnnflow run`")
+        ("prime,p", po::value(&prime), "text to start from")
+        ("length,n", po::value(&n), "tokens to generate (default: the sampler's length)")
+        ("temperature", po::value(&temperature), "softmax temperature (default: the sampler's)")
+        ("top-k", po::value(&top_k), "sample among the k most likely tokens (0: all)")
+        ("seed", po::value(&seed), "random seed (default: the sampler's)")
+        ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
+        ("threads,t", po::value(&threads), "threads (default: the run's)");
+    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in (.so); repeatable");
+    po::positional_options_description pos;
+    pos.add("run", 1);
+    if (!parse(args, d, &pos, "rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]"))
+        return 0;
+    const fs::path run_dir(dir);
+    const fs::path resolved = run_dir / "resolved.yaml";
+    if (!fs::exists(resolved))
+        throw Error(dir + ": not a run folder (no resolved.yaml)", "give the folder that `rnnflow run` printed");
+    CompiledGraph g = load(resolved.string(), c);
+    fs::path ckpt = checkpoint == "best" || checkpoint == "last" ? run_dir / "checkpoints" / (checkpoint + ".safetensors")
+                                                                 : fs::path(checkpoint);
+    if (checkpoint == "best" && !fs::exists(ckpt)) ckpt = run_dir / "checkpoints" / "last.safetensors";
+    if (!fs::exists(ckpt)) throw Error(ckpt.string() + ": checkpoint not found", "has the run finished an epoch?");
+    RunOptions opt;
+    opt.mode = PrepareMode::restore;
+    opt.restore_dir = run_dir;
+    opt.threads = threads;
+    Engine engine(std::move(g), opt);
+    engine.prepare();
+    engine.load_checkpoint(ckpt);
+    SampleRequest req;
+    req.prime = prime;
+    req.length = n;
+    req.temperature = temperature;
+    req.top_k = top_k;
+    req.seed = seed;
+    if (req.length < 0) req.length = -1;
+    std::cout << engine.generate(req) << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+        std::cout << kUsage;
+        return args.empty() ? kExitBadInput : 0;
+    }
+    const std::string cmd = args[0];
+    args.erase(args.begin());
+    try {
+        if (cmd == "run") return cmd_run(args);
+        if (cmd == "validate") return cmd_validate(args);
+        if (cmd == "graph") return cmd_graph(args);
+        if (cmd == "stages") return cmd_stages(args);
+        if (cmd == "generate") return cmd_generate(args);
+        if (cmd == "version" || cmd == "--version") {
+            std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
+            return 0;
+        }
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "version"});
+        std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
+        return kExitBadInput;
+    } catch (const LoadError& e) {
+        std::cerr << e.format() << "\n";
+        return kExitBadInput;
+    } catch (const Error& e) {
+        std::cerr << e.format() << "\n";
+        return kExitBadInput;
+    } catch (const po::error& e) {
+        std::cerr << "error: " << e.what() << "\n  hint: `rnnflow " << cmd << " --help` lists the options\n";
+        return kExitBadInput;
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return kExitFailed;
+    }
 }
