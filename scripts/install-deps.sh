@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what rnnflow needs on Debian 12 (run as root). Safe to run again.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libdnnl-dev          # oneDNN 2.6: recurrent layers and matrix products
+  libtbb-dev           # oneTBB: the flow graph that runs the stages
+  libyaml-cpp-dev      # graph files
+  libboost-program-options-dev libboost-graph-dev   # command line; graph checks
+  catch2               # tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
