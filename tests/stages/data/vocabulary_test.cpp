@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <random>
 
 #include "stages/data/vocabulary.hpp"
@@ -191,4 +192,16 @@ TEST_CASE("vocabulary: save in fit mode, load in restore mode", "[stage][data]")
         c.info("in", PortInfo{PortType::tokens, -1, -1, nullptr}).dir(empty.path);
         REQUIRE_THROWS_WITH(r.prepare(c), "no saved vocabulary at '" + (empty.path / "vocab.tsv").string() + "'");
     }
+}
+
+TEST_CASE("vocabulary: a damaged vocab.tsv is an error naming file:line", "[stage][data]") {
+    static const StageSchema s = VocabStage::schema();
+    TempDir dir;
+    fs::create_directories(dir.path);
+    std::ofstream(dir.path / "vocab.tsv", std::ios::binary)
+        << "#rnnflow-vocab 1\tmode=char\tlowercase=0\tsplit_punct=0\tspecials=1\n0\t<unk>\t0\n1\ta\tmany\n";
+    VocabStage r(default_params(s));
+    FakePrepare c(s, 1, PrepareMode::restore);
+    c.info("in", PortInfo{PortType::tokens, -1, -1, nullptr}).dir(dir.path);
+    REQUIRE_THROWS_WITH(r.prepare(c), (dir.path / "vocab.tsv").string() + ":3: expected a number, got 'many'");
 }
