@@ -121,6 +121,20 @@ static std::string unescape(const std::string& s, const std::string& where) {
     return out;
 }
 
+// A whole decimal integer; a damaged file gives an Error naming the place, not std::stoll's
+// std::invalid_argument.
+static long long parse_int(const std::string& s, const std::string& where) {
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+        v = std::stoll(s, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    RNNFLOW_CHECK(used == s.size() && !s.empty() && v >= 0, where, ": expected a number, got '", s, "'");
+    return v;
+}
+
 void Vocabulary::save(const std::filesystem::path& file) const {
     std::ofstream os(file, std::ios::binary);
     RNNFLOW_CHECK(os.good(), "cannot write ", file.string());
@@ -150,7 +164,7 @@ Vocabulary Vocabulary::load(const std::filesystem::path& file) {
         if (k == "mode") spec.mode = v;
         else if (k == "lowercase") spec.lowercase = v == "1";
         else if (k == "split_punct") spec.split_punct = v == "1";
-        else if (k == "specials") n_specials = std::stoul(v);
+        else if (k == "specials") n_specials = static_cast<std::size_t>(parse_int(v, file.string() + ":1"));
     }
     std::vector<std::string> tokens;
     std::vector<std::int64_t> counts;
@@ -162,10 +176,10 @@ Vocabulary Vocabulary::load(const std::filesystem::path& file) {
         const auto t1 = line.find('\t');
         const auto t2 = line.rfind('\t');
         RNNFLOW_CHECK(t1 != std::string::npos && t2 != t1, where, ": expected id<TAB>token<TAB>count");
-        RNNFLOW_CHECK(std::stoll(line.substr(0, t1)) == static_cast<long long>(tokens.size()), where,
+        RNNFLOW_CHECK(parse_int(line.substr(0, t1), where) == static_cast<long long>(tokens.size()), where,
                       ": ids must count up from 0");
         tokens.push_back(unescape(line.substr(t1 + 1, t2 - t1 - 1), where));
-        counts.push_back(std::stoll(line.substr(t2 + 1)));
+        counts.push_back(parse_int(line.substr(t2 + 1), where));
     }
     RNNFLOW_CHECK(n_specials <= tokens.size(), file.string(), ": header names more specials than tokens");
     std::vector<std::string> specials(tokens.begin(), tokens.begin() + static_cast<long>(n_specials));

@@ -29,6 +29,7 @@ struct TextSplit {
 struct TokenSplit {
     std::vector<std::vector<std::string>> items;
     std::string origin;
+    TokenizerSpec spec;  // how the items were made; the vocabulary keeps it for prompts
 };
 
 class Vocabulary;

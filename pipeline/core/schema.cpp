@@ -114,6 +114,11 @@ StageSchema& StageSchema::param_choice(std::string name, std::string def, OneOf 
 StageSchema& StageSchema::param_list(std::string name, std::vector<std::string> def, std::string doc) {
     return add_param({std::move(name), ParamKind::string_list, ParamValue(std::move(def)), {}, {}, std::move(doc)});
 }
+StageSchema& StageSchema::param_list(std::string name, std::vector<std::string> def, OneOf choices,
+                                      std::string doc) {
+    return add_param({std::move(name), ParamKind::string_list, ParamValue(std::move(def)), {},
+                      std::move(choices), std::move(doc)});
+}
 StageSchema& StageSchema::required_int(std::string name, Range r, std::string doc) {
     return add_param({std::move(name), ParamKind::integer, std::nullopt, r, {}, std::move(doc)});
 }

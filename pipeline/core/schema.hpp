@@ -88,6 +88,8 @@ public:
     StageSchema& param_string(std::string name, std::string def, std::string doc);
     StageSchema& param_choice(std::string name, std::string def, OneOf choices, std::string doc);
     StageSchema& param_list(std::string name, std::vector<std::string> def, std::string doc);
+    // A list whose every element must be one of `choices`.
+    StageSchema& param_list(std::string name, std::vector<std::string> def, OneOf choices, std::string doc);
     // Required (no default) variants.
     StageSchema& required_int(std::string name, Range r, std::string doc);
     StageSchema& required_string(std::string name, std::string doc);

@@ -1,0 +1,140 @@
+#include "vocabulary.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace rnnflow::stages {
+
+namespace fs = std::filesystem;
+
+StageSchema Vocabulary::schema() {
+    return StageSchema("vocabulary", "fits token ids on the training split and encodes all splits",
+                       Role::data)
+        .input("in", PortType::tokens, "token sequences per split")
+        .output("out", PortType::sequences, "id sequences per split")
+        .output("vocab", PortType::vocab, "the fitted vocabulary")
+        .param_int("min_count", 1, Range{1.0, 1e9}, "keep tokens seen at least this often in train")
+        .param_int("max_size", 0, Range{0.0, 1e8},
+                   "at most this many ids, specials included; 0 = no limit")
+        .param_list("specials", {"<unk>"}, {"<pad>", "<unk>", "<sos>", "<eos>"},
+                    "special tokens, given the first ids in this order")
+        .param_bool("append_eos", false, "append <eos> to every item (needs <eos> in specials)")
+        .value("size", "number of ids, specials included")
+        .details("Order: specials, then tokens by descending training count, ties by token text. "
+                 "Unknown tokens map to <unk>, or are an error without it. Saved as vocab.tsv in "
+                 "the stage's state folder and loaded from there in restore mode.");
+}
+
+Vocabulary::Vocabulary(const Params& p)
+    : min_count_(p.get_int("min_count")), max_size_(p.get_int("max_size")),
+      specials_(p.get_list("specials")), append_eos_(p.get_bool("append_eos")) {
+    for (std::size_t i = 0; i < specials_.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (specials_[i] == specials_[j])
+                throw Error("specials lists '" + specials_[i] + "' twice", "list each special once");
+    if (append_eos_ && std::find(specials_.begin(), specials_.end(), "<eos>") == specials_.end())
+        throw Error("append_eos needs <eos> in specials", "add <eos> to specials");
+    if (max_size_ > 0 && max_size_ <= static_cast<std::int64_t>(specials_.size()))
+        throw Error(detail::concat("max_size ", max_size_, " leaves no room for tokens after ",
+                                   specials_.size(), " specials"),
+                    "raise max_size, or set 0 for no limit");
+}
+
+rnnflow::Vocabulary Vocabulary::fit(const TokenSplit& train) const {
+    std::map<std::string, std::int64_t> counts;  // ordered: the sort below is then stable input
+    std::int64_t n_tokens = 0;
+    for (const auto& item : train.items)
+        for (const auto& t : item) {
+            ++counts[t];
+            ++n_tokens;
+        }
+    if (n_tokens == 0)
+        throw Error(detail::concat("no tokens in the training split (", train.origin, ")"),
+                    "check the training text and the tokenizer settings");
+
+    std::vector<std::string> tokens = specials_;
+    std::vector<std::int64_t> token_counts;
+    for (const auto& s : specials_) {
+        auto it = counts.find(s);
+        token_counts.push_back(it == counts.end() ? 0 : it->second);
+    }
+    std::vector<std::pair<std::string, std::int64_t>> regular;
+    for (const auto& [tok, n] : counts) {
+        if (n < min_count_) continue;
+        if (std::find(specials_.begin(), specials_.end(), tok) != specials_.end()) continue;
+        regular.emplace_back(tok, n);
+    }
+    std::sort(regular.begin(), regular.end(), [](const auto& a, const auto& b) {
+        return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    if (max_size_ > 0) {
+        const auto room = static_cast<std::size_t>(max_size_) - specials_.size();
+        if (regular.size() > room) regular.resize(room);
+    }
+    if (regular.empty())
+        throw Error(detail::concat("no training token is seen min_count = ", min_count_,
+                                   " times or more"),
+                    "lower min_count");
+    for (auto& [tok, n] : regular) {
+        tokens.push_back(std::move(tok));
+        token_counts.push_back(n);
+    }
+    return rnnflow::Vocabulary(std::move(tokens), std::move(token_counts), specials_, train.spec);
+}
+
+void Vocabulary::prepare(PrepareContext& ctx) {
+    const bool restore = ctx.mode() == PrepareMode::restore;
+    const fs::path dir = ctx.state_dir();
+    if (restore) {
+        if (dir.empty())
+            throw Error("restore mode needs a state folder to load vocab.tsv from",
+                        "restore from a run folder");
+        const fs::path file = dir / "vocab.tsv";
+        if (!fs::exists(file))
+            throw Error(detail::concat("no saved vocabulary at '", file.string(), "'"),
+                        "restore from the run folder that trained this graph");
+        vocab_ = std::make_shared<const rnnflow::Vocabulary>(rnnflow::Vocabulary::load(file));
+    } else {
+        if (!ctx.has_input("in", "train"))
+            throw Error("no training split to fit the vocabulary on",
+                        "connect a reader that gives a train split");
+        vocab_ = std::make_shared<const rnnflow::Vocabulary>(fit(ctx.input<TokenSplit>("in", "train")));
+        if (!dir.empty()) vocab_->save(dir / "vocab.tsv");
+    }
+    const rnnflow::Vocabulary& v = *vocab_;
+    ctx.set_output_info("out", PortInfo{PortType::sequences, -1, v.size(), vocab_});
+    ctx.set_output_info("vocab", PortInfo{PortType::vocab, -1, v.size(), vocab_});
+    if (restore) return;
+
+    const std::int32_t eos = append_eos_ ? v.special("<eos>") : -1;
+    for (const auto& split : ctx.splits()) {
+        if (!ctx.has_input("in", split)) continue;
+        const auto& tokens = ctx.input<TokenSplit>("in", split);
+        SequenceSplit seq;
+        seq.origin = tokens.origin;
+        seq.items.reserve(tokens.items.size());
+        for (std::size_t i = 0; i < tokens.items.size(); ++i) {
+            std::vector<std::int32_t> ids;
+            ids.reserve(tokens.items[i].size() + (eos >= 0 ? 1 : 0));
+            for (const auto& t : tokens.items[i]) {
+                const std::int32_t id = v.id(t);
+                if (id < 0)
+                    throw Error(detail::concat("token '", t, "' in split '", split, "' (item ", i + 1,
+                                               " of ", tokens.origin, ") is not in the vocabulary"),
+                                "add <unk> to specials");
+                ids.push_back(id);
+            }
+            if (eos >= 0) ids.push_back(eos);
+            seq.items.push_back(std::move(ids));
+        }
+        ctx.put_output("out", split, std::move(seq));
+    }
+}
+
+std::int64_t Vocabulary::value(const std::string& name) const {
+    if (name != "size") return Stage::value(name);
+    RNNFLOW_CHECK(vocab_ != nullptr, "vocabulary size is known only after prepare");
+    return vocab_->size();
+}
+
+}  // namespace rnnflow::stages
