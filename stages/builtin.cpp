@@ -1,11 +1,20 @@
 // The one list of built-in stages, registered exactly as a plug-in registers its own.
 #define RNNFLOW_BUILTIN
 #include "pipeline/core/registry.hpp"
+#include "stages/data/lm_batches.hpp"
+#include "stages/data/text_file.hpp"
+#include "stages/data/tokenize.hpp"
+#include "stages/data/vocabulary.hpp"
+#include "stages/eval/sampler.hpp"
 
 namespace rnnflow::stages {
 
 static void register_stages(Registry& r) {
-    (void)r;
+    r.add<TextFile>();
+    r.add<Tokenize>();
+    r.add<Vocabulary>();
+    r.add<LmBatches>();
+    r.add<Sampler>();
 }
 
 }  // namespace rnnflow::stages

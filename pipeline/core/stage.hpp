@@ -209,7 +209,7 @@ public:
 
 struct SampleRequest {
     std::string prime;            // text to condition on ("" = start from the sampler's default)
-    std::int64_t length = 500;    // tokens to generate
+    std::int64_t length = -1;     // tokens to generate; <= 0: the sampler's parameter
     std::int64_t seed = -1;       // -1: the sampler's own seed parameter
     double temperature = -1;      // < 0: the sampler's parameter
     std::int64_t top_k = -1;      // < 0: the sampler's parameter
