@@ -11,6 +11,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "graph.hpp"
 
@@ -82,7 +83,68 @@ SourceLoc mark_loc(const std::string& file, const YAML::Mark& m) {
 }
 
 // Copy a yaml-cpp node; `fixed` (for --set values) replaces every location.
-Doc from_yaml(const YAML::Node& y, const std::string& file, const SourceLoc* fixed, Diags& diags) {
+bool is_ident(const std::string& s);
+
+// Positions (0-based line, column) of `${name}` written outside quotes.
+using Rewrites = std::set<std::pair<int, int>>;
+
+// YAML flow collections end plain scalars at '{' and '}', so `{hidden: ${hidden}}` would not
+// parse. Unquoted `${name}` becomes `$(name)` (same length: marks stay right) before parsing, and
+// from_yaml turns exactly those back, so a `$(...)` the user wrote is left alone.
+Rewrites protect_vars(std::string& text) {
+    Rewrites at;
+    int line = 0, col = 0;
+    char quote = 0;    // inside '...' or "..."
+    char prev = '\n';  // last non-blank character on this line outside quotes
+    bool comment = false;
+    for (std::size_t i = 0; i < text.size(); ++i, ++col) {
+        const char c = text[i];
+        if (c == '\n') {
+            ++line;
+            col = -1;
+            comment = false;
+            prev = '\n';
+            continue;
+        }
+        if (comment) continue;
+        if (quote == '"') {
+            if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') { ++i; ++col; }
+            else if (c == '"') { quote = 0; prev = c; }
+        } else if (quote == '\'') {
+            if (c == '\'' && i + 1 < text.size() && text[i + 1] == '\'') { ++i; ++col; }
+            else if (c == '\'') { quote = 0; prev = c; }
+        } else if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+            comment = true;
+        } else if ((c == '"' || c == '\'') && std::string_view("\n:[{,-?").find(prev) != std::string_view::npos) {
+            quote = c;
+        } else {
+            if (c == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+                const auto close = text.find('}', i + 2);
+                if (close != std::string::npos && is_ident(text.substr(i + 2, close - i - 2))) {
+                    text[i + 1] = '(';
+                    text[close] = ')';
+                    at.emplace(line, col);
+                }
+            }
+            if (c != ' ' && c != '\t') prev = c;
+        }
+    }
+    return at;
+}
+
+void unprotect_vars(std::string& s, const YAML::Mark& m, const Rewrites& rw) {
+    for (std::size_t k = 0; k + 1 < s.size(); ++k) {
+        if (s[k] != '$' || s[k + 1] != '(') continue;
+        if (!rw.count({m.line, m.column + static_cast<int>(k)})) continue;
+        const auto close = s.find(')', k);
+        if (close == std::string::npos) continue;
+        s[k + 1] = '{';
+        s[close] = '}';
+    }
+}
+
+Doc from_yaml(const YAML::Node& y, const std::string& file, const SourceLoc* fixed,
+              const Rewrites& rw, Diags& diags) {
     Doc d;
     d.loc = fixed ? *fixed : mark_loc(file, y.Mark());
     switch (y.Type()) {
@@ -94,10 +156,11 @@ Doc from_yaml(const YAML::Node& y, const std::string& file, const SourceLoc* fix
             d.kind = Doc::Kind::scalar;
             d.text = y.Scalar();
             d.quoted = y.Tag() == "!";
+            if (!d.quoted && !rw.empty()) unprotect_vars(d.text, y.Mark(), rw);
             break;
         case YAML::NodeType::Sequence:
             d.kind = Doc::Kind::seq;
-            for (const auto& item : y) d.items.push_back(from_yaml(item, file, fixed, diags));
+            for (const auto& item : y) d.items.push_back(from_yaml(item, file, fixed, rw, diags));
             break;
         case YAML::NodeType::Map: {
             d.kind = Doc::Kind::map;
@@ -117,7 +180,7 @@ Doc from_yaml(const YAML::Node& y, const std::string& file, const SourceLoc* fix
                     continue;
                 }
                 seen.emplace(key, kloc);
-                d.entries.push_back({key, kloc, from_yaml(it->second, file, fixed, diags)});
+                d.entries.push_back({key, kloc, from_yaml(it->second, file, fixed, rw, diags)});
             }
             break;
         }
@@ -160,7 +223,9 @@ void apply_override(Doc& root, const std::string& ov, Diags& diags) {
     }
     Doc value;
     try {
-        value = from_yaml(YAML::Load(ov.substr(eq + 1)), where.file, &where, diags);
+        std::string text = ov.substr(eq + 1);
+        const Rewrites rw = protect_vars(text);
+        value = from_yaml(YAML::Load(text), where.file, &where, rw, diags);
     } catch (const YAML::Exception& e) {
         diags.push_back({where, "the value is not valid YAML: " + e.msg,
                          "quote it in the shell, e.g. --set 'corpus.train=[a.txt, b.txt]'"});
@@ -766,7 +831,9 @@ GraphDef load_graph_text(const std::string& text, const std::string& name,
     Diags diags;
     Doc root;
     try {
-        root = from_yaml(YAML::Load(text), name, nullptr, diags);
+        std::string protected_text = text;
+        const Rewrites rw = protect_vars(protected_text);
+        root = from_yaml(YAML::Load(protected_text), name, nullptr, rw, diags);
     } catch (const YAML::ParserException& e) {
         throw LoadError({Diagnostic{mark_loc(name, e.mark), e.msg,
                                     "check indentation, colons and closing brackets here or just above"}});
