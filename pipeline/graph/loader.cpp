@@ -28,6 +28,7 @@ struct Doc {
     Kind kind = Kind::null;
     std::string text;     // scalar (and null) text
     bool quoted = false;  // scalar written in quotes: emitted quoted again
+    bool bad = false;     // a ${var} in it failed (reported): read nothing more from it
     std::vector<Doc> items;
     std::vector<Entry> entries;
     SourceLoc loc;
@@ -302,7 +303,7 @@ public:
             t.find('}') == t.size() - 1) {
             // The whole value: the var's node replaces it, type and all.
             const Doc* v = lookup(t.substr(2, t.size() - 3), d.loc);
-            if (!v) return;
+            if (!v) { d.bad = true; return; }
             const SourceLoc use = d.loc;
             d = *v;
             if (!from_override(v->loc)) relocate(d, use);
@@ -317,16 +318,18 @@ public:
             if (close == std::string::npos) {
                 diags_.push_back({d.loc, "unterminated '${' in '" + t + "'",
                                   "write ${name} with a name defined under vars:"});
+                d.bad = true;
                 return;
             }
             out += t.substr(pos, open - pos);
             const std::string name = t.substr(open + 2, close - open - 2);
             const Doc* v = lookup(name, d.loc);
-            if (!v) return;
+            if (!v) { d.bad = true; return; }
             if (v->kind == Doc::Kind::seq || v->kind == Doc::Kind::map) {
                 diags_.push_back({d.loc, "variable '" + name + "' is " + kind_word(*v) +
                                              " and cannot be part of the text '" + t + "'",
                                   "write the value as exactly ${" + name + "} to use a list"});
+                d.bad = true;
                 return;
             }
             out += v->text;
@@ -445,6 +448,7 @@ public:
         const Entry* stages = nullptr;
         const Entry* train = nullptr;
         for (const auto& e : root.entries) {
+            if (e.value.bad) continue;  // an unknown ${var}: reported already
             if (e.key == "experiment") {
                 if (e.value.is_scalar()) g.experiment = e.value.text;
                 else error(e.value.loc, "'experiment' must be a name, got " + kind_word(e.value));
@@ -524,6 +528,7 @@ private:
         }
         for (const auto& k : e.value.entries) {
             const Doc& v = k.value;
+            if (has_bad(v)) continue;
             const std::string what = "train: '" + k.key + "'";
             if (k.key == "epochs") read_int(v, what, 1, t.epochs);
             else if (k.key == "threads") read_int(v, what, 0, t.threads);
@@ -621,6 +626,15 @@ private:
             if (schemas_[i]) read_stage(m.entries[i], *schemas_[i], g.stages[i]);
     }
 
+    static bool has_bad(const Doc& d) {
+        if (d.bad) return true;
+        for (const auto& i : d.items)
+            if (has_bad(i)) return true;
+        for (const auto& e : d.entries)
+            if (has_bad(e.value)) return true;
+        return false;
+    }
+
     int find_id(const std::string& id) const {
         for (std::size_t i = 0; i < ids_.size(); ++i)
             if (ids_[i] == id) return static_cast<int>(i);
@@ -630,7 +644,7 @@ private:
     void read_stage(const Entry& e, const StageSchema& schema, StageDef& s) {
         const std::string who = "stage '" + s.id + "' (" + s.type + "): ";
         for (const auto& k : e.value.entries) {
-            if (k.key == "type") continue;
+            if (k.key == "type" || has_bad(k.value)) continue;
             if (const PortSpec* in = schema.find_input(k.key)) {
                 read_input(who, *in, k.value, s);
             } else if (const ParamSpec* p = schema.find_param(k.key)) {
@@ -642,6 +656,7 @@ private:
         for (const auto& spec : schema.params()) {
             if (s.params.has(spec.name)) continue;
             if (s.refs.count(spec.name)) continue;
+            if (e.value.find(spec.name)) continue;  // written but wrong: reported where written
             if (spec.default_value) {
                 s.params.set(spec.name, *spec.default_value);
             } else {

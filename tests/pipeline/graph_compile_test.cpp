@@ -85,3 +85,30 @@ TEST_CASE("graph compile: names that need quoting are quoted in DOT", "[graph]")
     const std::string dot = to_dot(build("experiment: 'my \"exp\"'\nstages: {a: {type: text_file}}\n"));
     CHECK(dot.rfind("digraph \"my \\\"exp\\\"\" {", 0) == 0);
 }
+
+TEST_CASE("bad graph: type mismatch suggests an output of the right type", "[graph][bad]") {
+    CHECK(rnnflow::test::graph_errors(rnnflow::test::char_lm_with("target: batch.targets", "target: embed")).front() ==
+          "graphs/x.yaml:12:57: error: stage 'loss' (cross_entropy): input 'target' expects ids, 'embed' gives tensor\n"
+          "  hint: did you mean 'batch.targets'?");
+    CHECK(rnnflow::test::first_error(rnnflow::test::char_lm_with("in: rnn,", "in: vocab.vocab,")) ==
+          "graphs/x.yaml:11:30: error: stage 'logits' (linear): input 'in' expects tensor, 'vocab.vocab' gives vocab");
+}
+
+TEST_CASE("bad graph: required input not connected", "[graph][bad]") {
+    CHECK(rnnflow::test::graph_errors(rnnflow::test::char_lm_with(", target: batch.targets", "")).front() ==
+          "graphs/x.yaml:12:3: error: stage 'loss' (cross_entropy): input 'target' (ids) is not connected\n"
+          "  hint: add target: batch.targets");
+}
+
+TEST_CASE("bad graph: a cycle is named with its path", "[graph][bad]") {
+    const auto all = rnnflow::test::graph_errors("stages:\n"
+                                                 "  src: {type: text_file}\n"
+                                                 "  a: {type: lstm, in: c}\n"
+                                                 "  b: {type: lstm, in: a}\n"
+                                                 "  c: {type: lstm, in: b}\n"
+                                                 "  self: {type: lstm, in: self}\n");
+    REQUIRE(all.size() == 2);
+    CHECK(all[0] == "graphs/x.yaml:3:23: error: stages form a cycle: a -> b -> c -> a\n"
+                    "  hint: a stage cannot depend on its own output; remove one of these connections");
+    CHECK(all[1].rfind("graphs/x.yaml:6:26: error: stages form a cycle: self -> self\n", 0) == 0);
+}
