@@ -20,8 +20,8 @@ enum SavedSlot : std::size_t {
     kDst,        // (T, N, H) this layer's h, exactly as oneDNN wrote it
     kMask,       // (T, N, H) dropout scale 0 or 1/(1-p) on this layer's output (not the last)
     kDropped,    // (T, N, H) dst * mask: the next layer's input
-    kH0, kC0,    // (N, H) initial state (carry_state only)
-    kHT, kCT,    // (N, H) final state (carry_state only)
+    kH0, kC0,    // (N, H) initial state: carried or zeros
+    kHT, kCT,    // (N, H) final state
     kSaved
 };
 
@@ -162,10 +162,12 @@ void Lstm::prepare(PrepareContext& ctx) {
     cache_.clear();
     carried_.clear();
     const auto n = static_cast<std::size_t>(2 * layers_);
-    weights_fwd_.assign(n, Tensor());
-    weights_bwd_.assign(n, Tensor());
-    diff_weights_tmp_.assign(n, Tensor());
-    diff_weights_user_.assign(n, Tensor());
+    // Default-constructed, not copies: a copy of an empty Tensor is a rank-0 tensor of one
+    // element copied from a null pointer (a core bug, reported).
+    for (auto* v : {&weights_fwd_, &weights_bwd_, &diff_weights_tmp_, &diff_weights_user_}) {
+        v->clear();
+        v->resize(n);
+    }
 }
 
 Lstm::Prims& Lstm::prims(std::int64_t T, std::int64_t N) {
@@ -181,7 +183,10 @@ Lstm::Prims& Lstm::prims(std::int64_t T, std::int64_t N) {
         L.in = l == 0 ? channels_ : H;
         const md src_md({T, N, L.in}, dt::f32, tag::tnc);
         const md dst_md({T, N, H}, dt::f32, tag::tnc);
-        const md iter_md = carry_state_ ? md({1, 1, N, H}, dt::f32, tag::ldnc) : md();  // md(): zeros
+        // Always explicit state memories, zeros when not carried: oneDNN 2.6.3's backward with a
+        // zero src_iter desc (documented as "start from zeros") returns a wrong diff_weights_iter
+        // (nonzero even for T = 1); the forward is right. Measured, see the lstm tests.
+        const md iter_md({1, 1, N, H}, dt::f32, tag::ldnc);
         const md wl_any({1, 1, L.in, 4, H}, dt::f32, tag::any);
         const md wi_any({1, 1, H, 4, H}, dt::f32, tag::any);
         const md bias_md({1, 1, 4, H}, dt::f32, tag::ldgo);
@@ -217,19 +222,17 @@ Lstm::Prims& Lstm::prims(std::int64_t T, std::int64_t N) {
             L.to_fwd_wl = make_reorder(L.wl_user, L.wl_fwd, L.scratch_r[0]);
             L.to_fwd_wi = make_reorder(L.wi_user, L.wi_fwd, L.scratch_r[1]);
         }
+        L.h0 = mem(iter_md);
+        L.c0 = mem(iter_md);
+        L.hT = mem(iter_md);
+        L.cT = mem(iter_md);
         L.fwd = Exec{dnnl::lstm_forward(L.fwd_pd),
-                     {{DNNL_ARG_SRC_LAYER, L.src}, {DNNL_ARG_WEIGHTS_LAYER, L.wl_fwd},
+                     {{DNNL_ARG_SRC_LAYER, L.src}, {DNNL_ARG_SRC_ITER, L.h0},
+                      {DNNL_ARG_SRC_ITER_C, L.c0}, {DNNL_ARG_WEIGHTS_LAYER, L.wl_fwd},
                       {DNNL_ARG_WEIGHTS_ITER, L.wi_fwd}, {DNNL_ARG_BIAS, L.bias},
-                      {DNNL_ARG_DST_LAYER, L.dst}, {DNNL_ARG_WORKSPACE, L.ws},
+                      {DNNL_ARG_DST_LAYER, L.dst}, {DNNL_ARG_DST_ITER, L.hT},
+                      {DNNL_ARG_DST_ITER_C, L.cT}, {DNNL_ARG_WORKSPACE, L.ws},
                       {DNNL_ARG_SCRATCHPAD, L.scratch_fwd}}};
-        if (carry_state_) {
-            L.h0 = mem(iter_md);
-            L.c0 = mem(iter_md);
-            L.hT = mem(iter_md);
-            L.cT = mem(iter_md);
-            L.fwd.args.insert({{DNNL_ARG_SRC_ITER, L.h0}, {DNNL_ARG_SRC_ITER_C, L.c0},
-                               {DNNL_ARG_DST_ITER, L.hT}, {DNNL_ARG_DST_ITER_C, L.cT}});
-        }
     }
     auto& ref = *p;
     cache_.emplace(std::make_pair(T, N), std::move(p));
@@ -243,7 +246,7 @@ void Lstm::make_backward(Prims& p) {
         Prims::Layer& L = p.layers[l];
         const md src_md({T, N, L.in}, dt::f32, tag::tnc);
         const md dst_md({T, N, H}, dt::f32, tag::tnc);
-        const md iter_md = carry_state_ ? md({1, 1, N, H}, dt::f32, tag::ldnc) : md();
+        const md iter_md({1, 1, N, H}, dt::f32, tag::ldnc);  // explicit: see prims()
         const md wl_any({1, 1, L.in, 4, H}, dt::f32, tag::any);
         const md wi_any({1, 1, H, 4, H}, dt::f32, tag::any);
         const md bias_md({1, 1, 4, H}, dt::f32, tag::ldgo);
@@ -302,16 +305,14 @@ void Lstm::make_backward(Prims& p) {
                       {DNNL_ARG_DIFF_SRC_LAYER, L.dsrc}, {DNNL_ARG_DIFF_WEIGHTS_LAYER, L.dwl},
                       {DNNL_ARG_DIFF_WEIGHTS_ITER, L.dwi}, {DNNL_ARG_DIFF_BIAS, L.dbias},
                       {DNNL_ARG_DIFF_DST_LAYER, L.ddst}, {DNNL_ARG_SCRATCHPAD, L.scratch_bwd}}};
-        if (carry_state_) {
-            L.dh0 = mem(iter_md);
-            L.dc0 = mem(iter_md);
-            L.dhT = mem(iter_md);
-            L.dcT = mem(iter_md);
-            L.bwd.args.insert({{DNNL_ARG_SRC_ITER, L.h0}, {DNNL_ARG_SRC_ITER_C, L.c0},
-                               {DNNL_ARG_DST_ITER, L.hT}, {DNNL_ARG_DST_ITER_C, L.cT},
-                               {DNNL_ARG_DIFF_SRC_ITER, L.dh0}, {DNNL_ARG_DIFF_SRC_ITER_C, L.dc0},
-                               {DNNL_ARG_DIFF_DST_ITER, L.dhT}, {DNNL_ARG_DIFF_DST_ITER_C, L.dcT}});
-        }
+        L.dh0 = mem(iter_md);
+        L.dc0 = mem(iter_md);
+        L.dhT = mem(iter_md);
+        L.dcT = mem(iter_md);
+        L.bwd.args.insert({{DNNL_ARG_SRC_ITER, L.h0}, {DNNL_ARG_SRC_ITER_C, L.c0},
+                           {DNNL_ARG_DST_ITER, L.hT}, {DNNL_ARG_DST_ITER_C, L.cT},
+                           {DNNL_ARG_DIFF_SRC_ITER, L.dh0}, {DNNL_ARG_DIFF_SRC_ITER_C, L.dc0},
+                           {DNNL_ARG_DIFF_DST_ITER, L.dhT}, {DNNL_ARG_DIFF_DST_ITER_C, L.dcT}});
         L.has_bwd = true;
     }
 }
@@ -383,20 +384,18 @@ void Lstm::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo&
             L.to_fwd_wl.run(stream_);
             L.to_fwd_wi.run(stream_);
         }
-        if (carry) {
-            for (auto k : {kH0, kC0, kHT, kCT}) sv[k].resize(DType::f32, {N, H});
-            if (from_carry) {
-                std::memcpy(sv[kH0].raw(), (*carry)[2 * l].raw(), sv[kH0].bytes());
-                std::memcpy(sv[kC0].raw(), (*carry)[2 * l + 1].raw(), sv[kC0].bytes());
-            } else {
-                sv[kH0].zero();
-                sv[kC0].zero();
-            }
-            bind(L.h0, sv[kH0].raw());
-            bind(L.c0, sv[kC0].raw());
-            bind(L.hT, sv[kHT].raw());
-            bind(L.cT, sv[kCT].raw());
+        for (auto k : {kH0, kC0, kHT, kCT}) sv[k].resize(DType::f32, {N, H});
+        if (from_carry) {
+            std::memcpy(sv[kH0].raw(), (*carry)[2 * l].raw(), sv[kH0].bytes());
+            std::memcpy(sv[kC0].raw(), (*carry)[2 * l + 1].raw(), sv[kC0].bytes());
+        } else {
+            sv[kH0].zero();
+            sv[kC0].zero();
         }
+        bind(L.h0, sv[kH0].raw());
+        bind(L.c0, sv[kC0].raw());
+        bind(L.hT, sv[kHT].raw());
+        bind(L.cT, sv[kCT].raw());
         L.fwd.run(stream_);
         stream_.wait();
 
@@ -457,11 +456,9 @@ void Lstm::backward(const Inputs& in, const Outputs& out, Saved& saved, const Gr
         }
     const std::int64_t widest = std::max(channels_, H);
     for (auto& b : diff_layer_) reserve_bytes(b, static_cast<std::size_t>(T * N * widest) * sizeof(float));
-    if (carry_state_) {
-        reserve_bytes(diff_iter_sink_, static_cast<std::size_t>(N * H) * sizeof(float));
-        diff_iter_zero_.resize(DType::f32, {N, H});
-        diff_iter_zero_.zero();
-    }
+    reserve_bytes(diff_iter_sink_, static_cast<std::size_t>(N * H) * sizeof(float));
+    diff_iter_zero_.resize(DType::f32, {N, H});
+    diff_iter_zero_.zero();
     Tensor* want_dx = diff_src.has("in") ? &diff_src.at("in") : nullptr;
     if (want_dx) {
         want_dx->resize(DType::f32, {T, N, channels_});
@@ -506,16 +503,14 @@ void Lstm::backward(const Inputs& in, const Outputs& out, Saved& saved, const Gr
             std::memset(diff_weights_tmp_[2 * l].raw(), 0, diff_weights_tmp_[2 * l].bytes());
             std::memset(diff_weights_tmp_[2 * l + 1].raw(), 0, diff_weights_tmp_[2 * l + 1].bytes());
         }
-        if (carry_state_) {
-            bind(L.h0, sv[kH0].raw());
-            bind(L.c0, sv[kC0].raw());
-            bind(L.hT, sv[kHT].raw());
-            bind(L.cT, sv[kCT].raw());
-            bind(L.dh0, diff_iter_sink_.raw());  // truncated BPTT: dropped
-            bind(L.dc0, diff_iter_sink_.raw());
-            bind(L.dhT, diff_iter_zero_.raw());
-            bind(L.dcT, diff_iter_zero_.raw());
-        }
+        bind(L.h0, sv[kH0].raw());
+        bind(L.c0, sv[kC0].raw());
+        bind(L.hT, sv[kHT].raw());
+        bind(L.cT, sv[kCT].raw());
+        bind(L.dh0, diff_iter_sink_.raw());  // truncated BPTT: dropped
+        bind(L.dc0, diff_iter_sink_.raw());
+        bind(L.dhT, diff_iter_zero_.raw());
+        bind(L.dcT, diff_iter_zero_.raw());
         L.bwd.run(stream_);
         if (!L.diff_direct) {
             L.diff_to_user_wl.run(stream_);
