@@ -37,12 +37,22 @@ Tensor::Tensor(DType dtype, Shape shape) {
 }
 
 Tensor::Tensor(const Tensor& other) : lengths(other.lengths) {
+    if (!other.ptr_) {  // a default-constructed tensor stays empty (not a rank-0 scalar)
+        dtype_ = other.dtype_;
+        return;
+    }
     resize(other.dtype_, other.shape_);
     if (bytes()) std::memcpy(ptr_.get(), other.ptr_.get(), bytes());
 }
 
 Tensor& Tensor::operator=(const Tensor& other) {
     if (this == &other) return *this;
+    if (!other.ptr_) {
+        *this = Tensor();
+        dtype_ = other.dtype_;
+        lengths = other.lengths;
+        return *this;
+    }
     resize(other.dtype_, other.shape_);
     if (bytes()) std::memcpy(ptr_.get(), other.ptr_.get(), bytes());
     lengths = other.lengths;

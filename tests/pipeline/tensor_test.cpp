@@ -25,3 +25,16 @@ TEST_CASE("tensor: resize keeps the allocation when it fits", "[core]") {
     a.lengths = {5, 3, 2, 1};
     REQUIRE(a.length(1) == 3);
 }
+
+TEST_CASE("tensor: copies of an empty tensor stay empty", "[core]") {
+    Tensor empty;
+    Tensor copy = empty;
+    REQUIRE(copy.numel() == 0);
+    REQUIRE(copy.raw() == nullptr);
+    std::vector<Tensor> many;
+    many.assign(3, Tensor());
+    REQUIRE(many[2].empty());
+    Tensor full = Tensor::f32({2});
+    full = empty;
+    REQUIRE(full.empty());
+}
