@@ -6,6 +6,7 @@
 #include "stages/data/tokenize.hpp"
 #include "stages/data/vocabulary.hpp"
 #include "stages/eval/sampler.hpp"
+#include "stages/model/lstm.hpp"
 
 namespace rnnflow::stages {
 
@@ -15,6 +16,7 @@ static void register_stages(Registry& r) {
     r.add<Vocabulary>();
     r.add<LmBatches>();
     r.add<Sampler>();
+    r.add<Lstm>();
 }
 
 }  // namespace rnnflow::stages
