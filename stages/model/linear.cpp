@@ -41,6 +41,8 @@ Linear::Linear(const Params& p)
       init_scale_(p.get_float("init_scale")) {}
 
 Linear::~Linear() = default;
+Linear::Linear(Linear&&) noexcept = default;
+Linear& Linear::operator=(Linear&&) noexcept = default;
 
 void Linear::prepare(PrepareContext& ctx) {
     const PortInfo& info = ctx.input_info("in");

@@ -31,6 +31,8 @@ public:
     static StageSchema schema();
     explicit Linear(const Params& p);
     ~Linear() override;
+    Linear(Linear&&) noexcept;
+    Linear& operator=(Linear&&) noexcept;
 
     void prepare(PrepareContext& ctx) override;
     void forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) override;

@@ -40,19 +40,25 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
                   "cross_entropy: 'logits' ", shape_str(x.shape()), " and 'target' ",
                   shape_str(target.shape()), " must be (T, N, V) and (T, N)");
     const std::int64_t T = x.dim(0), N = x.dim(1), V = x.dim(2);
-    if (saved.tensors.empty()) saved.tensors.resize(1);
-    Tensor& lse = saved.tensors[0];  // (T, N), log-sum-exp per counted position
-    lse.resize(DType::f32, {T, N});
+    // lse = max + log Σ exp(x - max), kept as its two parts: adding them in float would lose
+    // the low digits of log Σ when |max| is large, and backward needs exp((x - max) - log Σ).
+    if (saved.tensors.size() < 2) saved.tensors.resize(2);
+    Tensor& max = saved.tensors[0];      // (T, N)
+    Tensor& log_sum = saved.tensors[1];  // (T, N)
+    max.resize(DType::f32, {T, N});
+    log_sum.resize(DType::f32, {T, N});
     const float* logits = x.data<float>();
     const std::int32_t* y = target.data<std::int32_t>();
-    float* l = lse.data<float>();
+    float* mx = max.data<float>();
+    float* ls = log_sum.data<float>();
 
     double sum = 0;
     std::int64_t count = 0;
     for (std::int64_t t = 0; t < T; ++t)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t r = t * N + n;
-            l[r] = 0.f;
+            mx[r] = 0.f;
+            ls[r] = 0.f;
             if (!counted(target, t, n, y[r])) continue;
             RNNFLOW_CHECK(y[r] >= 0 && y[r] < V, "cross_entropy: target id ", y[r], " at step ", t,
                           ", column ", n, " is outside [0, ", V, ") (V = ", V, ")");
@@ -60,9 +66,9 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
             const float m = *std::max_element(row, row + V);
             double s = 0;
             for (std::int64_t v = 0; v < V; ++v) s += double(std::exp(row[v] - m));  // float exp, double sum
-            const double lse_r = double(m) + std::log(s);
-            l[r] = static_cast<float>(lse_r);
-            sum += lse_r - double(row[y[r]]);
+            mx[r] = m;
+            ls[r] = static_cast<float>(std::log(s));
+            sum += std::log(s) - double(row[y[r]] - m);
             ++count;
         }
     Tensor& loss = out.at("loss");  // (2)
@@ -78,7 +84,8 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
     if (!diff_src.has("logits")) return;
     const Tensor& x = in.at("logits");       // (T, N, V)
     const Tensor& target = in.at("target");  // (T, N)
-    const Tensor& lse = saved.tensors.at(0); // (T, N)
+    const Tensor& max = saved.tensors.at(0);      // (T, N)
+    const Tensor& log_sum = saved.tensors.at(1);  // (T, N)
     const float scale = diff_dst.at("loss").data<float>()[0];
     const std::int64_t T = x.dim(0), N = x.dim(1), V = x.dim(2);
     Tensor& dx = diff_src.at("logits");      // (T, N, V)
@@ -86,7 +93,8 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
     dx.lengths = x.lengths;
     const float* logits = x.data<float>();
     const std::int32_t* y = target.data<std::int32_t>();
-    const float* l = lse.data<float>();
+    const float* mx = max.data<float>();
+    const float* ls = log_sum.data<float>();
     float* d = dx.data<float>();
     for (std::int64_t t = 0; t < T; ++t)
         for (std::int64_t n = 0; n < N; ++n) {
@@ -97,7 +105,7 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
                 continue;
             }
             const float* row = logits + r * V;
-            for (std::int64_t v = 0; v < V; ++v) drow[v] = scale * std::exp(row[v] - l[r]);
+            for (std::int64_t v = 0; v < V; ++v) drow[v] = scale * std::exp((row[v] - mx[r]) - ls[r]);
             drow[y[r]] -= scale;
         }
 }

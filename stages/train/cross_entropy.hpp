@@ -6,7 +6,8 @@
 //         loss    loss   f32 (2) = (sum over counted positions, number counted);
 //                 the objective is sum / count
 // Forward: fused log-softmax, lse = m + log Σ_v exp(x_v - m) with m = max_v x_v (stable); the
-//   loss sum is accumulated in double. Saved: lse (T, N) for backward.
+//   loss sum is accumulated in double. Saved: m (T, N) and log Σ exp(x - m) (T, N) for backward
+//   (kept apart so large logits lose no precision).
 // Backward: diff_logits[t, n, v] = diff_loss[0] · (exp(x_v - lse) - [v == target]) at counted
 //   positions, 0 elsewhere. diff_loss[1] multiplies the count, a constant: ignored.
 // Not supported: label smoothing, class weights, soft targets.
