@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <unordered_map>
+#include <vector>
 
 #include "pipeline/core/onednn.hpp"
 
@@ -19,7 +19,8 @@ struct Linear::Plan {
     memory diff_dst, weights_t, diff_src;      // bwd_data: (M, O) · (O, C)ᵀ-view → (M, C)
     memory src_t, diff_weights;                // bwd_weights: (C, M)ᵀ-view · (M, O) += (C, O)
     memory fwd_pad, data_pad, weights_pad;     // scratchpads
-    std::unordered_map<int, memory> fwd_args, data_args, weights_args;
+    // Argument lists for the C API: the C++ execute() builds a vector on every call.
+    std::vector<dnnl_exec_arg_t> fwd_args, data_args, weights_args;
 };
 
 StageSchema Linear::schema() {
@@ -129,14 +130,22 @@ Linear::Plan& Linear::plan(std::int64_t m) {
     reserve_bytes(bwd_scratch_, std::max(data_pd.scratchpad_desc().get_size(),
                                          weights_pd.scratchpad_desc().get_size()));
 
-    p->fwd_args = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_WEIGHTS, p->weights},
-                   {DNNL_ARG_DST, p->dst}, {DNNL_ARG_SCRATCHPAD, p->fwd_pad}};
-    if (has_bias_) p->fwd_args.insert({DNNL_ARG_BIAS, p->bias});
-    p->data_args = {{DNNL_ARG_SRC, p->diff_dst}, {DNNL_ARG_WEIGHTS, p->weights_t},
-                    {DNNL_ARG_DST, p->diff_src}, {DNNL_ARG_SCRATCHPAD, p->data_pad}};
-    p->weights_args = {{DNNL_ARG_SRC, p->src_t}, {DNNL_ARG_WEIGHTS, p->diff_dst},
-                       {DNNL_ARG_DST, p->diff_weights}, {DNNL_ARG_SCRATCHPAD, p->weights_pad}};
+    p->fwd_args = {{DNNL_ARG_SRC, p->src.get()}, {DNNL_ARG_WEIGHTS, p->weights.get()},
+                   {DNNL_ARG_DST, p->dst.get()}, {DNNL_ARG_SCRATCHPAD, p->fwd_pad.get()}};
+    if (has_bias_) p->fwd_args.push_back({DNNL_ARG_BIAS, p->bias.get()});
+    p->data_args = {{DNNL_ARG_SRC, p->diff_dst.get()}, {DNNL_ARG_WEIGHTS, p->weights_t.get()},
+                    {DNNL_ARG_DST, p->diff_src.get()}, {DNNL_ARG_SCRATCHPAD, p->data_pad.get()}};
+    p->weights_args = {{DNNL_ARG_SRC, p->src_t.get()}, {DNNL_ARG_WEIGHTS, p->diff_dst.get()},
+                       {DNNL_ARG_DST, p->diff_weights.get()},
+                       {DNNL_ARG_SCRATCHPAD, p->weights_pad.get()}};
     return *plans_.emplace(m, std::move(p)).first->second;
+}
+
+static void execute(const dnnl::primitive& prim, dnnl::stream& s,
+                    const std::vector<dnnl_exec_arg_t>& args) {
+    dnnl::error::wrap_c_api(dnnl_primitive_execute(prim.get(), s.get(), static_cast<int>(args.size()),
+                                                   args.data()),
+                            "linear: could not execute a matmul");
 }
 
 // Zero rows (t, n) with t >= length(n) of a time-major (T, N, K) buffer.
@@ -171,7 +180,7 @@ void Linear::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInf
     if (has_bias_) p.bias.set_data_handle(params_[1].value.raw());
     p.dst.set_data_handle(y.raw());
     p.fwd_pad.set_data_handle(fwd_scratch_.raw());
-    p.fwd.execute(*stream_, p.fwd_args);
+    execute(p.fwd, *stream_, p.fwd_args);
     stream_->wait();
     zero_padding(y.data<float>(), x, T, N, O);
 }
@@ -203,12 +212,12 @@ void Linear::backward(const Inputs& in, const Outputs& out, Saved& saved, const 
         p.weights_t.set_data_handle(params_[0].value.raw());
         p.diff_src.set_data_handle(dx.raw());
         p.data_pad.set_data_handle(bwd_scratch_.raw());
-        p.bwd_data.execute(*stream_, p.data_args);
+        execute(p.bwd_data, *stream_, p.data_args);
     }
     p.src_t.set_data_handle(const_cast<void*>(x.raw()));
     p.diff_weights.set_data_handle(params_[0].grad.raw());
     p.weights_pad.set_data_handle(bwd_scratch_.raw());
-    p.bwd_weights.execute(*stream_, p.weights_args);
+    execute(p.bwd_weights, *stream_, p.weights_args);
     stream_->wait();
 
     if (has_bias_) {

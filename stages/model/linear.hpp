@@ -5,6 +5,8 @@
 // Params: weight (C, O) row-major, bias (O). (C, O) is the layout the forward matmul reads as
 //         plain B (M×C · C×O, the hot path in training and evaluation) and the weight-gradient
 //         matmul writes directly; the backward-data matmul reads it transposed through strides.
+//         Measured (oneDNN 2.6.3, 1 thread, M 700, C 650, O 10000): fwd / data / weights
+//         53 / 54 / 66 ms with (C, O) against 62 / 60 / 65 ms with PyTorch's (O, C).
 // Backward (M = T·N rows, padded rows' diff_out treated as 0, since padded outputs are constant):
 //   diff_in      = diff_out · weightᵀ        (M, C), overwritten, 0 at padded rows
 //   weight.grad += inᵀ · diff_out            (C, O), a sum post-op accumulates in place
