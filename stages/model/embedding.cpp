@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 namespace rnnflow::stages {
 
@@ -51,6 +52,8 @@ void Embedding::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
                   shape_str(ids.shape()));
     RNNFLOW_ASSERT(vocab_ > 0);  // prepare ran
     const std::int64_t T = ids.dim(0), N = ids.dim(1), C = dim_;
+    RNNFLOW_CHECK(ids.lengths.empty() || std::ssize(ids.lengths) == N, "embedding: input 'in' has ",
+                  ids.lengths.size(), " lengths for ", N, " batch columns");
     y.resize(DType::f32, {T, N, C});
     y.lengths = ids.lengths;
     const std::int32_t* id = ids.data<std::int32_t>();

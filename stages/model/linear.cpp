@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <vector>
 
 #include "pipeline/core/onednn.hpp"
@@ -170,6 +171,8 @@ void Linear::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInf
     RNNFLOW_CHECK(x.rank() == 3 && x.dim(2) == in_dim_, "linear: input 'in' must be (T, N, ",
                   in_dim_, "), got ", shape_str(x.shape()));
     const std::int64_t T = x.dim(0), N = x.dim(1), O = out_dim_;
+    RNNFLOW_CHECK(x.lengths.empty() || std::ssize(x.lengths) == N, "linear: input 'in' has ",
+                  x.lengths.size(), " lengths for ", N, " batch columns");
     y.resize(DType::f32, {T, N, O});
     y.lengths = x.lengths;
     if (T * N == 0) return;

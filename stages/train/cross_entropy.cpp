@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 namespace rnnflow::stages {
 
@@ -40,6 +41,10 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
                   "cross_entropy: 'logits' ", shape_str(x.shape()), " and 'target' ",
                   shape_str(target.shape()), " must be (T, N, V) and (T, N)");
     const std::int64_t T = x.dim(0), N = x.dim(1), V = x.dim(2);
+    RNNFLOW_CHECK(V > 0, "cross_entropy: 'logits' has no classes (V = 0)");
+    RNNFLOW_CHECK(target.lengths.empty() || std::ssize(target.lengths) == N,
+                  "cross_entropy: 'target' has ", target.lengths.size(), " lengths for ", N,
+                  " batch columns");
     // lse = max + log Σ exp(x - max), kept as its two parts: adding them in float would lose
     // the low digits of log Σ when |max| is large, and backward needs exp((x - max) - log Σ).
     if (saved.tensors.size() < 2) saved.tensors.resize(2);

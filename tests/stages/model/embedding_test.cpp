@@ -114,6 +114,8 @@ TEST_CASE("embedding: an id out of range names the id and V", "[stage][embedding
                         "embedding: id 4 at step 0, column 1 is outside [0, 4) (V = 4)");
     REQUIRE_THROWS_WITH(f.run(make_ids(1, 1, {-2})),
                         "embedding: id -2 at step 0, column 0 is outside [0, 4) (V = 4)");
+    REQUIRE_THROWS_WITH(f.run(make_ids(1, 2, {0, 1}, {1})),
+                        "embedding: input 'in' has 1 lengths for 2 batch columns");
 }
 
 TEST_CASE("embedding: backward scatter-adds into weight.grad, padding adds nothing", "[stage][embedding]") {
