@@ -1,0 +1,235 @@
+#include "linear.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <iterator>
+#include <vector>
+
+#include "pipeline/core/onednn.hpp"
+
+namespace rnnflow::stages {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+struct Linear::Plan {
+    dnnl::matmul fwd, bwd_data, bwd_weights;
+    // Memory objects without buffers; handles are set before every execution.
+    memory src, weights, bias, dst;            // fwd: (M, C) · (C, O) + (1, O) → (M, O)
+    memory diff_dst, weights_t, diff_src;      // bwd_data: (M, O) · (O, C)ᵀ-view → (M, C)
+    memory src_t, diff_weights;                // bwd_weights: (C, M)ᵀ-view · (M, O) += (C, O)
+    memory fwd_pad, data_pad, weights_pad;     // scratchpads
+    // Argument lists for the C API: the C++ execute() builds a vector on every call.
+    std::vector<dnnl_exec_arg_t> fwd_args, data_args, weights_args;
+};
+
+StageSchema Linear::schema() {
+    return StageSchema("linear", "affine map over channels", Role::model)
+        .input("in", PortType::tensor, "activations (T, N, C) + lengths")
+        .output("out", PortType::tensor, "in · weight + bias (T, N, out_dim), zero at padded steps")
+        .required_int("out_dim", Range{1, 1e7}, "output channels O (e.g. vocab.size for logits)")
+        .allow_ref()
+        .param_bool("bias", true, "add a learned bias (O); starts at zero")
+        .param_float("init_scale", 0.0, Range{0, 10},
+                     "weights start uniform in [-s, s]; 0 means s = 1/sqrt(C)")
+        .differentiable()
+        .details("out = in · weight + bias over the channel axis. weight (C, O), bias (O). "
+                 "Not supported: weight tying with an embedding (its layout is (V, C)), bf16.");
+}
+
+Linear::Linear(const Params& p)
+    : out_dim_(p.get_int("out_dim")), has_bias_(p.get_bool("bias")),
+      init_scale_(p.get_float("init_scale")) {}
+
+Linear::~Linear() = default;
+Linear::Linear(Linear&&) noexcept = default;
+Linear& Linear::operator=(Linear&&) noexcept = default;
+
+void Linear::prepare(PrepareContext& ctx) {
+    const PortInfo& info = ctx.input_info("in");
+    RNNFLOW_CHECK(info.channels > 0, "linear needs the channel count of input 'in', got ",
+                  info.channels);
+    in_dim_ = info.channels;
+    const float s = static_cast<float>(init_scale_ > 0 ? init_scale_ : 1.0 / std::sqrt(double(in_dim_)));
+    std::uniform_real_distribution<float> uni(-s, s);
+
+    Param& w = params_[0];
+    w.name = "weight";
+    w.layout = "(C, O)";
+    w.value = Tensor::f32({in_dim_, out_dim_});
+    w.grad = Tensor::f32({in_dim_, out_dim_});
+    float* v = w.value.data<float>();
+    for (std::int64_t i = 0; i < w.value.numel(); ++i) v[i] = uni(ctx.rng());
+
+    Param& b = params_[1];
+    b.name = "bias";
+    b.layout = "(O)";
+    b.value = has_bias_ ? Tensor::f32({out_dim_}) : Tensor();
+    b.grad = has_bias_ ? Tensor::f32({out_dim_}) : Tensor();
+
+    stream_ = std::make_unique<dnnl::stream>(cpu_engine());
+    plans_.clear();
+
+    PortInfo out;
+    out.type = PortType::tensor;
+    out.channels = out_dim_;
+    ctx.set_output_info("out", out);
+}
+
+// Grow a byte buffer (kept as f32 words for its 64-byte alignment).
+static void reserve_bytes(Tensor& buf, std::size_t bytes) {
+    const auto words = static_cast<std::int64_t>((bytes + 3) / 4);
+    if (buf.numel() < words) buf.resize(DType::f32, {words});
+}
+
+Linear::Plan& Linear::plan(std::int64_t m) {
+    auto it = plans_.find(m);
+    if (it != plans_.end()) return *it->second;
+
+    auto& eng = cpu_engine();
+    const memory::dim M = m, C = in_dim_, O = out_dim_;
+    const auto f32 = memory::data_type::f32;
+    const memory::desc src_md({M, C}, f32, tag::ab);
+    const memory::desc w_md({C, O}, f32, tag::ab);
+    const memory::desc b_md({1, O}, f32, tag::ab);
+    const memory::desc dst_md({M, O}, f32, tag::ab);
+    const memory::desc wt_md({O, C}, f32, tag::ba);    // weight (C, O) seen as Wᵀ (O, C)
+    const memory::desc src_t_md({C, M}, f32, tag::ba); // in (M, C) seen as inᵀ (C, M)
+
+    auto p = std::make_unique<Plan>();
+    dnnl::primitive_attr attr = user_scratchpad_attr();
+
+    const auto fwd_d = has_bias_ ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md)
+                                 : dnnl::matmul::desc(src_md, w_md, dst_md);
+    const dnnl::matmul::primitive_desc fwd_pd(fwd_d, attr, eng);
+    const dnnl::matmul::primitive_desc data_pd(dnnl::matmul::desc(dst_md, wt_md, src_md), attr, eng);
+    dnnl::post_ops accumulate;
+    accumulate.append_sum(1.0f);  // diff_weights += product, no temporary
+    dnnl::primitive_attr wattr = user_scratchpad_attr();
+    wattr.set_post_ops(accumulate);
+    const dnnl::matmul::primitive_desc weights_pd(dnnl::matmul::desc(src_t_md, dst_md, w_md), wattr, eng);
+
+    p->fwd = dnnl::matmul(fwd_pd);
+    p->bwd_data = dnnl::matmul(data_pd);
+    p->bwd_weights = dnnl::matmul(weights_pd);
+
+    auto none = [&](const memory::desc& md) { return memory(md, eng, DNNL_MEMORY_NONE); };
+    p->src = none(src_md);
+    p->weights = none(w_md);
+    p->bias = none(b_md);
+    p->dst = none(dst_md);
+    p->diff_dst = none(dst_md);
+    p->weights_t = none(wt_md);
+    p->diff_src = none(src_md);
+    p->src_t = none(src_t_md);
+    p->diff_weights = none(w_md);
+    p->fwd_pad = none(fwd_pd.scratchpad_desc());
+    p->data_pad = none(data_pd.scratchpad_desc());
+    p->weights_pad = none(weights_pd.scratchpad_desc());
+    reserve_bytes(fwd_scratch_, fwd_pd.scratchpad_desc().get_size());
+    reserve_bytes(bwd_scratch_, std::max(data_pd.scratchpad_desc().get_size(),
+                                         weights_pd.scratchpad_desc().get_size()));
+
+    p->fwd_args = {{DNNL_ARG_SRC, p->src.get()}, {DNNL_ARG_WEIGHTS, p->weights.get()},
+                   {DNNL_ARG_DST, p->dst.get()}, {DNNL_ARG_SCRATCHPAD, p->fwd_pad.get()}};
+    if (has_bias_) p->fwd_args.push_back({DNNL_ARG_BIAS, p->bias.get()});
+    p->data_args = {{DNNL_ARG_SRC, p->diff_dst.get()}, {DNNL_ARG_WEIGHTS, p->weights_t.get()},
+                    {DNNL_ARG_DST, p->diff_src.get()}, {DNNL_ARG_SCRATCHPAD, p->data_pad.get()}};
+    p->weights_args = {{DNNL_ARG_SRC, p->src_t.get()}, {DNNL_ARG_WEIGHTS, p->diff_dst.get()},
+                       {DNNL_ARG_DST, p->diff_weights.get()},
+                       {DNNL_ARG_SCRATCHPAD, p->weights_pad.get()}};
+    return *plans_.emplace(m, std::move(p)).first->second;
+}
+
+static void execute(const dnnl::primitive& prim, dnnl::stream& s,
+                    const std::vector<dnnl_exec_arg_t>& args) {
+    dnnl::error::wrap_c_api(dnnl_primitive_execute(prim.get(), s.get(), static_cast<int>(args.size()),
+                                                   args.data()),
+                            "linear: could not execute a matmul");
+}
+
+// Zero rows (t, n) with t >= length(n) of a time-major (T, N, K) buffer.
+static void zero_padding(float* x, const Tensor& like, std::int64_t T, std::int64_t N, std::int64_t K) {
+    if (like.lengths.empty()) return;
+    for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t n = 0; n < N; ++n)
+            if (t >= like.length(n)) std::fill_n(x + (t * N + n) * K, K, 0.f);
+}
+
+static bool has_padding(const Tensor& x) {
+    for (std::int64_t n = 0; n < static_cast<std::int64_t>(x.lengths.size()); ++n)
+        if (x.length(n) < x.dim(0)) return true;
+    return false;
+}
+
+void Linear::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
+    (void)saved; (void)step;
+    const Tensor& x = in.at("in");  // (T, N, C)
+    Tensor& y = out.at("out");      // (T, N, O)
+    RNNFLOW_ASSERT(in_dim_ > 0);    // prepare ran
+    RNNFLOW_CHECK(x.rank() == 3 && x.dim(2) == in_dim_, "linear: input 'in' must be (T, N, ",
+                  in_dim_, "), got ", shape_str(x.shape()));
+    const std::int64_t T = x.dim(0), N = x.dim(1), O = out_dim_;
+    RNNFLOW_CHECK(x.lengths.empty() || std::ssize(x.lengths) == N, "linear: input 'in' has ",
+                  x.lengths.size(), " lengths for ", N, " batch columns");
+    y.resize(DType::f32, {T, N, O});
+    y.lengths = x.lengths;
+    if (T * N == 0) return;
+
+    Plan& p = plan(T * N);
+    p.src.set_data_handle(const_cast<void*>(x.raw()));  // oneDNN only reads sources
+    p.weights.set_data_handle(params_[0].value.raw());
+    if (has_bias_) p.bias.set_data_handle(params_[1].value.raw());
+    p.dst.set_data_handle(y.raw());
+    p.fwd_pad.set_data_handle(fwd_scratch_.raw());
+    execute(p.fwd, *stream_, p.fwd_args);
+    stream_->wait();
+    zero_padding(y.data<float>(), x, T, N, O);
+}
+
+void Linear::backward(const Inputs& in, const Outputs& out, Saved& saved, const Grads& diff_dst,
+                      Grads& diff_src, const StepInfo& step) {
+    (void)out; (void)saved; (void)step;
+    const Tensor& x = in.at("in");           // (T, N, C)
+    const Tensor& dy = diff_dst.at("out");   // (T, N, O)
+    const std::int64_t T = x.dim(0), N = x.dim(1), C = in_dim_, O = out_dim_;
+    RNNFLOW_ASSERT(dy.numel() == T * N * O);
+    if (T * N == 0) return;
+
+    // Padded outputs are constants: their incoming gradient must not reach anything.
+    const float* g = dy.data<float>();
+    if (has_padding(x)) {
+        if (masked_diff_.numel() < T * N * O) masked_diff_.resize(DType::f32, {T * N * O});
+        std::memcpy(masked_diff_.raw(), g, static_cast<std::size_t>(T * N * O) * sizeof(float));
+        zero_padding(masked_diff_.data<float>(), x, T, N, O);
+        g = masked_diff_.data<float>();
+    }
+
+    Plan& p = plan(T * N);
+    p.diff_dst.set_data_handle(const_cast<float*>(g));
+    if (diff_src.has("in")) {
+        Tensor& dx = diff_src.at("in");  // (T, N, C)
+        dx.resize(DType::f32, {T, N, C});
+        dx.lengths = x.lengths;
+        p.weights_t.set_data_handle(params_[0].value.raw());
+        p.diff_src.set_data_handle(dx.raw());
+        p.data_pad.set_data_handle(bwd_scratch_.raw());
+        execute(p.bwd_data, *stream_, p.data_args);
+    }
+    p.src_t.set_data_handle(const_cast<void*>(x.raw()));
+    p.diff_weights.set_data_handle(params_[0].grad.raw());
+    p.weights_pad.set_data_handle(bwd_scratch_.raw());
+    execute(p.bwd_weights, *stream_, p.weights_args);
+    stream_->wait();
+
+    if (has_bias_) {
+        float* db = params_[1].grad.data<float>();
+        for (std::int64_t r = 0; r < T * N; ++r) {
+            const float* row = g + r * O;
+            for (std::int64_t o = 0; o < O; ++o) db[o] += row[o];
+        }
+    }
+}
+
+}  // namespace rnnflow::stages

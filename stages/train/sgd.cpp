@@ -1,0 +1,76 @@
+#include "sgd.hpp"
+
+namespace rnnflow::stages {
+
+StageSchema Sgd::schema() {
+    StageSchema s("sgd", "stochastic gradient descent (momentum, weight decay, clipping)",
+                  Role::optimizer);
+    s.input("minimize", PortType::loss, "the loss whose upstream parameters this updates");
+    optim::add_common_params(s, 1.0);
+    s.param_float("momentum", 0.0, Range{0, 0.999}, "heavy-ball momentum; 0: plain SGD")
+        .param_float("weight_decay", 0.0, Range{0, 1},
+                     "L2 penalty: weight_decay · w is added to the gradient after clipping")
+        .details("w -= lr_e · (momentum buffer of) (clipped g + weight_decay · w); "
+                 "lr_e = lr · lr_decay^max(0, e + 1 - decay_after). "
+                 "Not supported: Nesterov momentum, dampening, per-parameter rates.");
+    return s;
+}
+
+Sgd::Sgd(const Params& p)
+    : schedule_{p.get_float("lr"), p.get_float("lr_decay"), p.get_int("decay_after")},
+      momentum_(p.get_float("momentum")), weight_decay_(p.get_float("weight_decay")),
+      clip_norm_(p.get_float("clip_norm")), lr_(schedule_.at(0)) {}
+
+void Sgd::attach(std::vector<std::pair<std::string, Param*>> params) {
+    optim::check_attached(params, "sgd");
+    params_ = std::move(params);
+    momentum_buf_.clear();
+    for (const auto& [name, p] : params_)
+        momentum_buf_.push_back(momentum_ > 0 && p->trainable ? Tensor::f32(p->value.shape()) : Tensor());
+}
+
+void Sgd::begin_epoch(std::int64_t epoch) { lr_ = schedule_.at(epoch); }
+
+double Sgd::step(const StepInfo& step) {
+    (void)step;
+    const double norm = optim::global_norm(params_);
+    const float scale = optim::clip_scale(norm, clip_norm_, "sgd");
+    const float lr = static_cast<float>(lr_), mu = static_cast<float>(momentum_);
+    const float wd = static_cast<float>(weight_decay_);
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        Param& p = *params_[i].second;
+        float* g = p.grad.data<float>();
+        const std::int64_t n = p.grad.numel();
+        if (p.trainable) {
+            float* w = p.value.data<float>();
+            float* buf = momentum_ > 0 ? momentum_buf_[i].data<float>() : nullptr;
+            for (std::int64_t k = 0; k < n; ++k) {
+                const float gk = scale * g[k] + wd * w[k];
+                if (buf) {
+                    buf[k] = mu * buf[k] + gk;
+                    w[k] -= lr * buf[k];
+                } else {
+                    w[k] -= lr * gk;
+                }
+            }
+        }
+        p.grad.zero();
+    }
+    return norm;
+}
+
+std::vector<std::pair<std::string, const Tensor*>> Sgd::state() const {
+    std::vector<std::pair<std::string, const Tensor*>> s;
+    for (std::size_t i = 0; i < params_.size(); ++i)
+        if (!momentum_buf_[i].empty()) s.emplace_back(params_[i].first + ".momentum", &momentum_buf_[i]);
+    return s;
+}
+
+void Sgd::load_state(const std::map<std::string, Tensor>& state) {
+    std::vector<std::pair<std::string, Tensor*>> dst;
+    for (std::size_t i = 0; i < params_.size(); ++i)
+        if (!momentum_buf_[i].empty()) dst.emplace_back(params_[i].first + ".momentum", &momentum_buf_[i]);
+    optim::restore(state, dst, "sgd");
+}
+
+}  // namespace rnnflow::stages

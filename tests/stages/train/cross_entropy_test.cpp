@@ -1,0 +1,143 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "stages/train/cross_entropy.hpp"
+#include "support/gradcheck.hpp"
+#include "support/harness.hpp"
+
+using namespace rnnflow;
+using namespace rnnflow::test;
+using rnnflow::stages::CrossEntropy;
+
+namespace {
+
+Tensor make_logits(Shape shape, std::vector<float> v, std::vector<std::int32_t> lengths = {}) {
+    Tensor t = Tensor::f32(std::move(shape));
+    REQUIRE(static_cast<std::int64_t>(v.size()) == t.numel());
+    std::copy(v.begin(), v.end(), t.data<float>());
+    t.lengths = std::move(lengths);
+    return t;
+}
+
+Tensor make_ids(std::int64_t T, std::int64_t N, std::vector<std::int32_t> v,
+                std::vector<std::int32_t> lengths = {}) {
+    Tensor t = Tensor::i32({T, N});
+    std::copy(v.begin(), v.end(), t.data<std::int32_t>());
+    t.lengths = std::move(lengths);
+    return t;
+}
+
+struct Run {
+    StageSchema schema = CrossEntropy::schema();
+    CrossEntropy stage;
+    Tensor loss, diff_logits;
+    Saved saved;
+    explicit Run(std::int64_t ignore = -1)
+        : stage(params_for(schema, {{"ignore_index", ignore}})) {}
+    void forward(const Tensor& logits, const Tensor& target) {
+        auto in = make_inputs(schema, {&logits, &target});
+        auto out = make_outputs(schema, {&loss});
+        stage.forward(in, out, saved, StepInfo{});
+    }
+    void backward(const Tensor& logits, const Tensor& target, float g0, float g1) {
+        Tensor dd = Tensor::f32({2});
+        dd.data<float>()[0] = g0;
+        dd.data<float>()[1] = g1;
+        auto in = make_inputs(schema, {&logits, &target});
+        auto out = make_outputs(schema, {&loss});
+        auto ddst = make_diff_dst(schema, {&dd});
+        auto dsrc = make_diff_src(schema, {&diff_logits});
+        stage.backward(in, out, saved, ddst, dsrc, StepInfo{});
+    }
+};
+
+}  // namespace
+
+TEST_CASE("cross_entropy: schema defaults and bad values", "[stage][cross_entropy]") {
+    const StageSchema s = CrossEntropy::schema();
+    REQUIRE(s.type() == "cross_entropy");
+    REQUIRE(s.is_differentiable());
+    REQUIRE(s.outputs().at(0).type == PortType::loss);
+    REQUIRE(default_params(s).get_int("ignore_index") == -1);
+    REQUIRE(StageSchema::check(*s.find_param("ignore_index"), ParamValue(std::int64_t(-2))) ==
+            "must be in [-1, 2147483647], got -2");
+
+    CrossEntropy ce(default_params(s));
+    FakePrepare ctx(s);
+    PortInfo logits, target;
+    logits.channels = 5;
+    target.type = PortType::ids;
+    target.classes = 6;
+    ctx.info("logits", logits).info("target", target);
+    REQUIRE_THROWS_WITH(ce.prepare(ctx), "cross_entropy: 'logits' has 5 channels but 'target' has "
+                                         "6 classes; they must be equal (hint: out_dim: vocab.size)");
+}
+
+TEST_CASE("cross_entropy: forward against hand-computed numbers", "[stage][cross_entropy]") {
+    Run r(0);
+    // T = 2, N = 2, V = 3. Target column 1 has length 1: (1, 1) is padding.
+    //   (0, 0) logits (0, 0, 0)  target 1 → log 3
+    //   (0, 1) logits (1, 2, 3)  target 2 → log(e + e² + e³) - 3
+    //   (1, 0) logits (5, 5, 5)  target 0 = ignore_index → not counted
+    //   (1, 1) padding, target 0 → not counted
+    const Tensor logits = make_logits({2, 2, 3}, {0, 0, 0, 1, 2, 3, 5, 5, 5, 9, 9, 9});
+    const Tensor target = make_ids(2, 2, {1, 2, 0, 0}, {2, 1});
+    r.forward(logits, target);
+    REQUIRE(r.loss.shape() == Shape{2});
+    const double e = std::exp(1.0);
+    const double want = std::log(3.0) + std::log(e + e * e + e * e * e) - 3.0;
+    REQUIRE(r.loss.data<float>()[0] == Approx(want).epsilon(1e-6));
+    REQUIRE(r.loss.data<float>()[1] == 2.f);
+}
+
+TEST_CASE("cross_entropy: large logits stay finite", "[stage][cross_entropy]") {
+    Run r;
+    const Tensor logits = make_logits({1, 1, 2}, {1000, 1000});
+    const Tensor target = make_ids(1, 1, {0});
+    r.forward(logits, target);
+    REQUIRE(r.loss.data<float>()[0] == Approx(std::log(2.0)));
+    r.backward(logits, target, 1, 0);
+    REQUIRE(r.diff_logits.data<float>()[0] == Approx(-0.5));
+    REQUIRE(r.diff_logits.data<float>()[1] == Approx(0.5));
+}
+
+TEST_CASE("cross_entropy: backward is g · (softmax - onehot) at counted positions", "[stage][cross_entropy]") {
+    Run r(0);
+    const Tensor logits = make_logits({2, 2, 3}, {0, 0, 0, 1, 2, 3, 5, 5, 5, 9, 9, 9});
+    const Tensor target = make_ids(2, 2, {1, 2, 0, 0}, {2, 1});
+    r.forward(logits, target);
+    r.backward(logits, target, 0.5f, 123.f);  // diff[1] (the count's) is ignored
+    REQUIRE(r.diff_logits.shape() == Shape{2, 2, 3});
+    const double e = std::exp(1.0), z = e + e * e + e * e * e;
+    const std::vector<double> want{0.5 / 3, 0.5 * (1.0 / 3 - 1), 0.5 / 3,
+                                   0.5 * e / z, 0.5 * e * e / z, 0.5 * (e * e * e / z - 1),
+                                   0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 12; ++i) REQUIRE(r.diff_logits.data<float>()[i] == Approx(want[i]).margin(1e-7));
+}
+
+TEST_CASE("cross_entropy: target out of range is an error", "[stage][cross_entropy]") {
+    Run r;
+    const Tensor logits = make_logits({1, 2, 3}, {0, 0, 0, 0, 0, 0});
+    REQUIRE_THROWS_WITH(r.forward(logits, make_ids(1, 2, {0, 3})),
+                        "cross_entropy: target id 3 at step 0, column 1 is outside [0, 3) (V = 3)");
+    // Out-of-range ids at padding are never read.
+    r.forward(logits, make_ids(1, 2, {0, 3}, {1, 0}));
+    REQUIRE(r.loss.data<float>()[1] == 1.f);
+}
+
+TEST_CASE("cross_entropy: backward matches finite differences with padding and ignore_index",
+          "[stage][cross_entropy][grad]") {
+    const StageSchema s = CrossEntropy::schema();
+    CrossEntropy ce(params_for(s, {{"ignore_index", std::int64_t(1)}}));
+    Tensor logits = Tensor::f32({3, 2, 4});
+    std::mt19937_64 rng(3);
+    std::uniform_real_distribution<float> uni(-2.f, 2.f);
+    for (std::int64_t i = 0; i < logits.numel(); ++i) logits.data<float>()[i] = uni(rng);
+    logits.lengths = {3, 2};
+    Tensor target = make_ids(3, 2, {0, 3, 1, 2, 3, 0}, {3, 2});  // (1, 0) ignored, (2, 1) padding
+    const auto r = check_gradients(ce, s, {&logits, &target});
+    INFO(r.report);
+    REQUIRE(r.ok);
+    REQUIRE(r.checked == 24);
+}
