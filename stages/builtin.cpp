@@ -6,7 +6,13 @@
 #include "stages/data/tokenize.hpp"
 #include "stages/data/vocabulary.hpp"
 #include "stages/eval/sampler.hpp"
+#include "stages/eval/perplexity.hpp"
+#include "stages/model/embedding.hpp"
+#include "stages/model/linear.hpp"
 #include "stages/model/lstm.hpp"
+#include "stages/train/adam.hpp"
+#include "stages/train/cross_entropy.hpp"
+#include "stages/train/sgd.hpp"
 
 namespace rnnflow::stages {
 
@@ -16,7 +22,13 @@ static void register_stages(Registry& r) {
     r.add<Vocabulary>();
     r.add<LmBatches>();
     r.add<Sampler>();
+    r.add<Embedding>();
     r.add<Lstm>();
+    r.add<Linear>();
+    r.add<CrossEntropy>();
+    r.add<Sgd>();
+    r.add<Adam>();
+    r.add<Perplexity>();
 }
 
 }  // namespace rnnflow::stages
