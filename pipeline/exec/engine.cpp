@@ -478,7 +478,7 @@ Engine::Engine(CompiledGraph graph, RunOptions options)
                : graph_.def.train.threads > 0 ? static_cast<int>(graph_.def.train.threads)
                                               : available_cores();
     impl_ = std::make_unique<Impl>(*this, graph_);
-    impl_->arena = std::make_unique<oneapi::tbb::task_arena>(threads_);
+    impl_->arena = std::make_unique<oneapi::tbb::task_arena>(std::max(1, opt_.graph_threads));
     if (!opt_.run_dir.empty() && opt_.mode == PrepareMode::fit) {
         std::filesystem::create_directories(opt_.run_dir / "checkpoints");
         write_file_atomic(opt_.run_dir / "resolved.yaml", graph_.def.resolved_yaml);
