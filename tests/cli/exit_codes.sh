@@ -10,7 +10,7 @@ expect_fail() {  # expect_fail CODE PATTERN -- command...
   grep -qF -- "$pattern" "$work/out" || { echo "expected '$pattern' in output of $*:"; cat "$work/out"; exit 1; }
 }
 printf 'stages:\n  rnn: {type: lstmm}\n' > "$work/bad.yaml"
-expect_fail 2 "bad.yaml:2:15: error: unknown stage type 'lstmm'" -- "$rnnflow" validate "$work/bad.yaml"
+expect_fail 2 "bad.yaml:2:15: error: stage 'rnn': unknown stage type 'lstmm'" -- "$rnnflow" validate "$work/bad.yaml"
 expect_fail 2 "did you mean 'lstm'?" -- "$rnnflow" validate "$work/bad.yaml"
 expect_fail 2 "unknown command 'rnu'" -- "$rnnflow" rnu
 expect_fail 2 "did you mean 'run'?" -- "$rnnflow" rnu

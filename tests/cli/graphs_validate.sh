@@ -4,7 +4,12 @@ set -euo pipefail
 rnnflow=$1; src=$2
 for g in "$src"/graphs/*.yaml; do
   "$rnnflow" validate "$g"
-  "$rnnflow" graph "$g" --dot | grep -q "digraph"
+  dot=$("$rnnflow" graph "$g" --dot)
+  case "$dot" in *digraph*) ;; *) echo "no digraph from $g"; exit 1;; esac
 done
-"$rnnflow" stages | grep -q "^lstm"
-"$rnnflow" stages lstm | grep -q "layers"
+all=$("$rnnflow" stages)
+for t in text_file tokenize vocabulary lm_batches embedding lstm linear cross_entropy sgd adam perplexity sampler; do
+  printf '%s\n' "$all" | grep -q "^$t " || { echo "stages does not list $t"; exit 1; }
+done
+one=$("$rnnflow" stages lstm)
+case "$one" in *layers*) ;; *) echo "stages lstm lacks 'layers'"; exit 1;; esac
