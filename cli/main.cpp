@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include <boost/program_options.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "cli/commands.hpp"
 #include "pipeline/core/registry.hpp"
@@ -80,10 +81,28 @@ Registry& registry_with(const std::vector<std::string>& plugins) {
     return r;
 }
 
+// The graph's own `plugins:` must be loaded before its stages are checked, so read that list
+// first; any YAML problem is left for load_graph to report with its position.
+void load_graph_plugins(const std::string& file, Registry& r) {
+    YAML::Node root;
+    try {
+        root = YAML::LoadFile(file);
+    } catch (const YAML::Exception&) {
+        return;
+    }
+    if (!root.IsMap() || !root["plugins"] || !root["plugins"].IsSequence()) return;
+    const fs::path base = fs::path(file).parent_path();
+    for (const auto& p : root["plugins"]) {
+        if (!p.IsScalar()) continue;
+        const fs::path path = fs::path(p.Scalar()).is_absolute() ? fs::path(p.Scalar()) : base / p.Scalar();
+        load_plugin(r, path.string());
+    }
+}
+
 CompiledGraph load(const std::string& file, const Common& c) {
     Registry& r = registry_with(c.plugins);
+    load_graph_plugins(file, r);
     GraphDef def = load_graph(file, c.sets, r);
-    for (const auto& p : def.plugins) load_plugin(r, p);
     return compile(std::move(def), r);
 }
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,12 +39,16 @@ public:
 
     // Where types added from now on come from (set by the plug-in loader).
     void set_origin(std::string origin) { origin_ = std::move(origin); }
+    // Plug-in files (canonical paths) already registered.
+    bool is_loaded(const std::string& canonical_path) const { return loaded_.count(canonical_path) != 0; }
+    void mark_loaded(const std::string& canonical_path) { loaded_.insert(canonical_path); }
 
     // The registry with every built-in stage (created on first use).
     static Registry& global();
 
 private:
     std::map<std::string, StageType> types_;
+    std::set<std::string> loaded_;
     std::string origin_ = "built-in";
 };
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
@@ -50,17 +51,25 @@ void set_omp_threads(int n) {
     }
 }
 
-// Run `fn`, turning any exception into an rnnflow::Error that names the stage.
-template <class Fn>
-void guarded(const StageDef& def, const std::string& context, Fn&& fn) {
+// Run `fn`, turning any exception into an rnnflow::Error that names the stage. `context` is a
+// string, or a callable giving one, evaluated only when something went wrong (per-step calls
+// must not build strings).
+template <class Ctx>
+std::string context_text(Ctx&& context) {
+    if constexpr (std::is_invocable_v<Ctx>) return context();
+    else return std::string(context);
+}
+
+template <class Ctx, class Fn>
+void guarded(const StageDef& def, Ctx&& context, Fn&& fn) {
     try {
         fn();
     } catch (Error& e) {
-        e.in_stage(def.id, def.type, def.loc, context);
+        e.in_stage(def.id, def.type, def.loc, context_text(context));
         throw;
     } catch (const std::exception& e) {
         Error err(e.what());
-        err.in_stage(def.id, def.type, def.loc, context);
+        err.in_stage(def.id, def.type, def.loc, context_text(context));
         throw err;
     }
 }
@@ -173,7 +182,7 @@ struct Engine::Impl {
     // --- per-step work ----------------------------------------------------------------------
     void forward(int n) {
         auto& node = nodes[static_cast<std::size_t>(n)];
-        guarded(*node.def, step_context("forward"), [&] {
+        guarded(*node.def, [this] { return step_context("forward"); }, [&] {
             set_omp_threads(self.threads_);
             Inputs in = inputs_of(n);
             std::vector<Tensor*> outs;
@@ -185,7 +194,7 @@ struct Engine::Impl {
 
     void backward(int n) {
         auto& node = nodes[static_cast<std::size_t>(n)];
-        guarded(*node.def, step_context("backward"), [&] {
+        guarded(*node.def, [this] { return step_context("backward"); }, [&] {
             set_omp_threads(self.threads_);
             // diff_dst: the seed for the minimised loss, else the sum over consumers in B.
             std::vector<Tensor*> dd(node.outputs.size(), nullptr);
@@ -325,7 +334,7 @@ struct Engine::Impl {
             for (int m : metric_idx) {
                 auto* node = add_cont([this, m] {
                     auto& mn = nodes[static_cast<std::size_t>(m)];
-                    guarded(*mn.def, step_context("accumulate"), [&] { mn.metric->accumulate(inputs_of(m), step); });
+                    guarded(*mn.def, [this] { return step_context("accumulate"); }, [&] { mn.metric->accumulate(inputs_of(m), step); });
                 });
                 wire_from_producers(m, node);
             }
@@ -349,7 +358,7 @@ struct Engine::Impl {
             }
             opt_node = add_cont([this] {
                 auto& on = nodes[static_cast<std::size_t>(optim_idx)];
-                guarded(*on.def, step_context("step"), [&] {
+                guarded(*on.def, [this] { return step_context("step"); }, [&] {
                     set_omp_threads(self.threads_);
                     pass_grad_norm_sum += on.optim->step(step);
                 });

@@ -55,6 +55,9 @@ void load_plugin(Registry& r, const std::string& path) {
     namespace fs = std::filesystem;
     if (!fs::exists(path))
         throw Error(path + ": plug-in file not found", "check the path (relative paths in YAML start at the graph file's folder)");
+    // The same file named twice (command line and graph, or a graph loaded again) adds nothing.
+    const std::string canonical = fs::canonical(path).string();
+    if (r.is_loaded(canonical)) return;
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         const char* why = dlerror();
@@ -66,6 +69,7 @@ void load_plugin(Registry& r, const std::string& path) {
         throw Error(path + ": not an rnnflow plug-in (no 'rnnflow_plugin' entry point)",
                     "a plug-in defines its entry point with RNNFLOW_PLUGIN(...)");
     register_plugin(r, fn(), path);
+    r.mark_loaded(canonical);
 }
 
 }  // namespace rnnflow
