@@ -578,6 +578,49 @@ private:
     int threads_;
 };
 
+// init: {from: FILE, prefix: P}: parameter `name` ← tensor "<P><name>"; without a prefix,
+// "<stage id>.<name>" (an rnnflow checkpoint), then "<name>".
+void apply_init(const StageDef& sd, ModelStage& model, std::map<std::string, TensorFile>& files) {
+    const InitDef& init = *sd.init;
+    auto it = files.find(init.from);
+    if (it == files.end()) {
+        TensorFile tf;
+        try {
+            tf = load_safetensors(init.from);
+        } catch (Error& e) {
+            e.at(init.loc);
+            throw;
+        }
+        it = files.emplace(init.from, std::move(tf)).first;
+    }
+    const TensorFile& tf = it->second;
+    for (auto& p : model.params()) {
+        std::vector<std::string> names;
+        if (init.has_prefix) names.push_back(init.prefix + p.name);
+        else names = {sd.id + "." + p.name, p.name};
+        const Tensor* t = nullptr;
+        for (const auto& n : names)
+            if ((t = tf.find(n))) break;
+        if (!t) {
+            std::string have;
+            for (std::size_t i = 0; i < tf.tensors.size() && i < 8; ++i)
+                have += (i ? ", " : "") + tf.tensors[i].first;
+            if (tf.tensors.size() > 8) have += ", ...";
+            throw Error("init: " + init.from + " has no tensor '" + names.front() + "'" +
+                            (names.size() > 1 ? " (nor '" + names[1] + "')" : std::string()),
+                        "the file holds: " + (have.empty() ? std::string("nothing") : have) +
+                            "; set init: {prefix: ...} to the part before the parameter name",
+                        init.loc);
+        }
+        if (t->shape() != p.value.shape() || t->dtype() != p.value.dtype())
+            throw Error("init: tensor '" + names.front() + "' in " + init.from + " is " + to_string(t->dtype()) +
+                            " " + shape_str(t->shape()) + ", parameter '" + p.name + "' is " +
+                            to_string(p.value.dtype()) + " " + shape_str(p.value.shape()) + " (" + p.layout + ")",
+                        "docs/checkpoints.md gives every parameter's shape and layout", init.loc);
+        p.value = *t;
+    }
+}
+
 std::uint64_t stage_seed(std::int64_t seed, const std::string& id) {
     std::uint64_t h = 1469598103934665603ull ^ static_cast<std::uint64_t>(seed);
     for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
@@ -592,6 +635,7 @@ void Engine::prepare() {
     im.nodes.resize(def.stages.size());
     static const std::vector<std::string> splits{"train", "valid", "test"};
     const std::filesystem::path state_root = opt_.mode == PrepareMode::restore ? opt_.restore_dir : opt_.run_dir;
+    std::map<std::string, TensorFile> init_files;  // each init file read once
     im.arena->execute([&] {
         set_omp_threads(threads_);
         for (int n : graph_.order) {
@@ -629,6 +673,8 @@ void Engine::prepare() {
                 node.sampler = dynamic_cast<SamplerStage*>(s);
                 EnginePrepare ctx(im, n, opt_.mode, state_root, splits, threads_);
                 s->prepare(ctx);
+                // Weights from a file (a restored run takes them from its checkpoint instead).
+                if (sd.init && node.model && opt_.mode == PrepareMode::fit) apply_init(sd, *node.model, init_files);
                 for (std::size_t o = 0; o < node.out_info.size(); ++o)
                     if (!node.out_info_set[o]) {
                         node.out_info[o].type = node.schema->outputs()[o].type;

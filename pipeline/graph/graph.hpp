@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,16 @@ struct ValueRef {
     SourceLoc loc;
 };
 
+// `init: {from: FILE, prefix: P}` on a model stage: after the stage is prepared its parameters
+// are set from the safetensors FILE, parameter `name` from the tensor "<P><name>". Without
+// prefix, "<stage id>.<name>" is tried first (an rnnflow checkpoint), then "<name>".
+struct InitDef {
+    std::string from;    // resolved against the graph's base_dir
+    std::string prefix;
+    bool has_prefix = false;
+    SourceLoc loc;
+};
+
 struct StageDef {
     std::string id;
     std::string type;
@@ -35,6 +46,7 @@ struct StageDef {
     std::map<std::string, InputRef> inputs; // input port → producer
     Params params;                          // every schema parameter, given or defaulted
     std::map<std::string, ValueRef> refs;   // integer parameters written as "stage.value"
+    std::optional<InitDef> init;
 };
 
 // The `train:` section.

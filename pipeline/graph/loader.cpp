@@ -56,8 +56,8 @@ const Entry* Doc::find(const std::string& key) const {
     return nullptr;
 }
 
-const std::vector<std::string> kTopKeys = {"experiment", "description", "seed", "vars",
-                                           "plugins",    "stages",      "train"};
+const std::vector<std::string> kTopKeys = {"experiment", "description", "seed",  "vars",
+                                           "plugins",    "stages",      "train", "base_dir"};
 const std::vector<std::string> kTrainKeys = {"epochs", "keep",     "threads", "max_batches",
                                              "prefetch", "log_every", "test", "sample_length"};
 
@@ -437,6 +437,7 @@ ParamValue to_param(const ParamSpec& spec, const Doc& d) {
 class Reader {
 public:
     Reader(const Registry& registry, Diags& diags) : registry_(registry), diags_(diags) {}
+    std::filesystem::path base_dir_;  // relative paths in the file start here
 
     void read(const Doc& root, GraphDef& g) {
         if (!root.is_map()) {
@@ -447,9 +448,21 @@ public:
         }
         const Entry* stages = nullptr;
         const Entry* train = nullptr;
+        // base_dir first: the plug-in paths below resolve against it.
+        if (const Entry* b = root.find("base_dir"); b && !b->value.bad) {
+            if (b->value.is_scalar() && !b->value.text.empty()) {
+                std::filesystem::path p(b->value.text);
+                g.base_dir = p.is_relative() ? (g.base_dir / p).lexically_normal() : p;
+            } else {
+                error(b->value.loc, "'base_dir' must be a folder path, got " + kind_word(b->value));
+            }
+        }
+        base_dir_ = g.base_dir;
         for (const auto& e : root.entries) {
             if (e.value.bad) continue;  // an unknown ${var}: reported already
-            if (e.key == "experiment") {
+            if (e.key == "base_dir") {
+                // read above
+            } else if (e.key == "experiment") {
                 if (e.value.is_scalar()) g.experiment = e.value.text;
                 else error(e.value.loc, "'experiment' must be a name, got " + kind_word(e.value));
             } else if (e.key == "description" || e.key == "vars") {
@@ -645,7 +658,9 @@ private:
         const std::string who = "stage '" + s.id + "' (" + s.type + "): ";
         for (const auto& k : e.value.entries) {
             if (k.key == "type" || has_bad(k.value)) continue;
-            if (const PortSpec* in = schema.find_input(k.key)) {
+            if (k.key == "init" && !schema.find_input("init") && !schema.find_param("init")) {
+                read_init(who, schema, k, s);
+            } else if (const PortSpec* in = schema.find_input(k.key)) {
                 read_input(who, *in, k.value, s);
             } else if (const ParamSpec* p = schema.find_param(k.key)) {
                 read_param(who, *p, k.value, s);
@@ -665,6 +680,42 @@ private:
                 error(s.loc, who + "missing parameter '" + spec.name + "'", hint);
             }
         }
+    }
+
+    void read_init(const std::string& who, const StageSchema& schema, const Entry& k, StageDef& s) {
+        const Doc& v = k.value;
+        if (schema.role() != Role::model) {
+            error(k.key_loc, who + "'init' sets weights, and a " + to_string(schema.role()) +
+                                 " stage has none",
+                  "init: {from: FILE} goes on model stages such as lstm, embedding or linear");
+            return;
+        }
+        if (!v.is_map()) {
+            error(v.loc, who + "'init' must be a mapping, got " + kind_word(v),
+                  "e.g. init: {from: weights.safetensors, prefix: rnn.}");
+            return;
+        }
+        InitDef init;
+        init.loc = k.key_loc;
+        for (const auto& f : v.entries) {
+            if (!f.value.is_scalar()) {
+                error(f.value.loc, who + "init '" + f.key + "' must be text, got " + kind_word(f.value));
+            } else if (f.key == "from") {
+                std::filesystem::path p(f.value.text);
+                init.from = (p.is_relative() ? base_dir_ / p : p).lexically_normal().string();
+            } else if (f.key == "prefix") {
+                init.prefix = f.value.text;
+                init.has_prefix = true;
+            } else {
+                unknown_key(f, who + "init: unknown key '" + f.key + "'", {"from", "prefix"});
+            }
+        }
+        if (init.from.empty()) {
+            error(v.loc, who + "init needs 'from:', the safetensors file to read",
+                  "e.g. init: {from: runs/lm/<time>/checkpoints/best.safetensors}");
+            return;
+        }
+        s.init = std::move(init);
     }
 
     void read_input(const std::string& who, const PortSpec& in, const Doc& v, StageDef& s) {
@@ -797,10 +848,16 @@ void emit(YAML::Emitter& out, const Doc& d, bool flow) {
     }
 }
 
-std::string emit_resolved(const Doc& root) {
+std::string emit_resolved(const Doc& root, const std::filesystem::path& base_dir) {
     YAML::Emitter out;
     out << YAML::BeginMap;
+    // The resolved file lives in a run folder: relative paths must still start where the
+    // original file's did.
+    std::error_code ec;
+    const std::filesystem::path abs = std::filesystem::absolute(base_dir, ec).lexically_normal();
+    out << YAML::Key << "base_dir" << YAML::Value << YAML::DoubleQuoted << (ec ? base_dir : abs).string();
     for (const auto& e : root.entries) {
+        if (e.key == "base_dir") continue;
         out << YAML::Key << e.key << YAML::Value;
         if (e.key == "stages" && e.value.is_map()) {
             // One line per stage, as people write them.
@@ -881,7 +938,7 @@ GraphDef load_graph_text(const std::string& text, const std::string& name,
     g.experiment = std::filesystem::path(name).stem().string();
     Reader(registry, diags).read(root, g);
     throw_if(diags);
-    g.resolved_yaml = emit_resolved(root);
+    g.resolved_yaml = emit_resolved(root, g.base_dir);
     return g;
 }
 

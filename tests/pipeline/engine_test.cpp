@@ -148,3 +148,71 @@ TEST_CASE("engine: a data error names the stage and its place in the file", "[en
         REQUIRE_THAT(err.message(), Catch::Contains("no-such-file.txt"));
     }
 }
+
+TEST_CASE("engine: init: {from: FILE} sets a stage's weights from a checkpoint", "[engine][init]") {
+    const fs::path dir = scratch("init");
+    const fs::path corpus = pattern_corpus(dir);
+    RunOptions opt;
+    opt.run_dir = dir / "run";
+    Engine trained(compile_text(pattern_graph(corpus), {"train.epochs=1"}), opt);
+    trained.prepare();
+    trained.train();
+    const fs::path ckpt = dir / "run" / "checkpoints" / "last.safetensors";
+    const TensorFile tf = load_safetensors(ckpt);
+
+    SECTION("by stage id, as in a checkpoint") {
+        Engine e(compile_text(pattern_graph(corpus), {"rnn.init={from: '" + ckpt.string() + "'}"}), RunOptions{});
+        e.prepare();
+        auto* rnn = dynamic_cast<ModelStage*>(e.stage("rnn"));
+        REQUIRE(rnn != nullptr);
+        for (auto& p : rnn->params()) {
+            const Tensor* t = tf.find("rnn." + p.name);
+            REQUIRE(t != nullptr);
+            REQUIRE(std::memcmp(t->raw(), p.value.raw(), t->bytes()) == 0);
+        }
+        // Stages without init keep their own initialisation.
+        auto* embed = dynamic_cast<ModelStage*>(e.stage("embed"));
+        REQUIRE(std::memcmp(tf.find("embed.weight")->raw(), embed->params()[0].value.raw(),
+                            tf.find("embed.weight")->bytes()) != 0);
+    }
+    SECTION("a prefix that names no tensor lists what the file holds") {
+        Engine e(compile_text(pattern_graph(corpus), {"rnn.init={from: '" + ckpt.string() + "', prefix: encoder.}"}),
+                 RunOptions{});
+        try {
+            e.prepare();
+            FAIL("expected an init error");
+        } catch (const Error& err) {
+            REQUIRE_THAT(err.message(), Catch::Contains("init: " + ckpt.string() + " has no tensor 'encoder.layer0"));
+            REQUIRE_THAT(err.hint(), Catch::Contains("embed.weight"));
+        }
+    }
+    SECTION("a tensor of another shape is refused with both shapes") {
+        Engine e(compile_text(pattern_graph(corpus), {"rnn.hidden=16", "rnn.init={from: '" + ckpt.string() + "'}"}),
+                 RunOptions{});
+        REQUIRE_THROWS_WITH(e.prepare(), Catch::Contains("in " + ckpt.string() + " is f32 (16, 4, 32)") &&
+                                             Catch::Contains("is f32 (16, 4, 16)"));
+    }
+}
+
+TEST_CASE("engine: init on a stage without weights is a load-time error", "[engine][init]") {
+    const std::string text = "stages:\n"
+                             "  corpus: {type: text_file, train: [a.txt], init: {from: w.safetensors}}\n";
+    try {
+        load_graph_text(text, "g.yaml", ".", {}, Registry::global());
+        FAIL("expected a load error");
+    } catch (const LoadError& e) {
+        REQUIRE(e.diagnostics().front().format().rfind(
+                    "g.yaml:2:45: error: stage 'corpus' (text_file): 'init' sets weights, and a data stage has none", 0) == 0);
+    }
+}
+
+TEST_CASE("engine: the resolved graph keeps relative paths pointing where they did", "[engine]") {
+    const fs::path dir = scratch("resolved");
+    { std::ofstream(dir / "t.txt") << "hello world\n"; }
+    const std::string text = "stages:\n  corpus: {type: text_file, train: [t.txt]}\n";
+    const GraphDef g = load_graph_text(text, (dir / "g.yaml").string(), dir, {}, Registry::global());
+    REQUIRE_THAT(g.resolved_yaml, Catch::Contains("base_dir: \"" + dir.string() + "\""));
+    // Loaded from another folder, it still resolves t.txt in `dir`.
+    const GraphDef again = load_graph_text(g.resolved_yaml, "elsewhere/resolved.yaml", "elsewhere", {}, Registry::global());
+    REQUIRE(again.base_dir == dir);
+}
