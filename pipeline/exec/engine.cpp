@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <limits>
@@ -114,6 +115,7 @@ struct Engine::Impl {
     int sampler_idx = -1;
     std::vector<int> metric_idx;
     std::vector<bool> in_backward;  // B: stages that run backward in training
+    std::vector<std::pair<std::string, Param*>> trainable;  // what the optimiser updates
     std::map<std::string, bool> higher_is_better;
 
     // The step being executed (steps are serial).
@@ -247,6 +249,37 @@ struct Engine::Impl {
     // --- one pass over a split (or one infer call) on a flow graph ----------------------------
     enum class PassKind { train, evaluate, infer };
 
+    // Keep this process's share of the batch columns (data parallelism).
+    Tensor shard_scratch;
+    void take_shard(Batch& b) {
+        const int rank = self.opt_.shard_rank, count = self.opt_.shard_count;
+        double share = 1.0;
+        for (Tensor& t : b.outputs) {
+            if (t.rank() < 2) continue;
+            const std::int64_t T = t.dim(0), N = t.dim(1);
+            const std::int64_t lo = N * rank / count, hi = N * (rank + 1) / count;
+            RNNFLOW_CHECK(hi > lo, "batch of ", N, " columns cannot be shared by ", count, " processes",
+                          "use a batch size of at least the number of processes");
+            const std::int64_t inner = t.numel() / (T * N);
+            Shape shape = t.shape();
+            shape[1] = hi - lo;
+            shard_scratch.resize(t.dtype(), shape);
+            const std::size_t esz = dtype_size(t.dtype());
+            const auto* src = static_cast<const std::byte*>(t.raw());
+            auto* dst = static_cast<std::byte*>(shard_scratch.raw());
+            for (std::int64_t tt = 0; tt < T; ++tt)
+                std::memcpy(dst + static_cast<std::size_t>(tt * (hi - lo) * inner) * esz,
+                            src + static_cast<std::size_t>((tt * N + lo) * inner) * esz,
+                            static_cast<std::size_t>((hi - lo) * inner) * esz);
+            std::vector<std::int32_t> lengths;
+            if (!t.lengths.empty()) lengths.assign(t.lengths.begin() + lo, t.lengths.begin() + hi);
+            std::swap(t, shard_scratch);
+            t.lengths = std::move(lengths);
+            share = static_cast<double>(hi - lo) / static_cast<double>(N);
+        }
+        b.items = std::llround(static_cast<double>(b.items) * share);
+    }
+
     Batch* take_batch() {
         std::lock_guard<std::mutex> lock(pool_mutex);
         if (free_batches.empty()) {
@@ -360,6 +393,10 @@ struct Engine::Impl {
                 auto& on = nodes[static_cast<std::size_t>(optim_idx)];
                 guarded(*on.def, [this] { return step_context("step"); }, [&] {
                     set_omp_threads(self.threads_);
+                    if (self.opt_.reduce_gradients) {
+                        const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
+                        self.opt_.reduce_gradients(trainable, l[0], l[1]);
+                    }
                     pass_grad_norm_sum += on.optim->step(step);
                 });
             });
@@ -416,6 +453,7 @@ struct Engine::Impl {
                 fc.stop();
                 return BatchMsg{};
             }
+            if (self.opt_.shard_count > 1) take_shard(*b);
             return BatchMsg{b, produced++};
         });
         const std::size_t ahead = static_cast<std::size_t>(std::max<std::int64_t>(1, g.def.train.prefetch));
@@ -750,6 +788,7 @@ void Engine::prepare() {
                 if (p.trainable) params.emplace_back(node.def->id + "." + p.name, &p);
         }
         auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
+        im.trainable = params;
         guarded(*on.def, "prepare", [&] { on.optim->attach(std::move(params)); });
     }
 }
@@ -880,6 +919,10 @@ TrainResult Engine::train() {
                     best = v;
                     if (!opt_.run_dir.empty()) save_checkpoint(ckpt_dir / "best.safetensors", epoch + 1);
                 }
+            }
+            if (opt_.on_epoch && !opt_.on_epoch(epoch, tr, va)) {
+                result.stopped_early = true;
+                break;
             }
             if (td.sample_length > 0 && im.sampler_idx >= 0 && !opt_.run_dir.empty()) {
                 SampleRequest req;

@@ -25,6 +25,14 @@
 
 namespace rnnflow {
 
+// One row of metrics: a pass over a split, or a summary.
+struct MetricsRow {
+    std::int64_t epoch = 0;  // 1-based; 0 for the final test evaluation
+    std::string split;
+    std::vector<std::pair<std::string, double>> values;  // in a stable order
+    double get(const std::string& name) const;           // NaN if absent
+};
+
 struct RunOptions {
     std::filesystem::path run_dir;     // empty: no run folder (tests)
     int threads = 0;                   // oneDNN's OpenMP threads; 0: train.threads, or every core
@@ -39,18 +47,24 @@ struct RunOptions {
     std::ostream* log = nullptr;       // progress and log lines; nullptr: silent
     bool progress_bar = false;         // redraw one line in place (a terminal); else log lines
     std::string log_format = "text";   // "text" or "json"
-};
 
-// One row of metrics: a pass over a split, or a summary.
-struct MetricsRow {
-    std::int64_t epoch = 0;  // 1-based; 0 for the final test evaluation
-    std::string split;
-    std::vector<std::pair<std::string, double>> values;  // in a stable order
-    double get(const std::string& name) const;           // NaN if absent
+    // Hooks for drivers above one run (sweeps, data-parallel training).
+    // After each epoch's validation: return false to stop training there (a pruned trial).
+    std::function<bool(std::int64_t epoch, const MetricsRow& train, const MetricsRow& valid)> on_epoch;
+    // Data parallelism: this process trains on columns [n*rank/count, n*(rank+1)/count) of
+    // every batch of N columns (time-major (T, N, ...) source outputs), and `reduce_gradients`
+    // runs after backward, before the optimiser step, with the trainable parameters (stable
+    // order) and this process's (loss sum, loss count) — e.g. an MPI_Allreduce that makes every
+    // process's gradients the gradient of the combined batch.
+    int shard_rank = 0;
+    int shard_count = 1;
+    std::function<void(const std::vector<std::pair<std::string, Param*>>& params, double loss_sum,
+                       double loss_count)> reduce_gradients;
 };
 
 struct TrainResult {
     std::vector<MetricsRow> rows;
+    bool stopped_early = false;    // on_epoch returned false
     double seconds = 0;
     std::int64_t train_items = 0;  // tokens seen in training
     double items_per_second = 0;

@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <array>
+#include <barrier>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 
@@ -215,4 +218,85 @@ TEST_CASE("engine: the resolved graph keeps relative paths pointing where they d
     // Loaded from another folder, it still resolves t.txt in `dir`.
     const GraphDef again = load_graph_text(g.resolved_yaml, "elsewhere/resolved.yaml", "elsewhere", {}, Registry::global());
     REQUIRE(again.base_dir == dir);
+}
+
+TEST_CASE("engine: two data-parallel shards with averaged gradients train like one combined batch", "[engine][parallel]") {
+    const fs::path dir = scratch("shards");
+    const fs::path corpus = pattern_corpus(dir);
+    const std::vector<std::string> sets{"train.epochs=1", "train.max_batches=6", "train.test=false",
+                                        "optim.clip_norm=0"};
+    // One process, the whole batch of 8 columns.
+    RunOptions whole_opt;
+    whole_opt.threads = 1;
+    Engine whole(compile_text(pattern_graph(corpus), sets), whole_opt);
+    whole.prepare();
+    whole.train();
+
+    // Two "processes" (threads), 4 columns each, meeting to combine their gradients.
+    std::vector<std::unique_ptr<Engine>> ranks;
+    std::barrier sync(2);
+    std::array<std::vector<std::pair<std::string, Param*>>, 2> shared;
+    std::array<double, 2> counts{};
+    for (int r = 0; r < 2; ++r) {
+        RunOptions o;
+        o.threads = 1;
+        o.shard_rank = r;
+        o.shard_count = 2;
+        o.reduce_gradients = [&, r](const std::vector<std::pair<std::string, Param*>>& params, double, double count) {
+            shared[static_cast<std::size_t>(r)] = params;
+            counts[static_cast<std::size_t>(r)] = count;
+            sync.arrive_and_wait();
+            if (r == 0) {  // combined mean = sum over ranks of (count_r / total) * mean-gradient_r
+                const double total = counts[0] + counts[1];
+                for (std::size_t i = 0; i < params.size(); ++i) {
+                    float* a = shared[0][i].second->grad.data<float>();
+                    float* b = shared[1][i].second->grad.data<float>();
+                    for (std::int64_t e = 0; e < shared[0][i].second->grad.numel(); ++e) {
+                        const float g = static_cast<float>((counts[0] * a[e] + counts[1] * b[e]) / total);
+                        a[e] = g;
+                        b[e] = g;
+                    }
+                }
+            }
+            sync.arrive_and_wait();
+        };
+        ranks.push_back(std::make_unique<Engine>(compile_text(pattern_graph(corpus), sets), o));
+        ranks.back()->prepare();
+    }
+    std::thread t1([&] { ranks[1]->train(); });
+    ranks[0]->train();
+    t1.join();
+
+    for (const char* id : {"embed", "rnn", "logits"}) {
+        auto* w = dynamic_cast<ModelStage*>(whole.stage(id));
+        auto* a = dynamic_cast<ModelStage*>(ranks[0]->stage(id));
+        auto* b = dynamic_cast<ModelStage*>(ranks[1]->stage(id));
+        for (std::size_t i = 0; i < w->params().size(); ++i) {
+            const Tensor& x = w->params()[i].value;
+            const Tensor& y = a->params()[i].value;
+            REQUIRE(std::memcmp(y.raw(), b->params()[i].value.raw(), y.bytes()) == 0);  // ranks agree exactly
+            double worst = 0;
+            for (std::int64_t e = 0; e < x.numel(); ++e)
+                worst = std::max(worst, std::abs(double(x.data<float>()[e]) - double(y.data<float>()[e])));
+            INFO(id << "." << w->params()[i].name);
+            REQUIRE(worst < 1e-4);  // float sums in another order, six Adam steps
+        }
+    }
+}
+
+TEST_CASE("engine: on_epoch can stop training early", "[engine]") {
+    const fs::path dir = scratch("stop");
+    const fs::path corpus = pattern_corpus(dir);
+    RunOptions o;
+    int calls = 0;
+    o.on_epoch = [&](std::int64_t epoch, const MetricsRow&, const MetricsRow& valid) {
+        ++calls;
+        REQUIRE(valid.split == "valid");
+        return epoch < 1;  // stop after the second epoch
+    };
+    Engine e(compile_text(pattern_graph(corpus), {"train.test=false"}), o);
+    e.prepare();
+    const TrainResult r = e.train();
+    REQUIRE(calls == 2);
+    REQUIRE(r.stopped_early);
 }
