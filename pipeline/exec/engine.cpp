@@ -895,6 +895,16 @@ TrainResult Engine::train() {
         progress.metrics(row);
     };
 
+    // A kept-best metric needs its split: say so before an epoch of training, not after.
+    if (keep_best) {
+        auto& src = im.nodes[static_cast<std::size_t>(im.source_idx)];
+        std::int64_t n = 0;
+        guarded(*src.def, "begin " + td.keep_split, [&] { n = src.source->begin(td.keep_split, 0); });
+        if (n == 0)
+            throw Error("train.keep is best(" + td.keep_metric + "." + td.keep_split + "), but the data has no " +
+                            td.keep_split + " split",
+                        "give the reader a " + td.keep_split + " file or fraction, or use keep: last", td.loc);
+    }
     im.arena->execute([&] {
         for (std::int64_t epoch = 0; epoch < td.epochs; ++epoch) {
             auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];

@@ -300,3 +300,17 @@ TEST_CASE("engine: on_epoch can stop training early", "[engine]") {
     REQUIRE(calls == 2);
     REQUIRE(r.stopped_early);
 }
+
+TEST_CASE("engine: keep: best(...) on a split without data is refused before training", "[engine]") {
+    const fs::path dir = scratch("nosplit");
+    const fs::path corpus = pattern_corpus(dir);
+    Engine e(compile_text(pattern_graph(corpus), {"corpus.valid_fraction=0"}), RunOptions{});
+    e.prepare();
+    try {
+        e.train();
+        FAIL("expected an error");
+    } catch (const Error& err) {
+        REQUIRE(err.message() == "train.keep is best(ppl.valid), but the data has no valid split");
+        REQUIRE(err.loc().str() == "pattern.yaml:15:1");
+    }
+}
