@@ -69,7 +69,10 @@ std::vector<std::filesystem::path> plugin_search_path() {
     // The folder of this library: <prefix>/lib/rnnflow/plugins once installed.
     Dl_info info{};
     if (dladdr(reinterpret_cast<void*>(&plugin_search_path), &info) && info.dli_fname) {
-        const std::filesystem::path lib = info.dli_fname;
+        // The loader's path may be bin/../lib/librnnflow.so.0.1 (RPATH $ORIGIN/../lib).
+        std::error_code ec;
+        std::filesystem::path lib = std::filesystem::weakly_canonical(info.dli_fname, ec);
+        if (ec) lib = std::filesystem::path(info.dli_fname).lexically_normal();
         if (lib.has_parent_path()) dirs.push_back(lib.parent_path() / RNNFLOW_INSTALL_PLUGIN_SUBDIR);
     }
     return dirs;
