@@ -5,6 +5,7 @@
 //   rnnflow graph FILE --dot [--set ...]
 //   rnnflow stages [TYPE ...] [--markdown]
 //   rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]
+//   rnnflow new-stage NAME [--dir DIR]
 //
 // Exit status: 0 success, 1 the run failed, 2 bad input (command line, graph file, data).
 #include <unistd.h>
@@ -43,6 +44,7 @@ const char* kUsage =
     "  graph FILE      print the graph (--dot: Graphviz)\n"
     "  stages [TYPE]   list stage types with their ports and parameters (--markdown for docs)\n"
     "  generate DIR    sample text from a trained run folder\n"
+    "  new-stage NAME  write a plug-in project for a new stage type (builds against the SDK)\n"
     "  version         print the version\n"
     "\n"
     "`rnnflow <command> --help` describes a command's options.\n";
@@ -55,7 +57,7 @@ struct Common {
 void add_graph_options(po::options_description& d, Common& c) {
     d.add_options()
         ("set,s", po::value(&c.sets)->composing(), "override a value: path=value (e.g. rnn.hidden=512, train.epochs=2, vars.lr=0.01); repeatable")
-        ("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in (.so) before reading the graph; repeatable");
+        ("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in before reading the graph: a .so path, or a name (e.g. highway) looked up in RNNFLOW_PLUGIN_PATH; repeatable");
 }
 
 // Parse a subcommand's options; returns false (after printing) on --help.
@@ -94,8 +96,7 @@ void load_graph_plugins(const std::string& file, Registry& r) {
     const fs::path base = fs::path(file).parent_path();
     for (const auto& p : root["plugins"]) {
         if (!p.IsScalar()) continue;
-        const fs::path path = fs::path(p.Scalar()).is_absolute() ? fs::path(p.Scalar()) : base / p.Scalar();
-        load_plugin(r, path.string());
+        load_plugin(r, p.Scalar(), base.empty() ? fs::path(".") : base);
     }
 }
 
@@ -253,7 +254,7 @@ int cmd_generate(const std::vector<std::string>& args) {
         ("seed", po::value(&seed), "random seed (default: the sampler's)")
         ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
         ("threads,t", po::value(&threads), "threads (default: the run's)");
-    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in (.so); repeatable");
+    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
     po::positional_options_description pos;
     pos.add("run", 1);
     if (!parse(args, d, &pos, "rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]"))
@@ -285,6 +286,42 @@ int cmd_generate(const std::vector<std::string>& args) {
     return 0;
 }
 
+int cmd_new_stage(const std::vector<std::string>& args) {
+    std::string name, dir;
+    po::options_description d("new-stage options");
+    d.add_options()
+        ("name", po::value(&name)->required(), "the stage type, snake_case (also the plug-in's name)")
+        ("dir,d", po::value(&dir), "the project folder to create (default: ./NAME); must not exist");
+    po::positional_options_description pos;
+    pos.add("name", 1);
+    if (!parse(args, d, &pos, "rnnflow new-stage NAME [--dir DIR]")) return 0;
+    const std::string why = check_stage_name(name, Registry::global());
+    if (!why.empty()) throw Error(why, "choose another name, e.g. " + std::string("channel_scale"));
+    const fs::path folder = dir.empty() ? fs::path(name) : fs::path(dir);
+    if (fs::exists(folder))
+        throw Error(folder.string() + " already exists; new-stage writes only into a new folder",
+                    "give another --dir, or remove the folder");
+    // The prefix this program is installed in (bin/rnnflow -> prefix), for the README.
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    const std::string prefix = ec ? "<rnnflow install prefix>" : exe.parent_path().parent_path().string();
+    fs::create_directories(folder);
+    std::string listed;
+    for (const auto& [file, text] : scaffold_files(name, prefix)) {
+        std::ofstream os(folder / file, std::ios::binary);
+        os << text;
+        if (!os) throw Error((folder / file).string() + ": cannot write", "check the folder's permissions");
+        listed += (listed.empty() ? "" : ", ") + file;
+    }
+    const std::string f = folder.string();
+    std::cout << "wrote " << f << "/: " << listed << "\n"
+              << "next:\n"
+              << "  cmake -S " << f << " -B " << f << "/build -DCMAKE_PREFIX_PATH=" << prefix << "\n"
+              << "  cmake --build " << f << "/build && ctest --test-dir " << f << "/build\n"
+              << "  rnnflow run " << f << "/" << name << ".yaml --set train.epochs=1 --set train.max_batches=20\n";
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -301,11 +338,12 @@ int main(int argc, char** argv) {
         if (cmd == "graph") return cmd_graph(args);
         if (cmd == "stages") return cmd_stages(args);
         if (cmd == "generate") return cmd_generate(args);
+        if (cmd == "new-stage") return cmd_new_stage(args);
         if (cmd == "version" || cmd == "--version") {
             std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
             return 0;
         }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "version"});
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "new-stage", "version"});
         std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
         return kExitBadInput;
     } catch (const LoadError& e) {

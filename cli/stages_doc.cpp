@@ -87,7 +87,8 @@ std::string stages_markdown(const Registry& r, const std::vector<std::string>& t
     for (const StageType* t : selected(r, types)) {
         const StageSchema& s = t->schema;
         os << "\n## `" << s.type() << "`\n\n" << s.summary() << ". Role: " << to_string(s.role())
-           << (s.is_differentiable() ? ", differentiable" : "") << ".\n";
+           << (s.is_differentiable() ? ", differentiable" : "") << "."
+           << (t->origin == "built-in" ? "" : " From plug-in `" + t->origin + "`.") << "\n";
         if (!s.details().empty()) os << "\n" << s.details() << "\n";
         if (!s.inputs().empty() || !s.outputs().empty()) {
             os << "\n| port | direction | type | meaning |\n| --- | --- | --- | --- |\n";

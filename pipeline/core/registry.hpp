@@ -2,6 +2,7 @@
 // path a plug-in takes: a descriptor whose register function adds stage types.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -90,6 +91,17 @@ const rnnflow_plugin_desc* rnnflow_builtin_plugin();
 namespace rnnflow {
 // Register a descriptor's stages into `r`; checks the ABI version. `origin` names the file.
 void register_plugin(Registry& r, const rnnflow_plugin_desc* desc, const std::string& origin);
-// dlopen a plug-in file and register it; each failure is an Error naming the file.
-void load_plugin(Registry& r, const std::string& path);
+// dlopen a plug-in and register it; each failure is an Error naming the file. `spec` is a path
+// when it holds a '/' (relative paths start at `base`, the current folder when empty), else a
+// name looked up with find_plugin.
+void load_plugin(Registry& r, const std::string& spec, const std::filesystem::path& base = {});
+
+// The file a plug-in spec names. A bare name (no '/') is looked for as libNAME.so and NAME.so
+// (or exactly NAME when it ends in ".so") in each folder of RNNFLOW_PLUGIN_PATH (colon-
+// separated), then in the installed plug-in folder; the error lists every file tried.
+std::filesystem::path find_plugin(const std::string& spec, const std::filesystem::path& base = {});
+// Folders searched for bare names, in order: RNNFLOW_PLUGIN_PATH's, then
+// <folder of librnnflow.so>/rnnflow/plugins (where `cmake --install` puts plug-ins).
+std::vector<std::filesystem::path> plugin_search_path();
+bool is_plugin_name(const std::string& spec);  // no '/': searched, not a path
 }  // namespace rnnflow

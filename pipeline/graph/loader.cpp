@@ -18,6 +18,12 @@
 namespace rnnflow {
 namespace {
 
+// A plug-in path relative to the graph's folder made absolute; bare names stay as they are.
+std::string find_plugin_spec(const std::string& spec, const std::filesystem::path& base_dir) {
+    if (is_plugin_name(spec)) return spec;
+    return find_plugin(spec, base_dir).string();
+}
+
 using Diags = std::vector<Diagnostic>;
 
 struct Entry;
@@ -524,9 +530,8 @@ private:
                 error(i->loc, "a plug-in must be a file path, got " + kind_word(*i));
                 continue;
             }
-            std::filesystem::path p(i->text);
-            if (p.is_relative()) p = g.base_dir / p;
-            g.plugins.push_back(p.lexically_normal().string());
+            // A bare name is looked up on the plug-in search path when loaded.
+            g.plugins.push_back(find_plugin_spec(i->text, g.base_dir));
         }
     }
 
@@ -938,6 +943,14 @@ GraphDef load_graph_text(const std::string& text, const std::string& name,
     g.experiment = std::filesystem::path(name).stem().string();
     Reader(registry, diags).read(root, g);
     throw_if(diags);
+    // resolved.yaml lives in the run folder: plug-in paths must not depend on the graph's folder.
+    if (Entry* pl = root.find("plugins")) {
+        auto fix = [&](Doc& d) {
+            if (d.is_scalar()) d.text = find_plugin_spec(d.text, std::filesystem::absolute(g.base_dir));
+        };
+        if (pl->value.kind == Doc::Kind::seq) for (auto& i : pl->value.items) fix(i);
+        else fix(pl->value);
+    }
     g.resolved_yaml = emit_resolved(root, g.base_dir);
     return g;
 }

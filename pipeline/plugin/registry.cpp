@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 
@@ -51,8 +53,60 @@ void register_plugin(Registry& r, const rnnflow_plugin_desc* desc, const std::st
     r.set_origin("built-in");
 }
 
-void load_plugin(Registry& r, const std::string& path) {
+bool is_plugin_name(const std::string& spec) { return spec.find('/') == std::string::npos; }
+
+std::vector<std::filesystem::path> plugin_search_path() {
+    std::vector<std::filesystem::path> dirs;
+    if (const char* env = std::getenv("RNNFLOW_PLUGIN_PATH")) {
+        std::string s = env;
+        std::size_t start = 0;
+        while (start <= s.size()) {
+            const std::size_t end = std::min(s.find(':', start), s.size());
+            if (end > start) dirs.emplace_back(s.substr(start, end - start));  // empty entries: skip
+            start = end + 1;
+        }
+    }
+    // The folder of this library: <prefix>/lib/rnnflow/plugins once installed.
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&plugin_search_path), &info) && info.dli_fname) {
+        // The loader's path may be bin/../lib/librnnflow.so.0.1 (RPATH $ORIGIN/../lib).
+        std::error_code ec;
+        std::filesystem::path lib = std::filesystem::weakly_canonical(info.dli_fname, ec);
+        if (ec) lib = std::filesystem::path(info.dli_fname).lexically_normal();
+        if (lib.has_parent_path()) dirs.push_back(lib.parent_path() / RNNFLOW_INSTALL_PLUGIN_SUBDIR);
+    }
+    return dirs;
+}
+
+std::filesystem::path find_plugin(const std::string& spec, const std::filesystem::path& base) {
     namespace fs = std::filesystem;
+    if (!is_plugin_name(spec)) {
+        const fs::path p(spec);
+        return p.is_relative() && !base.empty() ? (base / p).lexically_normal() : p;
+    }
+    RNNFLOW_CHECK(!spec.empty(), "empty plug-in name");
+    std::vector<std::string> files;
+    if (spec.size() > 3 && spec.compare(spec.size() - 3, 3, ".so") == 0) files = {spec};
+    else files = {"lib" + spec + ".so", spec + ".so"};
+    const auto dirs = plugin_search_path();
+    std::string tried;
+    for (const auto& d : dirs)
+        for (const auto& f : files) {
+            const fs::path p = d / f;
+            std::error_code ec;
+            if (fs::is_regular_file(p, ec)) return p;
+            tried += (tried.empty() ? "" : ", ") + p.string();
+        }
+    const bool env_set = std::getenv("RNNFLOW_PLUGIN_PATH") && *std::getenv("RNNFLOW_PLUGIN_PATH");
+    throw Error(spec + ": plug-in not found on the search path (tried " + tried + ")",
+                std::string(env_set ? "" : "RNNFLOW_PLUGIN_PATH is not set; ") +
+                    "add the plug-in's folder to RNNFLOW_PLUGIN_PATH (colon-separated), or give a path "
+                    "with a '/', e.g. ./lib" + spec + ".so");
+}
+
+void load_plugin(Registry& r, const std::string& spec, const std::filesystem::path& base) {
+    namespace fs = std::filesystem;
+    const std::string path = find_plugin(spec, base).string();
     if (!fs::exists(path))
         throw Error(path + ": plug-in file not found", "check the path (relative paths in YAML start at the graph file's folder)");
     // The same file named twice (command line and graph, or a graph loaded again) adds nothing.

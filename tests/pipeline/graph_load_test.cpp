@@ -76,6 +76,14 @@ TEST_CASE("graph load: experiment defaults to the file stem; plugins resolve fro
     CHECK(g.train.keep_metric.empty());
 }
 
+TEST_CASE("graph load: a plug-in name stays a name; paths become absolute in resolved.yaml", "[graph][plugin]") {
+    const GraphDef g = load_graph_text("plugins: [highway, ../p/libx.so]\n"
+                                       "stages: {c: {type: text_file}}\n",
+                                       "graphs/my_exp.yaml", "/repo/graphs", {}, fake());
+    CHECK(g.plugins == std::vector<std::string>{"highway", "/repo/p/libx.so"});
+    CHECK_THAT(g.resolved_yaml, Catch::Contains("plugins: [highway, /repo/p/libx.so]"));
+}
+
 TEST_CASE("graph load: train.keep forms", "[graph]") {
     CHECK(load(char_lm_with("best(ppl.valid)", "last")).train.keep_metric.empty());
     const GraphDef g = load(char_lm_with("best(ppl.valid)", "best(ppl.bits.test)"));

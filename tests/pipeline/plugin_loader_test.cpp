@@ -50,3 +50,85 @@ TEST_CASE("plugins: ABI mismatch and duplicate type names are refused", "[plugin
     REQUIRE_THROWS_WITH(register_plugin(twice, rnnflow_builtin_plugin(), "libcopy.so"),
                         Catch::Contains("from libcopy.so is already defined by built-in"));
 }
+
+namespace {
+
+// Sets RNNFLOW_PLUGIN_PATH for one test and restores it.
+struct PluginPath {
+    std::string old;
+    bool had;
+    explicit PluginPath(const char* value) : had(std::getenv("RNNFLOW_PLUGIN_PATH") != nullptr) {
+        if (had) old = std::getenv("RNNFLOW_PLUGIN_PATH");
+        if (value) ::setenv("RNNFLOW_PLUGIN_PATH", value, 1);
+        else ::unsetenv("RNNFLOW_PLUGIN_PATH");
+    }
+    ~PluginPath() {
+        if (had) ::setenv("RNNFLOW_PLUGIN_PATH", old.c_str(), 1);
+        else ::unsetenv("RNNFLOW_PLUGIN_PATH");
+    }
+};
+
+}  // namespace
+
+TEST_CASE("plugins: a bare name is found on RNNFLOW_PLUGIN_PATH as libNAME.so or NAME.so", "[plugin]") {
+    const std::string dir = RNNFLOW_TEST_PLUGIN_DIR;
+    PluginPath env(("/nonexistent/a::" + dir).c_str());  // empty entries are skipped
+    REQUIRE(find_plugin("faulty") == fs::path(dir) / "libfaulty.so");
+    REQUIRE(find_plugin("libfaulty.so") == fs::path(dir) / "libfaulty.so");
+    // NAME.so too (plug-ins built without the lib prefix).
+    const fs::path other = fs::temp_directory_path() / ("rnnflow_path_" + std::to_string(::getpid()));
+    fs::create_directories(other);
+    fs::copy_file(fs::path(dir) / "libfaulty.so", other / "faulty2.so", fs::copy_options::overwrite_existing);
+    {
+        PluginPath env2(other.c_str());
+        REQUIRE(find_plugin("faulty2") == other / "faulty2.so");
+    }
+    fs::remove_all(other);
+
+    Registry r;
+    load_plugin(r, "faulty");
+    REQUIRE(r.find("faulty") != nullptr);
+    REQUIRE(r.find("faulty")->origin == dir + "/libfaulty.so");
+    // The same file by name and by path adds nothing the second time.
+    load_plugin(r, dir + "/libfaulty.so");
+    REQUIRE(r.names() == std::vector<std::string>{"faulty"});
+}
+
+TEST_CASE("plugins: a name not on the search path lists every file tried", "[plugin]") {
+    {
+        PluginPath env("/nonexistent/a:/nonexistent/b");
+        Registry r;
+        try {
+            load_plugin(r, "highway");
+            FAIL("expected a not-found error");
+        } catch (const Error& e) {
+            REQUIRE_THAT(e.message(), Catch::StartsWith(
+                "highway: plug-in not found on the search path (tried /nonexistent/a/libhighway.so, "
+                "/nonexistent/a/highway.so, /nonexistent/b/libhighway.so, /nonexistent/b/highway.so"));
+            REQUIRE_THAT(e.hint(), Catch::StartsWith("add the plug-in's folder to RNNFLOW_PLUGIN_PATH"));
+        }
+    }
+    {
+        PluginPath env(nullptr);
+        Registry r;
+        REQUIRE_THROWS_WITH(load_plugin(r, "highway"), Catch::StartsWith("highway: plug-in not found"));
+        try {
+            load_plugin(r, "highway");
+        } catch (const Error& e) {
+            REQUIRE_THAT(e.hint(), Catch::StartsWith("RNNFLOW_PLUGIN_PATH is not set; "));
+            REQUIRE_THAT(e.hint(), Catch::Contains("./libhighway.so"));
+        }
+    }
+    // The installed plug-in folder is searched last, next to the library.
+    const auto dirs = plugin_search_path();
+    REQUIRE(!dirs.empty());
+    REQUIRE(dirs.back() == fs::path(RNNFLOW_CLI).parent_path() / "rnnflow" / "plugins");
+}
+
+TEST_CASE("plugins: paths (with a '/') are not searched; relative ones start at the base folder", "[plugin]") {
+    REQUIRE(find_plugin("../p/libx.so", "/repo/graphs") == fs::path("/repo/p/libx.so"));
+    REQUIRE(find_plugin("./libx.so") == fs::path("./libx.so"));
+    REQUIRE(find_plugin("/abs/libx.so", "/repo") == fs::path("/abs/libx.so"));
+    Registry r;
+    REQUIRE_THROWS_WITH(load_plugin(r, "p/libx.so", "/repo/graphs"), "/repo/graphs/p/libx.so: plug-in file not found");
+}

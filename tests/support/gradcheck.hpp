@@ -4,13 +4,15 @@
 // lengths) of w[o][e] * out[o][e], with fixed pseudo-random weights w. Backward is given
 // diff_dst = w (zero at padding); every float input with a diff_src slot and every parameter is
 // compared with central differences (J(x+h) - J(x-h)) / 2h, J accumulated in double.
+// Part of the SDK's testing library (rnnflow::testing), installed as
+// <rnnflow/testing/gradcheck.hpp>: include only public headers here.
 #pragma once
 
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "pipeline/core/stage.hpp"
+#include <rnnflow/stage.hpp>
 
 namespace rnnflow::test {
 

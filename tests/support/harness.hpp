@@ -1,13 +1,15 @@
 // Drive one stage outside the engine: a PrepareContext with given port infos and datasets, and
 // forward/backward calls with plain vectors of tensors (schema port order, nullptr = absent).
+// Part of the SDK's testing library (rnnflow::testing), installed as <rnnflow/testing/harness.hpp>:
+// include only public headers here.
 #pragma once
 
 #include <map>
 #include <string>
 #include <vector>
 
-#include "pipeline/core/registry.hpp"
-#include "pipeline/core/stage.hpp"
+#include <rnnflow/registry.hpp>
+#include <rnnflow/stage.hpp>
 
 namespace rnnflow::test {
 
