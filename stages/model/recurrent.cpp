@@ -386,7 +386,7 @@ void Recurrent::load_params(PrepareContext& ctx, const std::string& file) {
                         "the stage's params are " + p.name.substr(0, p.name.find('.')) +
                             ".<l2r|r2l>.weights_layer etc., see docs/checkpoints.md");
         RNNFLOW_CHECK(t->dtype() == DType::f32 && t->shape() == p.value.shape(), path.string(),
-                      ": init_from: tensor for '", p.name, "' must be F32 ", shape_str(p.value.shape()),
+                      ": init_from: tensor for '", p.name, "' must be f32 ", shape_str(p.value.shape()),
                       ", got ", to_string(t->dtype()), " ", shape_str(t->shape()));
         p.value = *t;
     }
