@@ -7,7 +7,7 @@ Run under /usr/bin/python3 (Debian's python3-torch). Threading set-ups, each in 
 process because OpenMP reads OMP_WAIT_POLICY at start-up:
   t1-passive  torch.set_num_threads(1), OMP_WAIT_POLICY=passive
   t2-passive  torch.set_num_threads(2), OMP_WAIT_POLICY=passive
-  t2-default  torch.set_num_threads(2), the environment as given (spinning threads)
+  t2-default  torch.set_num_threads(2), OMP_WAIT_POLICY unset (spinning threads)
 
 Usage: pytorch_rnn.py [--reps 5] [--cells lstm,gru,rnn] [--rnnflow RESULTS_FILE]
   RESULTS_FILE: recurrent_bench output (its RESULT lines); prints the joined table.
@@ -53,6 +53,8 @@ def run_setup(name, reps, cells):
     env = dict(os.environ)
     if policy:
         env["OMP_WAIT_POLICY"] = policy
+    else:  # PyTorch's default set-up: no wait policy, whatever the caller exported
+        env.pop("OMP_WAIT_POLICY", None)
     cmd = [sys.executable, __file__, "--worker", str(threads), "--reps", str(reps), "--cells", ",".join(cells)]
     res = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
