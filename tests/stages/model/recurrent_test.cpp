@@ -458,7 +458,7 @@ TEST_CASE("rnn, lstm, gru: backward matches finite differences", "[stage][rnn][g
     const auto res = test::check_gradients(*r.rnn, r.schema, {&x, state_in ? &st : nullptr}, opt);
     INFO(res.report);
     CHECK(res.ok);
-    CHECK(res.checked > 40);
+    CHECK(res.checked > 20);  // rnn, 1 layer, no state: 3 params + input, 12 samples each
 }
 
 TEST_CASE("rnn, lstm, gru: dropout between layers keeps gradients exact", "[stage][rnn][grad]") {
