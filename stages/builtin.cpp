@@ -8,8 +8,10 @@
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/perplexity.hpp"
 #include "stages/model/embedding.hpp"
+#include "stages/model/gru.hpp"
 #include "stages/model/linear.hpp"
 #include "stages/model/lstm.hpp"
+#include "stages/model/rnn.hpp"
 #include "stages/train/adam.hpp"
 #include "stages/train/cross_entropy.hpp"
 #include "stages/train/sgd.hpp"
@@ -23,7 +25,9 @@ static void register_stages(Registry& r) {
     r.add<LmBatches>();
     r.add<Sampler>();
     r.add<Embedding>();
+    r.add<Rnn>();
     r.add<Lstm>();
+    r.add<Gru>();
     r.add<Linear>();
     r.add<CrossEntropy>();
     r.add<Sgd>();

@@ -1,0 +1,990 @@
+#include "recurrent.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <unordered_map>
+#include <variant>
+
+
+namespace rnnflow::stages {
+
+namespace {
+
+using dnnl::memory;
+using md = dnnl::memory::desc;
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+// Weight kinds, in the order of each (layer, direction)'s params (absent kinds skipped).
+enum Kind : int { kWl, kWi, kBias, kPeep, kProj, kKinds };
+constexpr int kWeightArg[kKinds] = {DNNL_ARG_WEIGHTS_LAYER, DNNL_ARG_WEIGHTS_ITER, DNNL_ARG_BIAS,
+                                    DNNL_ARG_WEIGHTS_PEEPHOLE, DNNL_ARG_WEIGHTS_PROJECTION};
+constexpr int kDiffArg[kKinds] = {DNNL_ARG_DIFF_WEIGHTS_LAYER, DNNL_ARG_DIFF_WEIGHTS_ITER,
+                                  DNNL_ARG_DIFF_BIAS, DNNL_ARG_DIFF_WEIGHTS_PEEPHOLE,
+                                  DNNL_ARG_DIFF_WEIGHTS_PROJECTION};
+
+// Saved::tensors holds kSlots tensors per (layer, direction), at (l * D + d) * kSlots + slot.
+enum Slot : std::size_t {
+    kSrc,  // (rows, C_l) packed layer input, when it is not x itself or the layer below's kDst
+    kDst,  // (rows, H') packed output, as oneDNN wrote it
+    kWs,   // workspaces of every chunk, forward → backward unchanged
+    kH,    // (boundary rows, H') h at every chunk boundary: initial, then each chunk's dst_iter
+    kC,    // (boundary rows, H) c likewise (lstm)
+    kSlots
+};
+
+memory mem(const md& d) { return memory(d, rnnflow::cpu_engine(), DNNL_MEMORY_NONE); }
+
+void resize_bytes(Tensor& t, std::size_t bytes) {
+    t.resize(DType::f32, {static_cast<std::int64_t>((bytes + 3) / 4)});
+}
+void reserve_bytes(Tensor& t, std::size_t bytes) {
+    if (t.bytes() < bytes) resize_bytes(t, bytes);
+}
+std::size_t align64(std::size_t b) { return (b + 63) / 64 * 64; }
+
+std::uint64_t splitmix64(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// Set a memory argument's data handle when the primitive has that argument.
+void set_handle(std::unordered_map<int, memory>& args, int arg, const void* p) {
+    auto it = args.find(arg);
+    if (it != args.end()) it->second.set_data_handle(const_cast<void*>(p));
+}
+
+// Every argument an RNN primitive may take; those its descriptor leaves empty are skipped.
+constexpr int kFwdArgs[] = {DNNL_ARG_SRC_LAYER, DNNL_ARG_SRC_ITER, DNNL_ARG_SRC_ITER_C,
+                            DNNL_ARG_WEIGHTS_LAYER, DNNL_ARG_WEIGHTS_ITER,
+                            DNNL_ARG_WEIGHTS_PEEPHOLE, DNNL_ARG_WEIGHTS_PROJECTION, DNNL_ARG_BIAS,
+                            DNNL_ARG_DST_LAYER, DNNL_ARG_DST_ITER, DNNL_ARG_DST_ITER_C,
+                            DNNL_ARG_WORKSPACE, DNNL_ARG_SCRATCHPAD};
+constexpr int kBwdOnlyArgs[] = {
+    DNNL_ARG_DIFF_SRC_LAYER, DNNL_ARG_DIFF_SRC_ITER, DNNL_ARG_DIFF_SRC_ITER_C,
+    DNNL_ARG_DIFF_WEIGHTS_LAYER, DNNL_ARG_DIFF_WEIGHTS_ITER, DNNL_ARG_DIFF_WEIGHTS_PEEPHOLE,
+    DNNL_ARG_DIFF_WEIGHTS_PROJECTION, DNNL_ARG_DIFF_BIAS, DNNL_ARG_DIFF_DST_LAYER,
+    DNNL_ARG_DIFF_DST_ITER, DNNL_ARG_DIFF_DST_ITER_C};
+
+std::unordered_map<int, memory> make_args(const dnnl::primitive_desc_base& pd, bool backward) {
+    std::unordered_map<int, memory> args;
+    auto add = [&](int a) {
+        const md d = pd.query_md(dnnl::query::exec_arg_md, a);
+        if (d.get_size() > 0 || a == DNNL_ARG_SCRATCHPAD) args.emplace(a, mem(d));
+    };
+    for (int a : kFwdArgs) add(a);
+    if (backward)
+        for (int a : kBwdOnlyArgs) add(a);
+    return args;
+}
+
+// Orthonormal rows or columns (whichever are fewer) of a rows x cols matrix, row-major:
+// Gram-Schmidt on Gaussian vectors.
+std::vector<double> orthogonal(std::int64_t rows, std::int64_t cols, std::mt19937_64& rng) {
+    const bool by_cols = rows >= cols;
+    const std::int64_t k = by_cols ? cols : rows, n = by_cols ? rows : cols;  // k vectors of n
+    std::normal_distribution<double> g(0.0, 1.0);
+    std::vector<double> v(static_cast<std::size_t>(k * n));
+    for (auto& e : v) e = g(rng);
+    for (std::int64_t a = 0; a < k; ++a) {
+        double* va = &v[static_cast<std::size_t>(a * n)];
+        for (int pass = 0; pass < 2; ++pass)  // twice is enough (Giraud et al. 2005)
+            for (std::int64_t b = 0; b < a; ++b) {
+                const double* vb = &v[static_cast<std::size_t>(b * n)];
+                double dot = 0;
+                for (std::int64_t e = 0; e < n; ++e) dot += va[e] * vb[e];
+                for (std::int64_t e = 0; e < n; ++e) va[e] -= dot * vb[e];
+            }
+        double norm = 0;
+        for (std::int64_t e = 0; e < n; ++e) norm += va[e] * va[e];
+        norm = std::sqrt(norm);
+        for (std::int64_t e = 0; e < n; ++e) va[e] /= norm;
+    }
+    std::vector<double> m(static_cast<std::size_t>(rows * cols));
+    for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c)
+            m[static_cast<std::size_t>(r * cols + c)] =
+                by_cols ? v[static_cast<std::size_t>(c * n + r)] : v[static_cast<std::size_t>(r * n + c)];
+    return m;
+}
+
+Direction direction_from(const std::string& s) {
+    if (s == "right_to_left") return Direction::right_to_left;
+    if (s == "bidirectional_concat") return Direction::bidirectional_concat;
+    if (s == "bidirectional_sum") return Direction::bidirectional_sum;
+    return Direction::left_to_right;
+}
+
+}  // namespace
+
+const char* to_string(Cell c) {
+    switch (c) {
+        case Cell::rnn: return "rnn";
+        case Cell::lstm: return "lstm";
+        case Cell::gru: return "gru";
+    }
+    return "?";
+}
+
+// How one batch runs: columns sorted by length, time cut into chunks at the distinct lengths.
+// Packed layout (rows of one (step, column) each): chunk after chunk, within a chunk step-major
+// over its n active columns in sorted order, so chunk j is a dense (t1 - t0, n, C) tnc block.
+struct Recurrent::Plan {
+    std::int64_t T = 0, N = 0;
+    std::vector<std::int32_t> lengths;  // as given, to recognise the same batch in backward
+    bool identity = true;               // every column runs T steps: no sort, one chunk
+    std::vector<std::int64_t> order;    // sorted position → column
+    std::vector<std::int64_t> len;      // by sorted position
+    struct Chunk {
+        std::int64_t t0, t1, n, row0;
+    };
+    std::vector<Chunk> chunks;
+    std::vector<std::int64_t> bound_row0;  // first row of boundary k (k = 0..K) in state buffers
+    std::int64_t bound_rows = 0;           // rows of all boundaries
+    std::vector<std::int64_t> end_bound;   // by sorted position: boundary holding its final state
+    std::int64_t rows = 0;                 // packed rows = sum of lengths
+    std::vector<std::int64_t> grid[2];     // packed row → t * N + n: left-to-right, right-to-left
+};
+
+struct Recurrent::Prim {
+    std::int64_t cin = 0, T = 0, N = 0;
+    std::variant<dnnl::lstm_forward::primitive_desc, dnnl::gru_forward::primitive_desc,
+                 dnnl::lbr_gru_forward::primitive_desc, dnnl::vanilla_rnn_forward::primitive_desc>
+        fwd_pd;
+    dnnl::primitive fwd, bwd;
+    bool has_bwd = false;
+    std::size_t ws_bytes = 0;
+    md wfwd[kKinds], wbwd[kKinds], dw[kKinds];  // weights layouts each primitive wants
+    std::unordered_map<int, memory> fargs, bargs;
+};
+
+struct Recurrent::Reorder {
+    md from, to;
+    dnnl::reorder prim;
+    std::unordered_map<int, memory> args;
+};
+
+Recurrent::~Recurrent() = default;
+
+StageSchema Recurrent::make_schema(const std::string& type, const std::string& summary, Cell cell,
+                                   const std::string& details) {
+    StageSchema s(type, summary, Role::model);
+    s.input("in", PortType::tensor, "f32 (T, N, C) + lengths")
+        .optional_input("state", PortType::state,
+                        "f32 (S, L*D, N, H) initial state (S = 2 for lstm: h, c; row l*D + d is "
+                        "layer l, direction d); absent: zeros or the carried state")
+        .output("out", PortType::tensor,
+                "f32 (T, N, Y): the last layer's h (Y = H, P with projection, doubled by "
+                "bidirectional_concat); 0 at padded steps")
+        .output("state", PortType::state,
+                "f32 (S, L*D, N, H): each sequence's state after its own last valid step "
+                "(right-to-left: after its first token)")
+        .param_int("hidden", 256, Range{1, 65536}, "H, the size of h (and c) in every layer")
+        .param_int("layers", 1, Range{1, 16}, "the number of stacked layers")
+        .param_choice("direction", "left_to_right",
+                      {"left_to_right", "right_to_left", "bidirectional_concat", "bidirectional_sum"},
+                      "reading order; bidirectional runs both and concatenates or sums the outputs "
+                      "(padding exact in every case)");
+    switch (cell) {
+        case Cell::rnn:
+            s.param_choice("activation", "tanh", {"tanh", "relu", "sigmoid"},
+                           "the cell's nonlinearity: h' = act(x W + h U + b)");
+            break;
+        case Cell::lstm:
+            s.param_bool("peephole", false,
+                         "peephole connections: the i, f gates read c(t-1), the o gate c(t), "
+                         "through weights_peephole (3, H)")
+                .param_int("projection", 0, Range{0, 65536},
+                           "P > 0: project h to P channels (LSTMP) through weights_projection "
+                           "(H, P), P < H; 0: none")
+                .param_float("forget_bias", 0.0, Range{-10, 10},
+                             "added to the forget-gate bias at init; 1 helps long memories early on");
+            break;
+        case Cell::gru:
+            s.param_bool("linear_before_reset", true,
+                         "true: n = tanh(x W + b + r * (h U + b_hn)), PyTorch's and cuDNN's GRU "
+                         "(oneDNN lbr_gru, 4 bias gates); false: n = tanh(x W + (r * h) U + b), "
+                         "the original GRU (oneDNN gru)");
+            break;
+    }
+    s.param_float("dropout", 0.0, Range{0, 0.95},
+                  "dropout probability on the output of every layer but the last, in training "
+                  "only (inverted: kept values scaled by 1/(1-p)); masks are fixed by the seed")
+        .param_bool("carry_state", false,
+                    "start each batch from the previous batch's final state unless the batch "
+                    "resets it (truncated BPTT, kept per split); excludes a state input")
+        .param_choice("initializer", "uniform", {"uniform", "xavier", "orthogonal"},
+                      "uniform: every param U[-init_scale, init_scale]; xavier: each gate's "
+                      "matrix U[-a, a], a = init_gain sqrt(6 / (fan_in + H)), biases 0; "
+                      "orthogonal: weights_iter gate blocks (and projection) init_gain times "
+                      "orthogonal, weights_layer xavier, biases 0")
+        .param_float("init_scale", 0.1, Range{0, 10},
+                     "s for initializer: uniform (Zaremba et al. use 0.1, 0.05, 0.04 for small, medium, "
+                     "large models)")
+        .param_float("init_gain", 1.0, Range{0, 10}, "gain for initializer: xavier and orthogonal")
+        .differentiable()
+        .details(details);
+    return s;
+}
+
+Recurrent::Recurrent(Cell cell, const Params& p)
+    : cell_(cell),
+      hidden_(p.get_int("hidden")),
+      layers_(p.get_int("layers")),
+      direction_(direction_from(p.get_string("direction"))),
+      dropout_(p.get_float("dropout")),
+      carry_state_(p.get_bool("carry_state")),
+      init_(p.get_string("initializer")),
+      init_scale_(p.get_float("init_scale")),
+      init_gain_(p.get_float("init_gain")),
+      forget_bias_(0) {
+    dirs_ = direction_ == Direction::bidirectional_concat || direction_ == Direction::bidirectional_sum ? 2 : 1;
+    if (cell == Cell::rnn) {
+        const std::string& a = p.get_string("activation");
+        activation_ = a == "relu" ? dnnl::algorithm::eltwise_relu
+                      : a == "sigmoid" ? dnnl::algorithm::eltwise_logistic
+                                       : dnnl::algorithm::eltwise_tanh;
+    } else if (cell == Cell::lstm) {
+        peephole_ = p.get_bool("peephole");
+        proj_ = p.get_int("projection");
+        forget_bias_ = p.get_float("forget_bias");
+        RNNFLOW_CHECK(proj_ < hidden_, "'projection' must be smaller than 'hidden' (", hidden_,
+                      "), got ", proj_);
+    } else {
+        lbr_ = p.get_bool("linear_before_reset");
+    }
+    per_dir_ = 3 + (peephole_ ? 1 : 0) + (proj_ > 0 ? 1 : 0);
+}
+
+std::int64_t Recurrent::gates() const { return cell_ == Cell::lstm ? 4 : cell_ == Cell::gru ? 3 : 1; }
+std::int64_t Recurrent::bias_gates() const { return gates() + (cell_ == Cell::gru && lbr_ ? 1 : 0); }
+std::int64_t Recurrent::out_channels() const {
+    const std::int64_t h = proj_ > 0 ? proj_ : hidden_;
+    return direction_ == Direction::bidirectional_concat ? 2 * h : h;
+}
+
+void Recurrent::prepare(PrepareContext& ctx) {
+    channels_ = ctx.input_info("in").channels;
+    RNNFLOW_CHECK(channels_ > 0, "input 'in' must have a known channel count > 0, got ", channels_);
+    state_input_ = ctx.connected("state");
+    if (state_input_ && carry_state_)
+        throw Error("carry_state and a connected 'state' input both set the initial state",
+                    "drop one: carry_state: false, or leave 'state' unconnected");
+    ctx.set_output_info("out", PortInfo{PortType::tensor, out_channels(), -1, nullptr});
+    ctx.set_output_info("state", PortInfo{PortType::state, hidden_, -1, nullptr});
+
+    init_params(ctx);
+    dropout_seed_ = ctx.rng()();
+
+    stream_ = dnnl::stream(cpu_engine());
+    cache_.clear();
+    reorders_.clear();
+    carried_.clear();
+    plan_ = std::make_unique<Plan>();
+    const auto n = static_cast<std::size_t>(layers_ * dirs_ * kKinds);
+    for (auto* v : {&wfwd_, &wbwd_, &dwtmp_, &dwuser_}) {
+        v->clear();
+        v->resize(n);
+    }
+}
+
+void Recurrent::init_params(PrepareContext& ctx) {
+    const std::int64_t H = hidden_, G = gates(), Hp = proj_ > 0 ? proj_ : H;
+    const std::string mode = init_;
+    const float s = static_cast<float>(init_scale_);
+    auto& rng = ctx.rng();
+    std::uniform_real_distribution<float> uni(-s, s);
+    params_.clear();
+    params_.reserve(static_cast<std::size_t>(layers_ * dirs_ * per_dir_));
+    const char* dname[2] = {"l2r", "r2l"};
+    const std::string gate_names = cell_ == Cell::lstm ? "i f g o" : cell_ == Cell::gru ? "u r n" : "h";
+    for (std::int64_t l = 0; l < layers_; ++l)
+        for (std::int64_t d = 0; d < dirs_; ++d) {
+            const std::int64_t in = l == 0 ? channels_ : out_channels();
+            const int di = direction_ == Direction::right_to_left ? 1 : static_cast<int>(d);
+            const std::string pre = "layer" + std::to_string(l) + "." + dname[di] + ".";
+            auto add = [&](const std::string& name, Shape shape, std::string layout) -> Param& {
+                Param& p = params_.emplace_back();
+                p.name = pre + name;
+                p.value = Tensor::f32(shape);
+                p.grad = Tensor::f32(std::move(shape));
+                p.layout = std::move(layout);
+                if (mode == "uniform") {
+                    float* v = p.value.data<float>();
+                    for (std::int64_t e = 0; e < p.value.numel(); ++e) v[e] = s > 0 ? uni(rng) : 0.f;
+                }
+                return p;
+            };
+            // Per gate g, block [i, g, o] of an (I, G, H) ldigo tensor.
+            auto xavier = [&](Param& p, std::int64_t I, std::int64_t Gn) {
+                const float a = static_cast<float>(init_gain_ * std::sqrt(6.0 / double(I + H)));
+                std::uniform_real_distribution<float> u(-a, a);
+                float* v = p.value.data<float>();
+                for (std::int64_t e = 0; e < I * Gn * H; ++e) v[e] = u(rng);
+            };
+            auto ortho = [&](Param& p, std::int64_t I, std::int64_t Gn) {
+                float* v = p.value.data<float>();
+                for (std::int64_t g = 0; g < Gn; ++g) {
+                    const auto q = orthogonal(I, H, rng);
+                    for (std::int64_t i = 0; i < I; ++i)
+                        for (std::int64_t o = 0; o < H; ++o)
+                            v[(i * Gn + g) * H + o] = static_cast<float>(init_gain_ * q[static_cast<std::size_t>(i * H + o)]);
+                }
+            };
+            Param& wl = add("weights_layer", {in, G, H},
+                            "(C_l, G, H) ldigo: input channel, gate " + gate_names + ", unit");
+            Param& wi = add("weights_iter", {Hp, G, H},
+                            "(H', G, H) ldigo: h channel, gate " + gate_names + ", unit");
+            Param& b = add("bias", {bias_gates(), H},
+                           std::string("(Gb, H) ldgo: gate ") +
+                               (cell_ == Cell::gru && lbr_ ? "u r n hn" : gate_names) + ", unit");
+            if (mode != "uniform") {
+                xavier(wl, in, G);
+                if (mode == "orthogonal") ortho(wi, Hp, G);
+                else xavier(wi, Hp, G);
+            }
+            if (cell_ == Cell::lstm)
+                for (std::int64_t o = 0; o < H; ++o) b.value.data<float>()[1 * H + o] += static_cast<float>(forget_bias_);
+            if (peephole_) add("weights_peephole", {3, H}, "(3, H): gate i f o, unit");
+            if (proj_ > 0) {
+                Param& r = add("weights_projection", {H, proj_}, "(H, P) ldio: h unit, output channel");
+                if (mode == "orthogonal") {
+                    const auto q = orthogonal(H, proj_, rng);
+                    for (std::int64_t e = 0; e < H * proj_; ++e)
+                        r.value.data<float>()[e] = static_cast<float>(init_gain_ * q[static_cast<std::size_t>(e)]);
+                } else if (mode == "xavier") {
+                    const float a = static_cast<float>(init_gain_ * std::sqrt(6.0 / double(H + proj_)));
+                    std::uniform_real_distribution<float> u(-a, a);
+                    for (std::int64_t e = 0; e < H * proj_; ++e) r.value.data<float>()[e] = u(rng);
+                }
+            }
+        }
+}
+
+Recurrent::Reorder& Recurrent::reorder(const md& from, const md& to) {
+    for (auto& r : reorders_)
+        if (r->from == from && r->to == to) return *r;
+    auto r = std::make_unique<Reorder>();
+    r->from = from;
+    r->to = to;
+    const dnnl::reorder::primitive_desc pd(cpu_engine(), from, cpu_engine(), to, user_scratchpad_attr());
+    r->prim = dnnl::reorder(pd);
+    reserve_bytes(scratchpad_, pd.scratchpad_desc().get_size());
+    r->args = {{DNNL_ARG_FROM, mem(from)}, {DNNL_ARG_TO, mem(to)}};
+    if (pd.scratchpad_desc().get_size() > 0) r->args.emplace(DNNL_ARG_SCRATCHPAD, mem(pd.scratchpad_desc()));
+    reorders_.push_back(std::move(r));
+    return *reorders_.back();
+}
+
+void Recurrent::run_reorder(const md& from, const void* src, const md& to, void* dst) {
+    Reorder& r = reorder(from, to);
+    set_handle(r.args, DNNL_ARG_FROM, src);
+    set_handle(r.args, DNNL_ARG_TO, dst);
+    set_handle(r.args, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
+    r.prim.execute(stream_, r.args);
+}
+
+// Everything oneDNN for one (input channels, steps, columns): created once, then only data
+// handles change.
+Recurrent::Prim& Recurrent::prim(std::int64_t cin, std::int64_t T, std::int64_t N) {
+    auto it = cache_.find({cin, T, N});
+    if (it != cache_.end()) return *it->second;
+    auto p = std::make_unique<Prim>();
+    p->cin = cin;
+    p->T = T;
+    p->N = N;
+    const std::int64_t H = hidden_, Hp = proj_ > 0 ? proj_ : H, G = gates();
+    const md src({T, N, cin}, dt::f32, tag::tnc);
+    const md dst({T, N, Hp}, dt::f32, tag::tnc);
+    // Always explicit state memories, zeros when none: oneDNN 2.6.3's backward with a zero
+    // src_iter desc ("start from zeros") returns a wrong diff_weights_iter.
+    const md h_md({1, 1, N, Hp}, dt::f32, tag::ldnc);
+    const md c_md({1, 1, N, H}, dt::f32, tag::ldnc);
+    const md wl({1, 1, cin, G, H}, dt::f32, tag::any);
+    const md wi({1, 1, Hp, G, H}, dt::f32, tag::any);
+    const md bias({1, 1, bias_gates(), H}, dt::f32, tag::ldgo);
+    const md wp = peephole_ ? md({1, 1, 3, H}, dt::f32, tag::ldgo) : md();
+    const md wr = proj_ > 0 ? md({1, 1, H, proj_}, dt::f32, tag::any) : md();
+    const auto fwd = dnnl::prop_kind::forward_training;
+    const auto l2r = dnnl::rnn_direction::unidirectional_left2right;
+    const auto attr = user_scratchpad_attr();
+    auto& eng = cpu_engine();
+    const dnnl::primitive_desc_base* base = nullptr;
+    if (cell_ == Cell::lstm) {
+        const dnnl::lstm_forward::desc d(fwd, l2r, src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md);
+        auto& pd = p->fwd_pd.emplace<dnnl::lstm_forward::primitive_desc>(d, attr, eng);
+        p->fwd = dnnl::lstm_forward(pd);
+        base = &pd;
+    } else if (cell_ == Cell::gru && !lbr_) {
+        const dnnl::gru_forward::desc d(fwd, l2r, src, h_md, wl, wi, bias, dst, h_md);
+        auto& pd = p->fwd_pd.emplace<dnnl::gru_forward::primitive_desc>(d, attr, eng);
+        p->fwd = dnnl::gru_forward(pd);
+        base = &pd;
+    } else if (cell_ == Cell::gru) {
+        const dnnl::lbr_gru_forward::desc d(fwd, l2r, src, h_md, wl, wi, bias, dst, h_md);
+        auto& pd = p->fwd_pd.emplace<dnnl::lbr_gru_forward::primitive_desc>(d, attr, eng);
+        p->fwd = dnnl::lbr_gru_forward(pd);
+        base = &pd;
+    } else {
+        const dnnl::vanilla_rnn_forward::desc d(fwd, activation_, l2r, src, h_md, wl, wi, bias, dst, h_md);
+        auto& pd = p->fwd_pd.emplace<dnnl::vanilla_rnn_forward::primitive_desc>(d, attr, eng);
+        p->fwd = dnnl::vanilla_rnn_forward(pd);
+        base = &pd;
+    }
+    p->fargs = make_args(*base, false);
+    p->ws_bytes = base->workspace_desc().get_size();
+    reserve_bytes(scratchpad_, base->scratchpad_desc().get_size());
+    for (int k = 0; k < kKinds; ++k) p->wfwd[k] = base->query_md(dnnl::query::exec_arg_md, kWeightArg[k]);
+    auto& ref = *p;
+    cache_.emplace(std::make_tuple(cin, T, N), std::move(p));
+    return ref;
+}
+
+void Recurrent::make_backward(Prim& p) {
+    const std::int64_t H = hidden_, Hp = proj_ > 0 ? proj_ : H, G = gates();
+    const std::int64_t cin = p.cin, T = p.T, N = p.N;
+    const md src({T, N, cin}, dt::f32, tag::tnc);
+    const md dst({T, N, Hp}, dt::f32, tag::tnc);
+    const md h_md({1, 1, N, Hp}, dt::f32, tag::ldnc);
+    const md c_md({1, 1, N, H}, dt::f32, tag::ldnc);
+    const md wl({1, 1, cin, G, H}, dt::f32, tag::any);
+    const md wi({1, 1, Hp, G, H}, dt::f32, tag::any);
+    const md bias({1, 1, bias_gates(), H}, dt::f32, tag::ldgo);
+    const md wp = peephole_ ? md({1, 1, 3, H}, dt::f32, tag::ldgo) : md();
+    const md wr = proj_ > 0 ? md({1, 1, H, proj_}, dt::f32, tag::any) : md();
+    const auto bwd = dnnl::prop_kind::backward;
+    const auto l2r = dnnl::rnn_direction::unidirectional_left2right;
+    const auto attr = user_scratchpad_attr();
+    auto& eng = cpu_engine();
+    std::unique_ptr<dnnl::primitive_desc_base> base;
+    if (cell_ == Cell::lstm) {
+        const dnnl::lstm_backward::desc d(bwd, l2r, src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md,
+                                          src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md);
+        auto pd = std::make_unique<dnnl::lstm_backward::primitive_desc>(
+            d, attr, eng, std::get<dnnl::lstm_forward::primitive_desc>(p.fwd_pd));
+        p.bwd = dnnl::lstm_backward(*pd);
+        base = std::move(pd);
+    } else if (cell_ == Cell::gru && !lbr_) {
+        const dnnl::gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
+                                         src, h_md, wl, wi, bias, dst, h_md);
+        auto pd = std::make_unique<dnnl::gru_backward::primitive_desc>(
+            d, attr, eng, std::get<dnnl::gru_forward::primitive_desc>(p.fwd_pd));
+        p.bwd = dnnl::gru_backward(*pd);
+        base = std::move(pd);
+    } else if (cell_ == Cell::gru) {
+        const dnnl::lbr_gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
+                                             src, h_md, wl, wi, bias, dst, h_md);
+        auto pd = std::make_unique<dnnl::lbr_gru_backward::primitive_desc>(
+            d, attr, eng, std::get<dnnl::lbr_gru_forward::primitive_desc>(p.fwd_pd));
+        p.bwd = dnnl::lbr_gru_backward(*pd);
+        base = std::move(pd);
+    } else {
+        const dnnl::vanilla_rnn_backward::desc d(bwd, activation_, l2r, src, h_md, wl, wi, bias, dst, h_md,
+                                                 src, h_md, wl, wi, bias, dst, h_md);
+        auto pd = std::make_unique<dnnl::vanilla_rnn_backward::primitive_desc>(
+            d, attr, eng, std::get<dnnl::vanilla_rnn_forward::primitive_desc>(p.fwd_pd));
+        p.bwd = dnnl::vanilla_rnn_backward(*pd);
+        base = std::move(pd);
+    }
+    RNNFLOW_ASSERT(base->workspace_desc().get_size() == p.ws_bytes);
+    p.bargs = make_args(*base, true);
+    reserve_bytes(scratchpad_, base->scratchpad_desc().get_size());
+    for (int k = 0; k < kKinds; ++k) {
+        p.wbwd[k] = base->query_md(dnnl::query::exec_arg_md, kWeightArg[k]);
+        p.dw[k] = base->query_md(dnnl::query::exec_arg_md, kDiffArg[k]);
+    }
+    p.has_bwd = true;
+}
+
+void Recurrent::make_plan(const Tensor& x) {
+    Plan& P = *plan_;
+    const std::int64_t T = x.dim(0), N = x.dim(1);
+    if (P.T == T && P.N == N && P.lengths == x.lengths && !P.order.empty()) return;
+    P.T = T;
+    P.N = N;
+    P.lengths = x.lengths;
+    P.order.resize(static_cast<std::size_t>(N));
+    std::iota(P.order.begin(), P.order.end(), 0);
+    P.identity = true;
+    for (std::int64_t n = 0; n < N; ++n) P.identity = P.identity && x.length(n) == T;
+    std::stable_sort(P.order.begin(), P.order.end(),
+                     [&](std::int64_t a, std::int64_t b) { return x.length(a) > x.length(b); });
+    P.len.resize(static_cast<std::size_t>(N));
+    for (std::int64_t i = 0; i < N; ++i) P.len[i] = x.length(P.order[i]);
+    P.chunks.clear();
+    P.bound_row0.assign(1, 0);
+    P.bound_rows = N;
+    std::int64_t t0 = 0, row0 = 0;
+    for (std::int64_t i = N - 1; i >= 0; --i) {  // distinct lengths, ascending
+        const std::int64_t t1 = P.len[i];
+        if (t1 <= t0) continue;
+        std::int64_t n = i + 1;  // columns with len >= t1: a prefix in sorted order
+        P.chunks.push_back({t0, t1, n, row0});
+        row0 += (t1 - t0) * n;
+        P.bound_row0.push_back(P.bound_rows);
+        P.bound_rows += n;
+        t0 = t1;
+    }
+    P.rows = row0;
+    P.end_bound.assign(static_cast<std::size_t>(N), 0);
+    for (std::int64_t i = 0; i < N; ++i)
+        for (std::size_t j = 0; j < P.chunks.size(); ++j)
+            if (P.chunks[j].t1 == P.len[i]) P.end_bound[i] = static_cast<std::int64_t>(j) + 1;
+    for (auto& g : P.grid) g.resize(static_cast<std::size_t>(P.rows));
+    for (const auto& c : P.chunks)
+        for (std::int64_t t = c.t0; t < c.t1; ++t)
+            for (std::int64_t i = 0; i < c.n; ++i) {
+                const std::int64_t r = c.row0 + (t - c.t0) * c.n + i, col = P.order[i];
+                P.grid[0][r] = t * N + col;
+                P.grid[1][r] = (P.len[i] - 1 - t) * N + col;
+            }
+}
+
+std::uint64_t Recurrent::mask_key(const StepInfo& step, std::int64_t layer) const {
+    return splitmix64(dropout_seed_ ^ splitmix64(static_cast<std::uint64_t>(step.epoch) ^
+                      splitmix64(static_cast<std::uint64_t>(step.batch) ^
+                      splitmix64(static_cast<std::uint64_t>(layer)))));
+}
+
+// Dropout scale of element e = (t * N + n) * Y + c of a layer's combined output: a hash, so
+// packed rows in any order find their own mask without storing it.
+float Recurrent::mask(std::uint64_t key, std::uint64_t e) const {
+    // Keep when the top 24 bits of the hash reach p * 2^24.
+    const auto threshold = static_cast<std::uint64_t>(dropout_ * double(1 << 24));
+    return (splitmix64(key + e) >> 40) >= threshold ? static_cast<float>(1.0 / (1.0 - dropout_)) : 0.f;
+}
+
+void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
+    const Tensor& x = in.at("in");  // (T, N, C)
+    RNNFLOW_CHECK(x.dtype() == DType::f32 && x.rank() == 3 && x.dim(2) == channels_,
+                  "input 'in' must be f32 (T, N, ", channels_, "), got ", to_string(x.dtype()), " ",
+                  shape_str(x.shape()));
+    const std::int64_t T = x.dim(0), N = x.dim(1), H = hidden_, Hp = proj_ > 0 ? proj_ : H;
+    const std::int64_t Y = out_channels(), D = dirs_, S = state_slots(), LD = layers_ * D;
+    RNNFLOW_CHECK(T > 0 && N > 0, "input 'in' is empty: ", shape_str(x.shape()));
+    RNNFLOW_CHECK(x.lengths.empty() || static_cast<std::int64_t>(x.lengths.size()) == N,
+                  "input 'in' has ", x.lengths.size(), " lengths for ", N, " columns");
+    for (std::int64_t n = 0; n < N; ++n)
+        RNNFLOW_CHECK(x.length(n) >= 0 && x.length(n) <= T, "input 'in' column ", n, " has length ",
+                      x.length(n), ", outside [0, ", T, "]");
+    make_plan(x);
+    const Plan& P = *plan_;
+    const bool r2l_only = direction_ == Direction::right_to_left;
+
+    // The initial state: the state input, the carried state, or zeros.
+    const float* init = nullptr;  // (S, L*D, N, H)
+    if (state_input_) {
+        const Tensor& st = in.at("state");
+        RNNFLOW_CHECK(st.dtype() == DType::f32 && st.shape() == state_shape(N),
+                      "input 'state' must be f32 (S, L*D, N, H) = ", shape_str(state_shape(N)),
+                      ", got ", to_string(st.dtype()), " ", shape_str(st.shape()));
+        init = st.data<float>();
+    } else if (carry_state_ && !step.reset_state) {
+        auto it = carried_.find(step.split);
+        if (it != carried_.end() && !it->second.empty()) {
+            RNNFLOW_CHECK(it->second.dim(2) == N, "carry_state: this batch has ", N,
+                          " columns, the previous '", step.split, "' batch had ",
+                          it->second.dim(2), "; the carried state cannot continue it");
+            init = it->second.data<float>();
+        }
+    }
+
+    saved.tensors.resize(static_cast<std::size_t>(LD) * kSlots);
+    const bool drop = dropout_on(step);
+    for (std::int64_t l = 0; l < layers_; ++l) {
+        const std::int64_t cin = l == 0 ? channels_ : Y;
+        const std::uint64_t key = l > 0 && drop ? mask_key(step, l - 1) : 0;
+        for (std::int64_t d = 0; d < D; ++d) {
+            Tensor* sv = &saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots)];
+            const int gd = r2l_only ? 1 : static_cast<int>(d);  // which grid: reading order
+            const std::vector<std::int64_t>& grid = P.grid[gd];
+            // The layer input, packed.
+            const float* src = nullptr;
+            if (l == 0 && gd == 0 && P.identity) {
+                src = x.data<float>();
+            } else if (l == 0) {
+                sv[kSrc].resize(DType::f32, {P.rows, cin});
+                float* s = sv[kSrc].data<float>();
+                for (std::int64_t r = 0; r < P.rows; ++r)
+                    std::memcpy(s + r * cin, x.data<float>() + grid[r] * cin, static_cast<std::size_t>(cin) * 4);
+            } else if (D == 1) {
+                const Tensor& below = saved.tensors[static_cast<std::size_t>(((l - 1) * D + d) * kSlots + kDst)];
+                if (!drop) {
+                    src = below.data<float>();
+                } else {
+                    sv[kSrc].resize(DType::f32, {P.rows, cin});
+                    float* s = sv[kSrc].data<float>();
+                    const float* b = below.data<float>();
+                    for (std::int64_t r = 0; r < P.rows; ++r)
+                        for (std::int64_t c = 0; c < cin; ++c)
+                            s[r * cin + c] = b[r * cin + c] * mask(key, static_cast<std::uint64_t>(grid[r] * cin + c));
+                }
+            } else {  // bidirectional: comb_ holds the layer below's combined output
+                sv[kSrc].resize(DType::f32, {P.rows, cin});
+                float* s = sv[kSrc].data<float>();
+                const float* cb = comb_.data<float>();
+                for (std::int64_t r = 0; r < P.rows; ++r)
+                    for (std::int64_t c = 0; c < cin; ++c)
+                        s[r * cin + c] = cb[grid[r] * cin + c] *
+                                         (drop ? mask(key, static_cast<std::uint64_t>(grid[r] * cin + c)) : 1.f);
+            }
+            if (!src) src = sv[kSrc].data<float>();
+
+            // States at every chunk boundary; boundary 0 is the initial state in sorted order.
+            sv[kDst].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), Hp});
+            sv[kH].resize(DType::f32, {P.bound_rows, Hp});
+            if (S == 2) sv[kC].resize(DType::f32, {P.bound_rows, H});
+            for (std::int64_t s = 0; s < S; ++s) {
+                const std::int64_t w = s == 0 ? Hp : H;
+                float* b = sv[s == 0 ? kH : kC].data<float>();
+                for (std::int64_t i = 0; i < N; ++i) {
+                    if (init)
+                        std::memcpy(b + i * w, init + ((s * LD + l * D + d) * N + P.order[i]) * H,
+                                    static_cast<std::size_t>(w) * 4);
+                    else
+                        std::fill(b + i * w, b + (i + 1) * w, 0.f);
+                }
+            }
+            std::size_t ws_total = 0;
+            for (const auto& c : P.chunks) ws_total += align64(prim(cin, c.t1 - c.t0, c.n).ws_bytes);
+            resize_bytes(sv[kWs], std::max<std::size_t>(ws_total, 4));
+
+            Param* w = weights(l, d);
+            const int kp[kKinds] = {0, 1, 2, peephole_ ? 3 : -1, proj_ > 0 ? 3 + (peephole_ ? 1 : 0) : -1};
+            md held[kKinds];  // the layout wfwd_ holds this call
+            std::size_t ws_off = 0;
+            for (std::size_t j = 0; j < P.chunks.size(); ++j) {
+                const auto& c = P.chunks[j];
+                Prim& p = prim(cin, c.t1 - c.t0, c.n);
+                auto& a = p.fargs;
+                for (int k = 0; k < kKinds; ++k) {
+                    if (kp[k] < 0) continue;
+                    const Tensor& v = w[kp[k]].value;
+                    const md user = k == kWl || k == kWi
+                                        ? md({1, 1, v.dim(0), v.dim(1), v.dim(2)}, dt::f32, tag::ldigo)
+                                    : k == kProj ? md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldio)
+                                                 : md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldgo);
+                    if (p.wfwd[k] == user) {
+                        set_handle(a, kWeightArg[k], v.raw());
+                        continue;
+                    }
+                    Tensor& buf = wfwd_[static_cast<std::size_t>((l * D + d) * kKinds + k)];
+                    if (!(held[k] == p.wfwd[k])) {
+                        reserve_bytes(buf, p.wfwd[k].get_size());
+                        run_reorder(user, v.raw(), p.wfwd[k], buf.raw());
+                        held[k] = p.wfwd[k];
+                    }
+                    set_handle(a, kWeightArg[k], buf.raw());
+                }
+                set_handle(a, DNNL_ARG_SRC_LAYER, src + c.row0 * cin);
+                set_handle(a, DNNL_ARG_DST_LAYER, sv[kDst].data<float>() + c.row0 * Hp);
+                set_handle(a, DNNL_ARG_SRC_ITER, sv[kH].data<float>() + P.bound_row0[j] * Hp);
+                set_handle(a, DNNL_ARG_DST_ITER, sv[kH].data<float>() + P.bound_row0[j + 1] * Hp);
+                if (S == 2) {
+                    set_handle(a, DNNL_ARG_SRC_ITER_C, sv[kC].data<float>() + P.bound_row0[j] * H);
+                    set_handle(a, DNNL_ARG_DST_ITER_C, sv[kC].data<float>() + P.bound_row0[j + 1] * H);
+                }
+                set_handle(a, DNNL_ARG_WORKSPACE, static_cast<std::byte*>(sv[kWs].raw()) + ws_off);
+                set_handle(a, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
+                ws_off += align64(p.ws_bytes);
+                p.fwd.execute(stream_, a);
+            }
+            stream_.wait();
+        }
+        // A bidirectional layer's combined output (T*N, Y), zero at padding: the next layer's
+        // input, or the stage's output.
+        if (D == 2) {
+            Tensor& cb = l + 1 == layers_ ? out.at("out") : comb_;
+            cb.resize(DType::f32, {T, N, Y});
+            cb.zero();
+            float* o = cb.data<float>();
+            for (std::int64_t d = 0; d < D; ++d) {
+                const float* y = saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots + kDst)].data<float>();
+                const auto& grid = P.grid[d];
+                const std::int64_t off = direction_ == Direction::bidirectional_concat ? d * Hp : 0;
+                for (std::int64_t r = 0; r < P.rows; ++r)
+                    for (std::int64_t c = 0; c < Hp; ++c) o[grid[r] * Y + off + c] += y[r * Hp + c];
+            }
+        }
+    }
+
+    Tensor& y = out.at("out");
+    if (D == 1) {
+        y.resize(DType::f32, {T, N, Y});
+        const float* h = saved.tensors[static_cast<std::size_t>((layers_ - 1) * kSlots + kDst)].data<float>();
+        if (P.identity && !r2l_only) {
+            std::memcpy(y.raw(), h, y.bytes());
+        } else {
+            y.zero();
+            const auto& grid = P.grid[r2l_only ? 1 : 0];
+            for (std::int64_t r = 0; r < P.rows; ++r)
+                std::memcpy(y.data<float>() + grid[r] * Y, h + r * Y, static_cast<std::size_t>(Y) * 4);
+        }
+    }
+    y.lengths = x.lengths;
+
+    // Final states: boundary end_bound[i], row i; back in column order.
+    const bool want_state = out.has("state");
+    if (want_state || carry_state_) {
+        Tensor& fs = want_state ? out.at("state") : carried_[step.split];
+        fs.resize(DType::f32, state_shape(N));
+        if (proj_ > 0) fs.zero();
+        float* f = fs.data<float>();
+        for (std::int64_t ld = 0; ld < LD; ++ld) {
+            const Tensor* sv = &saved.tensors[static_cast<std::size_t>(ld * kSlots)];
+            for (std::int64_t s = 0; s < S; ++s) {
+                const std::int64_t w = s == 0 ? Hp : H;
+                const float* b = sv[s == 0 ? kH : kC].data<float>();
+                for (std::int64_t i = 0; i < N; ++i)
+                    std::memcpy(f + ((s * LD + ld) * N + P.order[i]) * H,
+                                b + (P.bound_row0[P.end_bound[i]] + i) * w, static_cast<std::size_t>(w) * 4);
+            }
+        }
+        if (carry_state_ && want_state) carried_[step.split] = fs;  // copy reuses the allocation
+    }
+}
+
+void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, const Grads& diff_dst,
+                         Grads& diff_src, const StepInfo& step) {
+    (void)out;
+    const Tensor& x = in.at("in");  // (T, N, C)
+    const std::int64_t T = x.dim(0), N = x.dim(1), H = hidden_, Hp = proj_ > 0 ? proj_ : H;
+    const std::int64_t Y = out_channels(), D = dirs_, S = state_slots(), LD = layers_ * D;
+    RNNFLOW_ASSERT(saved.tensors.size() == static_cast<std::size_t>(LD) * kSlots);
+    make_plan(x);
+    const Plan& P = *plan_;
+    const bool r2l_only = direction_ == Direction::right_to_left;
+    const bool drop = dropout_on(step);
+    const bool concat = direction_ == Direction::bidirectional_concat;
+
+    const Tensor& dy = diff_dst.at("out");  // (T, N, Y)
+    RNNFLOW_CHECK(dy.shape() == (Shape{T, N, Y}), "diff_dst 'out' must be ", shape_str({T, N, Y}),
+                  ", got ", shape_str(dy.shape()));
+    const float* dfinal = nullptr;  // (S, L*D, N, H)
+    if (diff_dst.has("state")) {
+        const Tensor& ds = diff_dst.at("state");
+        RNNFLOW_CHECK(ds.shape() == state_shape(N), "diff_dst 'state' must be ",
+                      shape_str(state_shape(N)), ", got ", shape_str(ds.shape()));
+        dfinal = ds.data<float>();
+    }
+    Tensor* want_dx = diff_src.has("in") ? &diff_src.at("in") : nullptr;
+    Tensor* want_ds = state_input_ && diff_src.has("state") ? &diff_src.at("state") : nullptr;
+    if (want_ds) {
+        want_ds->resize(DType::f32, state_shape(N));
+        want_ds->zero();
+    }
+
+    // The top layer's diff wrt its packed outputs.
+    for (std::int64_t d = 0; d < D; ++d) {
+        const auto& grid = P.grid[r2l_only ? 1 : d];
+        ddst_[d].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), Hp});
+        float* g = ddst_[d].data<float>();
+        const std::int64_t off = concat ? d * Hp : 0;
+        if (P.identity && D == 1 && !r2l_only)
+            std::memcpy(g, dy.data<float>(), static_cast<std::size_t>(P.rows * Hp) * 4);
+        else
+            for (std::int64_t r = 0; r < P.rows; ++r)
+                std::memcpy(g + r * Hp, dy.data<float>() + grid[r] * Y + off, static_cast<std::size_t>(Hp) * 4);
+    }
+
+    for (std::int64_t l = layers_ - 1; l >= 0; --l) {
+        const std::int64_t cin = l == 0 ? channels_ : Y;
+        for (std::int64_t d = 0; d < D; ++d) {
+            Tensor* sv = &saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots)];
+            const int gd = r2l_only ? 1 : static_cast<int>(d);
+            const float* src = l == 0 && gd == 0 && P.identity ? x.data<float>()
+                               : l > 0 && D == 1 && !drop
+                                   ? saved.tensors[static_cast<std::size_t>(((l - 1) * D + d) * kSlots + kDst)].data<float>()
+                                   : sv[kSrc].data<float>();
+            const bool dx_direct = l == 0 && gd == 0 && P.identity && D == 1 && want_dx;
+            float* dsrc = nullptr;
+            if (dx_direct) {
+                want_dx->resize(DType::f32, {T, N, channels_});
+                dsrc = want_dx->data<float>();
+            } else {
+                dsrc_[d].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), cin});
+                dsrc = dsrc_[d].data<float>();
+            }
+            // Diff states at every boundary: final-state diffs where each column ends; the rest
+            // the chunks write (diff_src_iter of chunk j fills the first n_j rows of boundary j).
+            dh_.resize(DType::f32, {P.bound_rows, Hp});
+            if (S == 2) dc_.resize(DType::f32, {P.bound_rows, H});
+            for (std::int64_t s = 0; s < S; ++s) {
+                const std::int64_t w = s == 0 ? Hp : H;
+                float* b = (s == 0 ? dh_ : dc_).data<float>();
+                for (std::int64_t i = 0; i < N; ++i) {
+                    float* row = b + (P.bound_row0[P.end_bound[i]] + i) * w;
+                    if (dfinal)
+                        std::memcpy(row, dfinal + ((s * LD + l * D + d) * N + P.order[i]) * H,
+                                    static_cast<std::size_t>(w) * 4);
+                    else
+                        std::fill(row, row + w, 0.f);
+                }
+            }
+
+            Param* w = weights(l, d);
+            const int kp[kKinds] = {0, 1, 2, peephole_ ? 3 : -1, proj_ > 0 ? 3 + (peephole_ ? 1 : 0) : -1};
+            md user[kKinds], held[kKinds], dheld[kKinds];
+            for (int k = 0; k < kKinds; ++k) {
+                if (kp[k] < 0) continue;
+                const Tensor& v = w[kp[k]].value;
+                user[k] = k == kWl || k == kWi ? md({1, 1, v.dim(0), v.dim(1), v.dim(2)}, dt::f32, tag::ldigo)
+                          : k == kProj         ? md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldio)
+                                               : md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldgo);
+            }
+            // Diff weights in another layout accumulate in dwtmp_, then are added into grads.
+            auto flush = [&](int k) {
+                const auto idx = static_cast<std::size_t>((l * D + d) * kKinds + k);
+                Tensor& g = w[kp[k]].grad;
+                reserve_bytes(dwuser_[idx], g.bytes());
+                run_reorder(dheld[k], dwtmp_[idx].raw(), user[k], dwuser_[idx].raw());
+                stream_.wait();
+                const float* a = dwuser_[idx].data<float>();
+                float* gp = g.data<float>();
+                for (std::int64_t e = 0; e < g.numel(); ++e) gp[e] += a[e];
+                dheld[k] = md();
+            };
+            std::size_t ws_off = 0;
+            std::vector<std::size_t> ws_offs;
+            for (const auto& c : P.chunks) {
+                ws_offs.push_back(ws_off);
+                ws_off += align64(prim(cin, c.t1 - c.t0, c.n).ws_bytes);
+            }
+            for (std::size_t jj = P.chunks.size(); jj-- > 0;) {
+                const auto& c = P.chunks[jj];
+                Prim& p = prim(cin, c.t1 - c.t0, c.n);
+                if (!p.has_bwd) make_backward(p);
+                auto& a = p.bargs;
+                for (int k = 0; k < kKinds; ++k) {
+                    if (kp[k] < 0) continue;
+                    const auto idx = static_cast<std::size_t>((l * D + d) * kKinds + k);
+                    const Tensor& v = w[kp[k]].value;
+                    // Weights change every optimiser step: reorder into the backward layout
+                    // once per call (not per chunk).
+                    if (p.wbwd[k] == user[k]) {
+                        set_handle(a, kWeightArg[k], v.raw());
+                    } else {
+                        if (!(held[k] == p.wbwd[k])) {
+                            reserve_bytes(wbwd_[idx], p.wbwd[k].get_size());
+                            run_reorder(user[k], v.raw(), p.wbwd[k], wbwd_[idx].raw());
+                            held[k] = p.wbwd[k];
+                        }
+                        set_handle(a, kWeightArg[k], wbwd_[idx].raw());
+                    }
+                    // oneDNN adds into diff weights: straight into the grads when layouts agree.
+                    if (p.dw[k] == user[k]) {
+                        set_handle(a, kDiffArg[k], w[kp[k]].grad.raw());
+                    } else {
+                        if (!(dheld[k] == p.dw[k])) {
+                            if (dheld[k].get_size() > 0) flush(k);
+                            reserve_bytes(dwtmp_[idx], p.dw[k].get_size());
+                            std::memset(dwtmp_[idx].raw(), 0, p.dw[k].get_size());
+                            dheld[k] = p.dw[k];
+                        }
+                        set_handle(a, kDiffArg[k], dwtmp_[idx].raw());
+                    }
+                }
+                set_handle(a, DNNL_ARG_SRC_LAYER, src + c.row0 * cin);
+                set_handle(a, DNNL_ARG_DST_LAYER, sv[kDst].data<float>() + c.row0 * Hp);
+                set_handle(a, DNNL_ARG_SRC_ITER, sv[kH].data<float>() + P.bound_row0[jj] * Hp);
+                set_handle(a, DNNL_ARG_DST_ITER, sv[kH].data<float>() + P.bound_row0[jj + 1] * Hp);
+                set_handle(a, DNNL_ARG_DIFF_SRC_LAYER, dsrc + c.row0 * cin);
+                set_handle(a, DNNL_ARG_DIFF_DST_LAYER, ddst_[d].data<float>() + c.row0 * Hp);
+                set_handle(a, DNNL_ARG_DIFF_SRC_ITER, dh_.data<float>() + P.bound_row0[jj] * Hp);
+                set_handle(a, DNNL_ARG_DIFF_DST_ITER, dh_.data<float>() + P.bound_row0[jj + 1] * Hp);
+                if (S == 2) {
+                    set_handle(a, DNNL_ARG_SRC_ITER_C, sv[kC].data<float>() + P.bound_row0[jj] * H);
+                    set_handle(a, DNNL_ARG_DST_ITER_C, sv[kC].data<float>() + P.bound_row0[jj + 1] * H);
+                    set_handle(a, DNNL_ARG_DIFF_SRC_ITER_C, dc_.data<float>() + P.bound_row0[jj] * H);
+                    set_handle(a, DNNL_ARG_DIFF_DST_ITER_C, dc_.data<float>() + P.bound_row0[jj + 1] * H);
+                }
+                set_handle(a, DNNL_ARG_WORKSPACE, static_cast<std::byte*>(sv[kWs].raw()) + ws_offs[jj]);
+                set_handle(a, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
+                p.bwd.execute(stream_, a);
+            }
+            stream_.wait();
+            for (int k = 0; k < kKinds; ++k)
+                if (kp[k] >= 0 && dheld[k].get_size() > 0) flush(k);
+
+            // Diff wrt the initial state (boundary 0); dropped for a carried or zero state.
+            if (want_ds) {
+                float* o = want_ds->data<float>();
+                for (std::int64_t s = 0; s < S; ++s) {
+                    const std::int64_t wd = s == 0 ? Hp : H;
+                    const float* b = (s == 0 ? dh_ : dc_).data<float>();
+                    for (std::int64_t i = 0; i < N; ++i)
+                        std::memcpy(o + ((s * LD + l * D + d) * N + P.order[i]) * H, b + i * wd,
+                                    static_cast<std::size_t>(wd) * 4);
+                }
+            }
+        }
+
+        // Hand the diff down: to the layer below's packed outputs, or to the input.
+        if (l > 0) {
+            const std::uint64_t key = drop ? mask_key(step, l - 1) : 0;
+            if (D == 1) {
+                std::swap(ddst_[0], dsrc_[0]);
+                if (drop) {
+                    const auto& grid = P.grid[r2l_only ? 1 : 0];
+                    float* g = ddst_[0].data<float>();
+                    for (std::int64_t r = 0; r < P.rows; ++r)
+                        for (std::int64_t c = 0; c < Y; ++c)
+                            g[r * Y + c] *= mask(key, static_cast<std::uint64_t>(grid[r] * Y + c));
+                }
+            } else {
+                comb_.resize(DType::f32, {T, N, Y});
+                comb_.zero();
+                float* cb = comb_.data<float>();
+                for (std::int64_t d = 0; d < D; ++d) {
+                    const float* g = dsrc_[d].data<float>();
+                    const auto& grid = P.grid[d];
+                    for (std::int64_t r = 0; r < P.rows; ++r)
+                        for (std::int64_t c = 0; c < Y; ++c)
+                            cb[grid[r] * Y + c] += g[r * Y + c] *
+                                (drop ? mask(key, static_cast<std::uint64_t>(grid[r] * Y + c)) : 1.f);
+                }
+                for (std::int64_t d = 0; d < D; ++d) {
+                    const auto& grid = P.grid[d];
+                    ddst_[d].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), Hp});
+                    float* g = ddst_[d].data<float>();
+                    const std::int64_t off = concat ? d * Hp : 0;
+                    for (std::int64_t r = 0; r < P.rows; ++r)
+                        std::memcpy(g + r * Hp, cb + grid[r] * Y + off, static_cast<std::size_t>(Hp) * 4);
+                }
+            }
+        } else if (want_dx) {
+            want_dx->lengths = x.lengths;
+            if (!(P.identity && D == 1 && !r2l_only)) {
+                want_dx->resize(DType::f32, {T, N, channels_});
+                want_dx->zero();
+                float* o = want_dx->data<float>();
+                for (std::int64_t d = 0; d < D; ++d) {
+                    const float* g = dsrc_[d].data<float>();
+                    const auto& grid = P.grid[r2l_only ? 1 : d];
+                    for (std::int64_t r = 0; r < P.rows; ++r)
+                        for (std::int64_t c = 0; c < channels_; ++c) o[grid[r] * channels_ + c] += g[r * channels_ + c];
+                }
+            }
+        }
+    }
+}
+
+Tensor Recurrent::carried_state(const std::string& split) const {
+    auto it = carried_.find(split);
+    return it == carried_.end() ? Tensor{} : it->second;
+}
+
+void Recurrent::set_carried_state(const std::string& split, Tensor state) {
+    RNNFLOW_CHECK(state.empty() || (state.rank() == 4 && state.shape() == state_shape(state.dim(2))),
+                  "carried state must be ", shape_str(state_shape(-1)), " with N columns, got ",
+                  shape_str(state.shape()));
+    carried_[split] = std::move(state);
+}
+
+}  // namespace rnnflow::stages

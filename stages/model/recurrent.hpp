@@ -1,0 +1,159 @@
+// The recurrent family on oneDNN: vanilla RNN, LSTM (peephole, projection), GRU and the
+// linear-before-reset GRU; stacked, in either direction or both; exact on padded batches.
+// The stage types `rnn`, `lstm` and `gru` (rnn.hpp, lstm.hpp, gru.hpp) are this class with
+// their cell fixed; their schemas differ only in the cell parameters.
+//
+// Cells, per layer and direction, x_t the layer input (C_l channels), h, c of H channels:
+//   rnn:  h_t = act(x_t W + h_{t-1} U + b)                                 act tanh|relu|sigmoid
+//   lstm: i, f, o = sigmoid(x_t W_{i,f,o} + h_{t-1} U_{i,f,o} [+ c_{t-1} * p_{i,f}] + b_{i,f,o})
+//         g = tanh(x_t W_g + h_{t-1} U_g + b_g)
+//         c_t = f * c_{t-1} + i * g
+//         (with peephole the output gate reads c_t: o = sigmoid(... + c_t * p_o))
+//         h_t = o * tanh(c_t), then with projection h_t := h_t R   (R (H, P): h has P channels)
+//   gru (linear_before_reset: false, oneDNN `gru`):
+//         u = sigmoid(x W_u + h U_u + b_u), r = sigmoid(x W_r + h U_r + b_r)
+//         n = tanh(x W_n + (r * h) U_n + b_n), h_t = u * h_{t-1} + (1 - u) * n
+//   gru (linear_before_reset: true, oneDNN `lbr_gru`, PyTorch's and cuDNN's GRU):
+//         n = tanh(x W_n + b_n + r * (h U_n + b_hn)), otherwise as above
+// Gate orders (the G axis of the weights): rnn (one gate); lstm i, f, g, o; gru u, r, n (oneDNN's;
+// PyTorch orders r, z(=u), n). Bias gates: rnn 1, lstm 4, gru 3, lbr gru 4 (u, r, n, hn).
+//
+// Directions: left_to_right; right_to_left (each sequence read from its own last valid token
+// back to its first); bidirectional_concat / _sum (both, outputs concatenated [l2r, r2l] on the
+// channel axis or summed). Layer l+1 reads layer l's combined output. Dropout (training only,
+// inverted) applies to every layer's combined output but the last's.
+//
+// Ports:  in     f32 (T, N, C) + lengths
+//         state  (optional input) f32 (S, L*D, N, H): initial state; S = 2 for lstm (h, c) else
+//                1; row l*D + d is layer l, direction d (0 = left-to-right, 1 = right-to-left);
+//                with projection h uses channels [0, P) and ignores the rest. Absent: zeros (or
+//                the carried state).
+//         out    f32 (T, N, Y) + lengths, Y = H' (or 2H' for concat), H' = P with projection else
+//                H; 0 at padded steps
+//         state  f32 (S, L*D, N, H): every sequence's final state: after ITS OWN last valid step
+//                (left-to-right) or after its first token (right-to-left); projection h in [0, P)
+//                and zeros above. Gradients flow into both state ports.
+// Params per layer l and direction d in {l2r, r2l}, named layer<l>.<d>.<name>, oneDNN user
+// layouts with L = D = 1:
+//         weights_layer      (C_l, G, H)   ldigo
+//         weights_iter       (H', G, H)    ldigo
+//         bias               (Gb, H)       ldgo
+//         weights_peephole   (3, H)        lstm peephole: gates i, f, o
+//         weights_projection (H, P)        lstm projection: ldio
+//
+// Exact padding: oneDNN has no per-sequence lengths. A batch is planned once per forward: columns
+// sorted by length (descending, stable), time cut into chunks at the distinct lengths; chunk j
+// runs steps [t0, t1) on the columns still active (a prefix in sorted order), its dst_iter rows
+// becoming the next chunk's src_iter; a column's final state is the dst_iter row of the chunk
+// where it ends. Backward chains the chunks in reverse through diff_dst_iter, injecting each
+// column's final-state gradient where it ends. Right-to-left reverses every sequence within its
+// own length (a gather into the packed layout) and runs a left-to-right primitive. With equal
+// lengths and left-to-right this is one primitive call per layer on the caller's tensors.
+// Primitives are cached by (input channels, chunk steps, active columns).
+//
+// Refs: Elman 1990; Hochreiter & Schmidhuber 1997; Gers & Schmidhuber 2000 (peephole); Sak et
+// al. 2014 (projection, LSTMP); Cho et al. 2014 (GRU); Zaremba et al. 2014 (dropout, carried
+// state). Not supported: bf16, forward_inference primitives for evaluation, per-layer sizes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "pipeline/core/onednn.hpp"
+#include "pipeline/core/stage.hpp"
+
+namespace rnnflow::stages {
+
+enum class Cell { rnn, lstm, gru };
+enum class Direction { left_to_right, right_to_left, bidirectional_concat, bidirectional_sum };
+
+class Recurrent : public ModelStage {
+public:
+    // The schema shared by rnn, lstm and gru: ports and common params, then `cell_params` adds
+    // the cell's own; `details` is the manual text.
+    static StageSchema make_schema(const std::string& type, const std::string& summary, Cell cell,
+                                   const std::string& details);
+
+    Recurrent(Cell cell, const Params& p);
+    ~Recurrent() override;
+    Recurrent(const Recurrent&) = delete;
+    Recurrent& operator=(const Recurrent&) = delete;
+
+    void prepare(PrepareContext& ctx) override;
+    void forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) override;
+    void backward(const Inputs& in, const Outputs& out, Saved& saved, const Grads& diff_dst,
+                  Grads& diff_src, const StepInfo& step) override;
+    std::span<Param> params() override { return params_; }
+
+    // The carried state of a split, as the state output (S, L*D, N, H); empty when none.
+    Tensor carried_state(const std::string& split) const;
+    void set_carried_state(const std::string& split, Tensor state);
+
+    Cell cell() const { return cell_; }
+    std::int64_t hidden() const { return hidden_; }
+    std::int64_t layers() const { return layers_; }
+    std::int64_t directions() const { return dirs_; }
+    std::int64_t projection() const { return proj_; }
+    std::int64_t state_slots() const { return cell_ == Cell::lstm ? 2 : 1; }  // S
+    std::int64_t out_channels() const;  // Y
+    std::int64_t gates() const;         // G
+    std::int64_t bias_gates() const;    // Gb
+    // The shape of both state ports for N columns.
+    Shape state_shape(std::int64_t N) const { return {state_slots(), layers_ * dirs_, N, hidden_}; }
+
+private:
+    struct Plan;
+    struct Prim;
+    struct Reorder;
+    Prim& prim(std::int64_t cin, std::int64_t T, std::int64_t N);
+    void make_backward(Prim& p);
+    Reorder& reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
+    void run_reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory::desc& to,
+                     void* dst);
+    void init_params(PrepareContext& ctx);
+    void make_plan(const Tensor& x);
+    bool dropout_on(const StepInfo& step) const { return step.training() && dropout_ > 0; }
+    float mask(std::uint64_t key, std::uint64_t e) const;
+    std::uint64_t mask_key(const StepInfo& step, std::int64_t layer) const;
+    Param* weights(std::int64_t l, std::int64_t d) { return &params_[static_cast<std::size_t>((l * dirs_ + d) * per_dir_)]; }
+
+    // Configuration.
+    Cell cell_;
+    std::int64_t hidden_, layers_, dirs_ = 1, proj_ = 0;
+    Direction direction_;
+    dnnl::algorithm activation_ = dnnl::algorithm::eltwise_tanh;
+    bool peephole_ = false, lbr_ = true;
+    double dropout_;
+    bool carry_state_;
+    std::string init_;
+    double init_scale_, init_gain_, forget_bias_;
+
+    std::int64_t channels_ = -1;  // C
+    bool state_input_ = false;    // the optional state input is connected
+    std::uint64_t dropout_seed_ = 0;
+    std::int64_t per_dir_ = 3;    // params per (layer, direction)
+    std::vector<Param> params_;   // (layer, direction)-major
+    dnnl::stream stream_;
+    std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, std::unique_ptr<Prim>> cache_;
+    std::vector<std::unique_ptr<Reorder>> reorders_;
+    std::map<std::string, Tensor> carried_;  // by split
+
+    // Stage-owned buffers, grown to the largest batch seen and reused every step.
+    std::unique_ptr<Plan> plan_;
+    Tensor scratchpad_;
+    std::vector<Tensor> wfwd_, wbwd_, dwtmp_, dwuser_;  // per (l, d, weight kind)
+    Tensor comb_;                 // (T*N, Y) combined output of a bidirectional layer
+    Tensor init_state_;           // (S, L*D, N, H) zeros or carried
+    Tensor dstate_zero_;          // (S, L*D, N, H) zeros: no consumer of the state output
+    Tensor dh_, dc_;              // diff states of one (layer, direction), all chunk boundaries
+    Tensor ddst_[2], dsrc_[2];    // per direction: packed diff wrt dst / src of the current layer
+};
+
+const char* to_string(Cell c);
+
+}  // namespace rnnflow::stages
