@@ -182,10 +182,10 @@ public:
             diags_.push_back({SourceLoc{file_, 1, 1}, "the sweep file names no graph",
                               "add `graph: FILE` (relative to the sweep file)"});
 
-        std::int64_t samples = random_.empty() ? 1 : 0;
+        std::int64_t samples = random_section_ ? 0 : 1;
         if (samples_node) {
             samples = integer(*samples_node, "samples", 1).value_or(1);
-            if (random_.empty())
+            if (!random_section_)
                 diags_.push_back({loc_of(file_, *samples_node), "'samples' without a `random:` section",
                                   "samples draws the random parameters; remove it or add `random:`"});
         }
@@ -213,6 +213,7 @@ private:
     std::vector<Distribution> random_;
     std::vector<std::int64_t> seeds_;
     std::vector<std::string> paths_;
+    bool random_section_ = false;
 
     std::string scalar(const YAML::Node& v, const std::string& what) {
         if (!v.IsScalar()) {
@@ -328,6 +329,7 @@ private:
     }
 
     void read_random(const YAML::Node& v) {
+        random_section_ = true;
         if (!v.IsMap()) {
             diags_.push_back({loc_of(file_, v), "'random' must be a mapping of paths to distributions, got " + kind_word(v),
                               "e.g. random: {optim.lr: {log_uniform: [1.0e-4, 1.0e-2]}}"});

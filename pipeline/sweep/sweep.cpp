@@ -427,7 +427,7 @@ SweepSummary Sweep::export_results(const Registry& registry) {
 
     // Per trial.
     std::ostringstream tc;
-    tc << "trial,config,seed,status,objective,best_epoch,epochs,seconds";
+    tc << "trial,config,seed,status,objective,best_epoch,epochs,seconds,attempts,worker";
     for (const auto& p : spec_.param_paths) tc << "," << csv_field(p);
     tc << ",error\n";
     for (const auto& t : trials) {
@@ -437,7 +437,7 @@ SweepSummary Sweep::export_results(const Registry& registry) {
         else ++sum.pending;
         tc << t.id << "," << t.config << "," << (t.seed ? std::to_string(*t.seed) : "") << "," << t.status << ","
            << (t.objective ? format_number(*t.objective) : "") << "," << t.best_epoch << "," << t.epochs << ","
-           << format_number(std::round(t.seconds * 100) / 100);
+           << format_number(std::round(t.seconds * 100) / 100) << "," << t.attempts << "," << csv_field(t.worker);
         for (const auto& p : spec_.param_paths) tc << "," << csv_field(value_of(t, p));
         tc << "," << csv_field(t.error.substr(0, t.error.find('\n'))) << "\n";
     }
