@@ -23,7 +23,7 @@ namespace rnnflow {
 int cmd_sweep(const std::vector<std::string>& args) {
     std::string file, out;
     int parallel = 0, threads = 1;
-    bool resume = false, retry_failed = false, quiet = false, want_mpi = false;
+    bool resume = false, retry_failed = false, quiet = false, want_mpi = false, dry_run = false;
     std::vector<std::string> plugins;
     po::options_description d("sweep options");
     d.add_options()
@@ -35,6 +35,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
         ("retry-failed", po::bool_switch(&retry_failed), "with --resume: run failed trials again too")
         ("quiet,q", po::bool_switch(&quiet), "no progress lines")
         ("mpi", po::bool_switch(&want_mpi), "use MPI even if no launcher is detected")
+        ("dry-run,n", po::bool_switch(&dry_run), "list the trials and check that each one's graph loads; run nothing")
         ("plugin", po::value(&plugins)->composing(), "load a stage plug-in (.so); repeatable")
         ("help,h", "describe this command");
     po::positional_options_description pos;
@@ -67,6 +68,23 @@ int cmd_sweep(const std::vector<std::string>& args) {
     }
     // The base graph with the fixed overrides must load: otherwise every trial would fail alike.
     compile(load_graph(spec.graph, spec.fixed, registry), registry);
+    if (dry_run) {
+        int bad = 0;
+        for (std::size_t i = 0; i < spec.trials.size(); ++i) {
+            const auto& t = spec.trials[i];
+            std::cout << "trial " << i + 1 << " (config " << t.config << "):";
+            for (std::size_t k = spec.fixed.size(); k < t.overrides.size(); ++k) std::cout << " " << t.overrides[k];
+            try {
+                compile(load_graph(spec.graph, t.overrides, registry), registry);
+                std::cout << "\n";
+            } catch (const Error& e) {
+                ++bad;
+                std::cout << "\n  " << e.format() << "\n";
+            }
+        }
+        std::cout << spec.trials.size() << " trials, " << bad << " with errors\n";
+        return bad ? 2 : 0;
+    }
 
     MpiSession mpi(want_mpi);
     std::ostream* log = quiet ? nullptr : &std::cerr;
