@@ -19,7 +19,7 @@ grid:
 seeds: [1, 2]
 objective: {metric: ppl}
 YAML
-mpi=(mpirun -np 2 --oversubscribe)
+mpi=(mpirun -np 2 --oversubscribe --bind-to none)   # no core pinning: the machine is shared
 [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
 run() {  # run NAME command...
   local name=$1; shift
