@@ -2,7 +2,7 @@
 // includes mpi.h; a build without MPI compiles the same functions to a clear refusal.
 //
 // Sweep protocol (rank 0 = coordinator; messages are text, see pipeline/sweep/sweep.hpp):
-//   worker → 0  kRequest  ""                 give me a trial
+//   worker → 0  kRequest  host name          give me a trial
 //   0 → worker  kTask     encode_task        run it          (or kNone: no trial left, stop)
 //   worker → 0  kEpoch    "id\n" + rows      an epoch's train and valid metrics
 //   0 → worker  kDecision "1" / "0"          continue / stop (early stopping)
@@ -136,8 +136,9 @@ std::string host_name() {
 }
 
 void worker_loop(const MpiSession& mpi, int threads, const Registry& registry) {
+    const std::string host = host_name();
     for (;;) {
-        send_text(0, kRequest, "");
+        send_text(0, kRequest, host);
         int src = 0, tag = 0;
         const std::string msg = recv_text(0, src, tag);
         if (tag == kNone) return;
@@ -188,7 +189,7 @@ void mpi_sweep(Sweep* sweep, const MpiSession& mpi, int parallel, int threads, c
         int src = 0, tag = 0;
         const std::string msg = recv_text(st.MPI_SOURCE, src, tag);
         if (tag == kRequest) {
-            if (auto t = sweep->next("rank " + std::to_string(src))) send_text(src, kTask, encode_task(*t));
+            if (auto t = sweep->next("rank " + std::to_string(src) + " on " + msg)) send_text(src, kTask, encode_task(*t));
             else {
                 send_text(src, kNone, "");
                 --active;
