@@ -21,3 +21,51 @@ std::vector<std::pair<std::string, std::string>> scaffold_files(const std::strin
                                                                 const std::string& prefix);
 
 }  // namespace rnnflow
+
+#include <filesystem>
+#include <ostream>
+
+#include "pipeline/exec/engine.hpp"
+
+namespace rnnflow {
+
+class Sweep;
+struct SweepSpec;
+
+// `rnnflow sweep FILE ...` (cli/sweep.cpp).
+int cmd_sweep(const std::vector<std::string>& args);
+
+// MPI (cli/mpi.cpp). A process is an MPI process when a launcher (mpirun, srun) says so in the
+// environment, or when --mpi asks for it; a build without MPI then refuses with
+// "MPI is unavailable in this build".
+bool mpi_launched();
+class MpiSession {
+public:
+    explicit MpiSession(bool asked);  // initialises MPI when launched or asked
+    ~MpiSession();                    // finalises it
+    MpiSession(const MpiSession&) = delete;
+    MpiSession& operator=(const MpiSession&) = delete;
+    bool active() const { return active_; }
+    int rank() const { return rank_; }
+    int size() const { return size_; }
+    // Every process stops with this exit code (an error on one rank must not leave the others
+    // waiting in a collective).
+    [[noreturn]] void abort(int code) const;
+
+private:
+    bool active_ = false;
+    int rank_ = 0, size_ = 1;
+};
+
+// Data-parallel training over MPI_COMM_WORLD: this rank's share of every training batch, and
+// the gradients of the combined batch (weighted by each rank's loss count) on every rank, bit
+// for bit the same (reduced on rank 0, then broadcast).
+void mpi_data_parallel(RunOptions& opt, const MpiSession& mpi);
+
+// A sweep across ranks: rank 0 owns `sweep` (the state) and schedules; it also runs `parallel`
+// trials itself; every other rank runs one trial at a time with `threads` oneDNN threads.
+// `sweep` is null on ranks other than 0. Returns when every trial has finished.
+void mpi_sweep(Sweep* sweep, const MpiSession& mpi, int parallel, int threads, const Registry& registry,
+               std::ostream* log);
+
+}  // namespace rnnflow

@@ -6,6 +6,8 @@
 //   rnnflow stages [TYPE ...] [--markdown]
 //   rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]
 //   rnnflow new-stage NAME [--dir DIR]
+//   rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume]   (cli/sweep.cpp)
+//   mpirun -np N rnnflow run FILE ...   data-parallel training (cli/mpi.cpp)
 //
 // Exit status: 0 success, 1 the run failed, 2 bad input (command line, graph file, data).
 #include <unistd.h>
@@ -45,6 +47,7 @@ const char* kUsage =
     "  stages [TYPE]   list stage types with their ports and parameters (--markdown for docs)\n"
     "  generate DIR    sample text from a trained run folder\n"
     "  new-stage NAME  write a plug-in project for a new stage type (builds against the SDK)\n"
+    "  sweep FILE      run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)\n"
     "  version         print the version\n"
     "\n"
     "`rnnflow <command> --help` describes a command's options.\n";
@@ -123,14 +126,15 @@ int cmd_run(const std::vector<std::string>& args) {
     Common c;
     std::string file, out, log_format = "text";
     int threads = 0;
-    bool quiet = false;
+    bool quiet = false, want_mpi = false;
     po::options_description d("run options");
     d.add_options()
         ("file", po::value(&file)->required(), "graph file (YAML)")
         ("out,o", po::value(&out), "run folder (default runs/<experiment>/<time>)")
         ("threads,t", po::value(&threads), "threads for oneTBB and oneDNN (default: train.threads, else every core)")
         ("quiet,q", po::bool_switch(&quiet), "print only the final metrics")
-        ("log-format", po::value(&log_format), "text or json");
+        ("log-format", po::value(&log_format), "text or json")
+        ("mpi", po::bool_switch(&want_mpi), "data-parallel over MPI even if no launcher (mpirun, srun) is detected");
     add_graph_options(d, c);
     po::positional_options_description pos;
     pos.add("file", 1);
@@ -138,29 +142,42 @@ int cmd_run(const std::vector<std::string>& args) {
     if (log_format != "text" && log_format != "json")
         throw Error("--log-format must be text or json, got '" + log_format + "'");
 
+    // Under mpirun/srun: data-parallel training, each rank on its share of every batch; only
+    // rank 0 writes the run folder and prints.
+    MpiSession mpi(want_mpi);
+    const bool writer = mpi.rank() == 0;
+    if (mpi.size() > 1) quiet = quiet || !writer;
     CompiledGraph g = load(file, c);
-    const fs::path run_dir = out.empty() ? default_run_dir(g.def.experiment) : fs::path(out);
-    if (fs::exists(run_dir / "resolved.yaml"))
-        throw Error("run folder " + run_dir.string() + " already holds a run",
-                    "choose another --out, or remove the folder");
+    fs::path run_dir = out.empty() ? default_run_dir(g.def.experiment) : fs::path(out);
+    if (writer && fs::exists(run_dir / "resolved.yaml")) {
+        const Error e("run folder " + run_dir.string() + " already holds a run",
+                      "choose another --out, or remove the folder");
+        if (mpi.size() > 1) { std::cerr << e.format() << "\n"; mpi.abort(kExitBadInput); }
+        throw e;
+    }
+    if (!writer) run_dir.clear();
     RunOptions opt;
     opt.run_dir = run_dir;
     opt.threads = threads;
     opt.log = quiet ? nullptr : &std::cerr;
     opt.progress_bar = !quiet && isatty(STDERR_FILENO) && log_format == "text";
     opt.log_format = log_format;
+    if (mpi.size() > 1) mpi_data_parallel(opt, mpi);
     Engine engine(std::move(g), opt);
-    {
+    if (writer) {
         std::ofstream cmd(run_dir / "command.txt");
         cmd << "rnnflow run";
         for (const auto& a : args) cmd << " '" << a << "'";
         cmd << "\n";
     }
-    if (!quiet) std::cerr << "run folder: " << run_dir.string() << " (" << engine.threads() << " threads)\n";
+    if (!quiet)
+        std::cerr << "run folder: " << run_dir.string() << " (" << engine.threads() << " threads"
+                  << (mpi.size() > 1 ? " on each of " + std::to_string(mpi.size()) + " MPI ranks" : std::string()) << ")\n";
     try {
         engine.prepare();
     } catch (Error& e) {
         std::cerr << e.format() << "\n";
+        if (mpi.size() > 1) mpi.abort(kExitBadInput);
         return kExitBadInput;
     }
     TrainResult res;
@@ -170,8 +187,10 @@ int cmd_run(const std::vector<std::string>& args) {
         std::cerr << e.format() << "\n";
         if (fs::exists(run_dir / "checkpoints" / "last.safetensors"))
             std::cerr << "  last good checkpoint: " << (run_dir / "checkpoints" / "last.safetensors").string() << "\n";
+        if (mpi.size() > 1) mpi.abort(kExitFailed);  // the other ranks may wait in a reduction
         return kExitFailed;
     }
+    if (!writer) return 0;
     std::ostringstream os;
     os << "done in " << format_number(std::round(res.seconds * 10) / 10) << " s, "
        << format_number(std::round(res.items_per_second)) << " tokens/s in training; run folder " << run_dir.string();
@@ -339,11 +358,12 @@ int main(int argc, char** argv) {
         if (cmd == "stages") return cmd_stages(args);
         if (cmd == "generate") return cmd_generate(args);
         if (cmd == "new-stage") return cmd_new_stage(args);
+        if (cmd == "sweep") return cmd_sweep(args);
         if (cmd == "version" || cmd == "--version") {
             std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
             return 0;
         }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "new-stage", "version"});
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "new-stage", "sweep", "version"});
         std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
         return kExitBadInput;
     } catch (const LoadError& e) {

@@ -8,6 +8,8 @@ packages=(
   libyaml-cpp-dev      # graph files
   libboost-program-options-dev libboost-graph-dev   # command line; graph checks
   catch2               # tests
+  libsqlite3-dev       # sweep state (sweep.db)
+  libopenmpi-dev openmpi-bin   # optional: sweeps across machines, data-parallel training (mpirun)
 )
 missing=()
 for p in "${packages[@]}"; do

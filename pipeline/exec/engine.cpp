@@ -440,7 +440,8 @@ struct Engine::Impl {
 
         auto& src = nodes[static_cast<std::size_t>(source_idx)];
         std::int64_t produced = 0;
-        flow::input_node<BatchMsg> input(fg, [this, &src, &produced, max_batches](oneapi::tbb::flow_control& fc) {
+        const bool shard = self.opt_.shard_count > 1 && (kind == PassKind::train || self.opt_.shard_evaluation);
+        flow::input_node<BatchMsg> input(fg, [this, &src, &produced, max_batches, shard](oneapi::tbb::flow_control& fc) {
             if (max_batches > 0 && produced >= max_batches) {
                 fc.stop();
                 return BatchMsg{};
@@ -453,7 +454,7 @@ struct Engine::Impl {
                 fc.stop();
                 return BatchMsg{};
             }
-            if (self.opt_.shard_count > 1) take_shard(*b);
+            if (shard) take_shard(*b);
             return BatchMsg{b, produced++};
         });
         const std::size_t ahead = static_cast<std::size_t>(std::max<std::int64_t>(1, g.def.train.prefetch));

@@ -58,6 +58,9 @@ struct RunOptions {
     // process's gradients the gradient of the combined batch.
     int shard_rank = 0;
     int shard_count = 1;
+    // false: only training passes are sharded; evaluation passes (valid, test) run the whole batch
+    // on every process, so each reports the metrics of the whole split (MPI data parallelism).
+    bool shard_evaluation = true;
     std::function<void(const std::vector<std::pair<std::string, Param*>>& params, double loss_sum,
                        double loss_count)> reduce_gradients;
 };

@@ -1,0 +1,129 @@
+// rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume] [--retry-failed]
+//
+// Runs the trials of a sweep file, K at a time, each on its own thread with its own Engine
+// (oneDNN limited to M OpenMP threads, a one-thread graph arena), each in its own run folder under
+// the sweep folder; the sweep's state lives in <DIR>/sweep.db. Under mpirun/srun the trials are
+// spread over the ranks (cli/mpi.cpp). Exit status: 0 the sweep finished (some trials may have
+// failed; they are listed), 1 every trial failed, 2 bad input.
+#include <iostream>
+
+#include <boost/program_options.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "cli/commands.hpp"
+#include "pipeline/exec/metrics_log.hpp"
+#include "pipeline/graph/graph.hpp"
+#include "pipeline/sweep/sweep.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace rnnflow {
+
+int cmd_sweep(const std::vector<std::string>& args) {
+    std::string file, out;
+    int parallel = 0, threads = 1;
+    bool resume = false, retry_failed = false, quiet = false, want_mpi = false, dry_run = false;
+    std::vector<std::string> plugins;
+    po::options_description d("sweep options");
+    d.add_options()
+        ("file", po::value(&file)->required(), "sweep file (YAML)")
+        ("parallel,j", po::value(&parallel), "trials at once (default: cores / threads-per-trial); under MPI: per rank 0")
+        ("threads-per-trial,t", po::value(&threads), "oneDNN threads of each trial (default 1)")
+        ("out,o", po::value(&out), "sweep folder (default sweeps/<sweep name>)")
+        ("resume", po::bool_switch(&resume), "continue the sweep in the folder: finished trials are kept, interrupted ones run again")
+        ("retry-failed", po::bool_switch(&retry_failed), "with --resume: run failed trials again too")
+        ("quiet,q", po::bool_switch(&quiet), "no progress lines")
+        ("mpi", po::bool_switch(&want_mpi), "use MPI even if no launcher is detected")
+        ("dry-run,n", po::bool_switch(&dry_run), "list the trials and check that each one's graph loads; run nothing")
+        ("plugin", po::value(&plugins)->composing(), "load a stage plug-in (.so); repeatable")
+        ("help,h", "describe this command");
+    po::positional_options_description pos;
+    pos.add("file", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
+    if (vm.count("help")) {
+        std::cout << "usage: rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume]\n\n" << d << "\n";
+        return 0;
+    }
+    po::notify(vm);
+    if (threads < 1) throw Error("--threads-per-trial must be >= 1, got " + std::to_string(threads));
+    if (vm.count("parallel") && parallel < 0) throw Error("--parallel must be >= 0, got " + std::to_string(parallel));
+    if (retry_failed && !resume) throw Error("--retry-failed needs --resume");
+
+    SweepSpec spec = load_sweep(file);  // LoadError: exit 2 with file:line:column
+
+    // Plug-ins first (named on the command line or in the base graph), once, before any thread.
+    Registry& registry = Registry::global();
+    for (const auto& p : plugins) load_plugin(registry, p);
+    try {
+        const YAML::Node g = YAML::LoadFile(spec.graph.string());
+        if (g.IsMap() && g["plugins"] && g["plugins"].IsSequence())
+            for (const auto& p : g["plugins"])
+                if (p.IsScalar())
+                    load_plugin(registry, (fs::path(p.Scalar()).is_absolute() ? fs::path(p.Scalar())
+                                                                            : spec.graph.parent_path() / p.Scalar()).string());
+    } catch (const YAML::Exception&) {
+        // reported with its position just below
+    }
+    // The base graph with the fixed overrides must load: otherwise every trial would fail alike.
+    compile(load_graph(spec.graph, spec.fixed, registry), registry);
+    if (dry_run) {
+        int bad = 0;
+        for (std::size_t i = 0; i < spec.trials.size(); ++i) {
+            const auto& t = spec.trials[i];
+            std::cout << "trial " << i + 1 << " (config " << t.config << "):";
+            for (std::size_t k = spec.fixed.size(); k < t.overrides.size(); ++k) std::cout << " " << t.overrides[k];
+            try {
+                compile(load_graph(spec.graph, t.overrides, registry), registry);
+                std::cout << "\n";
+            } catch (const Error& e) {
+                ++bad;
+                std::cout << "\n  " << e.format() << "\n";
+            }
+        }
+        std::cout << spec.trials.size() << " trials, " << bad << " with errors\n";
+        return bad ? 2 : 0;
+    }
+
+    MpiSession mpi(want_mpi);
+    std::ostream* log = quiet ? nullptr : &std::cerr;
+    const fs::path dir = out.empty() ? fs::path("sweeps") / spec.name : fs::path(out);
+    const int cores = available_cores();
+    if (!vm.count("parallel")) parallel = std::max(1, cores / threads);
+    if (mpi.size() > 1 && !vm.count("parallel")) parallel = 1;  // one trial per rank by default
+
+    std::unique_ptr<Sweep> sweep;
+    if (mpi.rank() == 0) {
+        try {
+            sweep = std::make_unique<Sweep>(spec, dir, resume, retry_failed, log);
+        } catch (const Error& e) {
+            std::cerr << e.format() << "\n";
+            mpi.abort(2);
+        }
+        if (log) {
+            *log << "sweep " << spec.name << ": " << sweep->total() << " trials (" << sweep->queued() << " to run), "
+                 << (mpi.size() > 1 ? std::to_string(mpi.size()) + " MPI ranks, " : std::string())
+                 << parallel << " at once" << (mpi.size() > 1 ? " on rank 0" : "") << " with " << threads
+                 << " thread(s) each; folder " << dir.string() << "\n";
+            if (parallel * threads > cores)
+                *log << "warning: " << parallel << " trials x " << threads << " threads = " << parallel * threads
+                     << " threads on " << cores << " cores: trials will slow each other down\n";
+        }
+    }
+    if (mpi.size() > 1) mpi_sweep(sweep.get(), mpi, parallel, threads, registry, log);
+    else sweep->run_local(parallel, threads, registry);
+    if (mpi.rank() != 0) return 0;
+
+    const SweepSummary s = sweep->export_results(registry);
+    std::cout << "sweep " << spec.name << ": " << s.done << " done, " << s.pruned << " pruned, " << s.failed
+              << " failed";
+    if (s.best_trial)
+        std::cout << "; best " << spec.objective.metric << "." << spec.objective.split << " "
+                  << format_number(*s.best_mean) << " ± " << format_number(*s.best_std) << " (trial " << *s.best_trial << ")";
+    std::cout << "\n";
+    for (const auto& f : s.files) std::cout << "  " << f.string() << "\n";
+    return s.done + s.pruned == 0 && s.failed > 0 ? 1 : 0;
+}
+
+}  // namespace rnnflow
