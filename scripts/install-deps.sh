@@ -9,6 +9,7 @@ packages=(
   libboost-program-options-dev libboost-graph-dev   # command line; graph checks
   catch2               # tests
   libsqlite3-dev       # sweep state (sweep.db)
+  gnuplot-nox          # sweep plots (plot.png)
   libopenmpi-dev openmpi-bin   # optional: sweeps across machines, data-parallel training (mpirun)
 )
 missing=()

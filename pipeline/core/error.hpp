@@ -39,6 +39,8 @@ public:
           loc_(std::move(loc)) {}
 
     const std::string& message() const { return message_; }
+    // The message with whatever context the engine added (std::runtime_error's copy would not).
+    const char* what() const noexcept override { return message_.c_str(); }
     const std::string& hint() const { return hint_; }
     const SourceLoc& loc() const { return loc_; }
     const std::string& stage() const { return stage_; }

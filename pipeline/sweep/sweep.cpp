@@ -1,5 +1,6 @@
 #include "sweep.hpp"
 
+#include <cstdlib>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -569,6 +570,17 @@ SweepSummary Sweep::export_results(const Registry& registry) {
           "unset multiplot\n";
     write_text(dir_ / "plot.gnuplot", gp.str());
     sum.files.push_back(dir_ / "plot.gnuplot");
+    // Draw it with gnuplot (Debian gnuplot-nox, installed by scripts/install-deps.sh) when present.
+    if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
+        const std::string cmd = "cd '" + dir_.string() + "' && gnuplot plot.gnuplot > plot.log 2>&1";
+        if (std::system(cmd.c_str()) == 0 && std::filesystem::exists(dir_ / "plot.png")) {
+            sum.files.push_back(dir_ / "plot.png");
+            std::filesystem::remove(dir_ / "plot.log");
+        } else if (log_) {
+            *log_ << "warning: gnuplot could not draw " << (dir_ / "plot.png").string() << "; see "
+                  << (dir_ / "plot.log").string() << "\n";
+        }
+    }
     return sum;
 }
 
