@@ -89,6 +89,20 @@ for g in "$src/plugins/highway/char_lm_highway.yaml" "$src/plugins/token_noise/c
   [ "$(grep -c '"split":"train"' "$work/run-$name/metrics.jsonl")" = 1 ] || fail "no train row for $g"
   [ -s "$work/run-$name/checkpoints/last.safetensors" ] || fail "no checkpoint for $g"
 done
+step "a sweep over the scaffolded stage's parameter (docs/plugins.md, step 6)"
+cat > "$work/chan_scale/sweep.yaml" <<SWEEP
+sweep: chan-scale-gain
+graph: chan_scale.yaml
+set: {train.epochs: 1, train.max_batches: 2, vars.hidden: 16, train.sample_length: 0, train.test: false}
+grid:
+  chan_scale.init_gain: [0.5, 2.0]
+objective: {metric: ppl, split: valid}
+SWEEP
+"$rf" sweep "$work/chan_scale/sweep.yaml" --out "$work/sweep-chan" --parallel 2 --threads-per-trial 1 --quiet \
+  > "$work/sweep.txt" || { cat "$work/sweep.txt"; fail "the plug-in sweep failed"; }
+grep -q "2 done, 0 pruned, 0 failed" "$work/sweep.txt" || { cat "$work/sweep.txt"; fail "the plug-in sweep did not finish both trials"; }
+"$rf" validate "$work/sweep-chan/best.yaml" > /dev/null || fail "the plug-in sweep's best.yaml does not load"
+
 # The highway run's weights are in its checkpoint, and the run folder samples again.
 grep -q "skip.weights_h" "$work/run-char_lm_highway/checkpoints/last.safetensors" || fail "no highway weights saved"
 "$rf" generate "$work/run-char_lm_highway" --prime "This " -n 20 --seed 1 > /dev/null
