@@ -51,6 +51,8 @@ def worker(threads, reps, cells):
 def run_setup(name, reps, cells):
     threads, policy = SETUPS[name]
     env = dict(os.environ)
+    # OpenBLAS keeps a thread pool of its own: give it the same count, or it fights torch's.
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
     if policy:
         env["OMP_WAIT_POLICY"] = policy
     else:  # PyTorch's default set-up: no wait policy, whatever the caller exported
@@ -60,7 +62,19 @@ def run_setup(name, reps, cells):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def blas_warning():
+    """Debian's torch calls whatever libblas.so.3 the alternatives system selects."""
+    try:
+        link = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
+    except OSError:
+        return
+    if "openblas" not in link:
+        print(f"warning: libblas.so.3 is {link}, the reference BLAS: PyTorch will be many times slower "
+              "than it can be; apt-get install libopenblas0-pthread first", file=sys.stderr)
+
+
 def main():
+    blas_warning()
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--cells", default="lstm,gru,rnn")
