@@ -3,6 +3,8 @@
 # environment builds and tests a sanitizer build instead (in build-asan/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# On a fresh machine the packages come first (as root; a no-op when they are all there).
+if [ "$(id -u)" = 0 ]; then bash scripts/install-deps.sh; fi
 dir=build
 extra=()
 if [ -n "${RNNFLOW_SANITIZE:-}" ]; then
