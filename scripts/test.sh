@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# Build with warnings as errors and run every test. RNNFLOW_SANITIZE=address,undefined in the
-# environment builds and tests a sanitizer build instead (in build-asan/).
+# The test command (README, CI): build with warnings as errors and run every test, then build
+# and run the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
+#   bash scripts/test.sh            both passes
+#   bash scripts/test.sh --quick    the normal build only
+# RNNFLOW_SANITIZE=thread (or another value) in the environment: only that sanitizer pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # On a fresh machine the packages come first (as root; a no-op when they are all there).
 if [ "$(id -u)" = 0 ]; then bash scripts/install-deps.sh; fi
-dir=build
-extra=()
+
+run_pass() {  # run_pass DIR [cmake options...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja -DRNNFLOW_WERROR=ON "$@"
+  cmake --build "$dir" -j"$(nproc)"
+  ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
+}
+sanitized() {
+  run_pass build-asan -DRNNFLOW_SANITIZE="$1" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRNNFLOW_BUILD_BENCH=OFF
+}
+
 if [ -n "${RNNFLOW_SANITIZE:-}" ]; then
-  dir=build-asan
-  extra=(-DRNNFLOW_SANITIZE="$RNNFLOW_SANITIZE" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRNNFLOW_BUILD_BENCH=OFF)
+  sanitized "$RNNFLOW_SANITIZE"
+  exit 0
 fi
-cmake -S . -B "$dir" -G Ninja -DRNNFLOW_WERROR=ON "${extra[@]}"
-cmake --build "$dir" -j"$(nproc)"
-ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
+run_pass build
+if [ "${1:-}" != "--quick" ]; then
+  sanitized address,undefined
+fi

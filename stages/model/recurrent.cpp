@@ -462,42 +462,43 @@ void Recurrent::make_backward(Prim& p) {
     const auto l2r = dnnl::rnn_direction::unidirectional_left2right;
     const auto attr = user_scratchpad_attr();
     auto& eng = cpu_engine();
-    std::unique_ptr<dnnl::primitive_desc_base> base;
+    // A handle copy, not a base-class pointer: primitive_desc_base has no virtual destructor.
+    dnnl::primitive_desc_base base;
     if (cell_ == Cell::lstm) {
         const dnnl::lstm_backward::desc d(bwd, l2r, src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md,
                                           src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md);
-        auto pd = std::make_unique<dnnl::lstm_backward::primitive_desc>(
+        const dnnl::lstm_backward::primitive_desc pd(
             d, attr, eng, std::get<dnnl::lstm_forward::primitive_desc>(p.fwd_pd));
-        p.bwd = dnnl::lstm_backward(*pd);
-        base = std::move(pd);
+        p.bwd = dnnl::lstm_backward(pd);
+        base = pd;
     } else if (cell_ == Cell::gru && !lbr_) {
         const dnnl::gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
                                          src, h_md, wl, wi, bias, dst, h_md);
-        auto pd = std::make_unique<dnnl::gru_backward::primitive_desc>(
+        const dnnl::gru_backward::primitive_desc pd(
             d, attr, eng, std::get<dnnl::gru_forward::primitive_desc>(p.fwd_pd));
-        p.bwd = dnnl::gru_backward(*pd);
-        base = std::move(pd);
+        p.bwd = dnnl::gru_backward(pd);
+        base = pd;
     } else if (cell_ == Cell::gru) {
         const dnnl::lbr_gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
                                              src, h_md, wl, wi, bias, dst, h_md);
-        auto pd = std::make_unique<dnnl::lbr_gru_backward::primitive_desc>(
+        const dnnl::lbr_gru_backward::primitive_desc pd(
             d, attr, eng, std::get<dnnl::lbr_gru_forward::primitive_desc>(p.fwd_pd));
-        p.bwd = dnnl::lbr_gru_backward(*pd);
-        base = std::move(pd);
+        p.bwd = dnnl::lbr_gru_backward(pd);
+        base = pd;
     } else {
         const dnnl::vanilla_rnn_backward::desc d(bwd, activation_, l2r, src, h_md, wl, wi, bias, dst, h_md,
                                                  src, h_md, wl, wi, bias, dst, h_md);
-        auto pd = std::make_unique<dnnl::vanilla_rnn_backward::primitive_desc>(
+        const dnnl::vanilla_rnn_backward::primitive_desc pd(
             d, attr, eng, std::get<dnnl::vanilla_rnn_forward::primitive_desc>(p.fwd_pd));
-        p.bwd = dnnl::vanilla_rnn_backward(*pd);
-        base = std::move(pd);
+        p.bwd = dnnl::vanilla_rnn_backward(pd);
+        base = pd;
     }
-    RNNFLOW_ASSERT(base->workspace_desc().get_size() == p.ws_bytes);
-    p.bargs = make_args(*base, true);
-    reserve_bytes(scratchpad_, base->scratchpad_desc().get_size());
+    RNNFLOW_ASSERT(base.workspace_desc().get_size() == p.ws_bytes);
+    p.bargs = make_args(base, true);
+    reserve_bytes(scratchpad_, base.scratchpad_desc().get_size());
     for (int k = 0; k < kKinds; ++k) {
-        p.wbwd[k] = base->query_md(dnnl::query::exec_arg_md, kWeightArg[k]);
-        p.dw[k] = base->query_md(dnnl::query::exec_arg_md, kDiffArg[k]);
+        p.wbwd[k] = base.query_md(dnnl::query::exec_arg_md, kWeightArg[k]);
+        p.dw[k] = base.query_md(dnnl::query::exec_arg_md, kDiffArg[k]);
     }
     p.has_bwd = true;
 }
