@@ -12,6 +12,8 @@ namespace rnnflow {
 // Reference manual of stage types (all when `types` is empty): ports, parameters, values.
 std::string stages_text(const Registry& r, const std::vector<std::string>& types);
 std::string stages_markdown(const Registry& r, const std::vector<std::string>& types);
+// `schema`: a JSON Schema (draft-07) of graph files with every registered stage type.
+std::string graph_json_schema(const Registry& r);
 
 // `new-stage`: "" when `name` can name a new stage type and plug-in, else why not.
 std::string check_stage_name(const std::string& name, const Registry& r);

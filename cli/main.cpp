@@ -46,6 +46,7 @@ const char* kUsage =
     "  graph FILE      print the graph (--dot: Graphviz)\n"
     "  stages [TYPE]   list stage types with their ports and parameters (--markdown for docs)\n"
     "  generate DIR    sample text from a trained run folder\n"
+    "  schema          JSON Schema of graph files, for editors (--plugin adds plug-in types)\n"
     "  new-stage NAME  write a plug-in project for a new stage type (builds against the SDK)\n"
     "  sweep FILE      run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)\n"
     "  version         print the version\n"
@@ -257,6 +258,15 @@ int cmd_stages(const std::vector<std::string>& args) {
     return 0;
 }
 
+int cmd_schema(const std::vector<std::string>& args) {
+    Common c;
+    po::options_description d("schema options");
+    d.add_options()("plugin", po::value(&c.plugins)->composing(), "include a plug-in's stage types; repeatable");
+    if (!parse(args, d, nullptr, "rnnflow schema [--plugin FILE|NAME ...] > rnnflow-graph.schema.json")) return 0;
+    std::cout << graph_json_schema(registry_with(c.plugins));
+    return 0;
+}
+
 int cmd_generate(const std::vector<std::string>& args) {
     std::string dir, prime, checkpoint = "best";
     std::int64_t n = -1, top_k = -1, seed = -1;
@@ -356,6 +366,7 @@ int main(int argc, char** argv) {
         if (cmd == "validate") return cmd_validate(args);
         if (cmd == "graph") return cmd_graph(args);
         if (cmd == "stages") return cmd_stages(args);
+        if (cmd == "schema") return cmd_schema(args);
         if (cmd == "generate") return cmd_generate(args);
         if (cmd == "new-stage") return cmd_new_stage(args);
         if (cmd == "sweep") return cmd_sweep(args);
@@ -363,7 +374,7 @@ int main(int argc, char** argv) {
             std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
             return 0;
         }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "new-stage", "sweep", "version"});
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "new-stage", "sweep", "schema", "version"});
         std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
         return kExitBadInput;
     } catch (const LoadError& e) {

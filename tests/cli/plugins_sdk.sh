@@ -78,6 +78,9 @@ md=$("$rf" stages --plugin highway --markdown)  # captured: grep -q on a pipe co
 grep -q "^## \`highway\`" <<< "$md" || fail "markdown lacks highway"
 grep -q "From plug-in \`$work/build-highway/libhighway.so\`" <<< "$md" || fail "markdown lacks the plug-in's origin"
 
+schema=$("$rf" schema --plugin highway)
+grep -q '"stage.highway"' <<< "$schema" || fail "schema --plugin lacks the plug-in's type"
+
 step "train with each plug-in graph (installed rnnflow, a few batches)"
 short=(--quiet --set train.epochs=1 --set train.max_batches=3 --set vars.hidden=32 --set train.sample_length=20)
 for g in "$src/plugins/highway/char_lm_highway.yaml" "$src/plugins/token_noise/char_lm_noise.yaml" \
