@@ -390,6 +390,25 @@ void Recurrent::run_reorder(const md& from, const void* src, const md& to, void*
     r.prim.execute(stream_, r.args);
 }
 
+// The memory descriptors of one layer and direction, shared by the forward and backward
+// primitives of a (input channels, steps, columns) shape.
+Recurrent::Descs Recurrent::descs(std::int64_t cin, std::int64_t T, std::int64_t N) const {
+    const std::int64_t H = hidden_, Hp = proj_ > 0 ? proj_ : H, G = gates();
+    Descs m;
+    m.src = md({T, N, cin}, dt::f32, tag::tnc);
+    m.dst = md({T, N, Hp}, dt::f32, tag::tnc);
+    // Always explicit state memories, zeros when none: oneDNN 2.6.3's backward with a zero
+    // src_iter desc ("start from zeros") returns a wrong diff_weights_iter.
+    m.h = md({1, 1, N, Hp}, dt::f32, tag::ldnc);
+    m.c = md({1, 1, N, H}, dt::f32, tag::ldnc);
+    m.wl = md({1, 1, cin, G, H}, dt::f32, tag::any);
+    m.wi = md({1, 1, Hp, G, H}, dt::f32, tag::any);
+    m.bias = md({1, 1, bias_gates(), H}, dt::f32, tag::ldgo);
+    if (peephole_) m.wp = md({1, 1, 3, H}, dt::f32, tag::ldgo);
+    if (proj_ > 0) m.wr = md({1, 1, H, proj_}, dt::f32, tag::any);
+    return m;
+}
+
 // Everything oneDNN for one (input channels, steps, columns): created once, then only data
 // handles change.
 Recurrent::Prim& Recurrent::prim(std::int64_t cin, std::int64_t T, std::int64_t N) {
@@ -399,18 +418,9 @@ Recurrent::Prim& Recurrent::prim(std::int64_t cin, std::int64_t T, std::int64_t 
     p->cin = cin;
     p->T = T;
     p->N = N;
-    const std::int64_t H = hidden_, Hp = proj_ > 0 ? proj_ : H, G = gates();
-    const md src({T, N, cin}, dt::f32, tag::tnc);
-    const md dst({T, N, Hp}, dt::f32, tag::tnc);
-    // Always explicit state memories, zeros when none: oneDNN 2.6.3's backward with a zero
-    // src_iter desc ("start from zeros") returns a wrong diff_weights_iter.
-    const md h_md({1, 1, N, Hp}, dt::f32, tag::ldnc);
-    const md c_md({1, 1, N, H}, dt::f32, tag::ldnc);
-    const md wl({1, 1, cin, G, H}, dt::f32, tag::any);
-    const md wi({1, 1, Hp, G, H}, dt::f32, tag::any);
-    const md bias({1, 1, bias_gates(), H}, dt::f32, tag::ldgo);
-    const md wp = peephole_ ? md({1, 1, 3, H}, dt::f32, tag::ldgo) : md();
-    const md wr = proj_ > 0 ? md({1, 1, H, proj_}, dt::f32, tag::any) : md();
+    const Descs m = descs(cin, T, N);
+    const md &src = m.src, &dst = m.dst, &h_md = m.h, &c_md = m.c, &wl = m.wl, &wi = m.wi,
+             &bias = m.bias, &wp = m.wp, &wr = m.wr;
     const auto fwd = dnnl::prop_kind::forward_training;
     const auto l2r = dnnl::rnn_direction::unidirectional_left2right;
     const auto attr = user_scratchpad_attr();
@@ -447,17 +457,9 @@ Recurrent::Prim& Recurrent::prim(std::int64_t cin, std::int64_t T, std::int64_t 
 }
 
 void Recurrent::make_backward(Prim& p) {
-    const std::int64_t H = hidden_, Hp = proj_ > 0 ? proj_ : H, G = gates();
-    const std::int64_t cin = p.cin, T = p.T, N = p.N;
-    const md src({T, N, cin}, dt::f32, tag::tnc);
-    const md dst({T, N, Hp}, dt::f32, tag::tnc);
-    const md h_md({1, 1, N, Hp}, dt::f32, tag::ldnc);
-    const md c_md({1, 1, N, H}, dt::f32, tag::ldnc);
-    const md wl({1, 1, cin, G, H}, dt::f32, tag::any);
-    const md wi({1, 1, Hp, G, H}, dt::f32, tag::any);
-    const md bias({1, 1, bias_gates(), H}, dt::f32, tag::ldgo);
-    const md wp = peephole_ ? md({1, 1, 3, H}, dt::f32, tag::ldgo) : md();
-    const md wr = proj_ > 0 ? md({1, 1, H, proj_}, dt::f32, tag::any) : md();
+    const Descs m = descs(p.cin, p.T, p.N);
+    const md &src = m.src, &dst = m.dst, &h_md = m.h, &c_md = m.c, &wl = m.wl, &wi = m.wi,
+             &bias = m.bias, &wp = m.wp, &wr = m.wr;
     const auto bwd = dnnl::prop_kind::backward;
     const auto l2r = dnnl::rnn_direction::unidirectional_left2right;
     const auto attr = user_scratchpad_attr();

@@ -109,6 +109,10 @@ public:
 private:
     struct Plan;
     struct Prim;
+    struct Descs {
+        dnnl::memory::desc src, dst, h, c, wl, wi, bias, wp, wr;  // wp, wr empty when unused
+    };
+    Descs descs(std::int64_t cin, std::int64_t T, std::int64_t N) const;
     struct Reorder;
     Prim& prim(std::int64_t cin, std::int64_t T, std::int64_t N);
     void make_backward(Prim& p);
