@@ -1,12 +1,16 @@
 // The one list of built-in stages, registered exactly as a plug-in registers its own.
 #define RNNFLOW_BUILTIN
 #include "pipeline/core/registry.hpp"
+#include "stages/data/date_pairs.hpp"
 #include "stages/data/lm_batches.hpp"
+#include "stages/data/parallel_text.hpp"
+#include "stages/data/seq2seq_batches.hpp"
 #include "stages/data/text_file.hpp"
 #include "stages/data/tokenize.hpp"
 #include "stages/data/vocabulary.hpp"
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/perplexity.hpp"
+#include "stages/eval/translation_metrics.hpp"
 #include "stages/model/embedding.hpp"
 #include "stages/model/gru.hpp"
 #include "stages/model/linear.hpp"
@@ -23,6 +27,9 @@ static void register_stages(Registry& r) {
     r.add<Tokenize>();
     r.add<Vocabulary>();
     r.add<LmBatches>();
+    r.add<ParallelText>();
+    r.add<DatePairs>();
+    r.add<Seq2seqBatches>();
     r.add<Sampler>();
     r.add<Embedding>();
     r.add<Rnn>();
@@ -33,6 +40,7 @@ static void register_stages(Registry& r) {
     r.add<Sgd>();
     r.add<Adam>();
     r.add<Perplexity>();
+    r.add<TranslationMetrics>();
 }
 
 }  // namespace rnnflow::stages
