@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "pipeline/report/plot.hpp"
+
 namespace rnnflow::stages {
 
 StageSchema TranslationMetrics::schema() {
@@ -22,7 +24,7 @@ StageSchema TranslationMetrics::schema() {
         .details("BLEU as sacreBLEU's corpus_bleu computes it by default: 13a tokenisation, 4-grams, "
                  "brevity penalty exp(1 - r/c) when c < r, 'exp' smoothing of zero n-gram matches. "
                  "<id>.bleu_lc lower-cases first. <id>.exact and <id>.token_accuracy compare ids, in "
-                 "percent. Writes <split>.translations.txt and <split>.attention_<k>.tsv into the run "
+                 "percent. Writes <split>.translations.txt and <split>.attention_<k>.png (and .tsv) into the run "
                  "folder; `rnnflow translate` prints the detokenised hypotheses.");
 }
 
@@ -181,7 +183,20 @@ void TranslationMetrics::write_outputs(const OutputContext& ctx) {
             }
             os << '\n';
         }
-        write_file_atomic(ctx.dir / (ctx.split + ".attention_" + std::to_string(id) + ".tsv"), os.str());
+        const std::string stem = ctx.split + ".attention_" + std::to_string(id);
+        write_file_atomic(ctx.dir / (stem + ".tsv"), os.str());
+        // Labels: a space token (char mode) shows as a middle dot, so the axis stays readable.
+        auto label = [](const std::string& t) { return t == " " ? std::string("\u00B7") : t; };
+        plot::Heatmap h;
+        h.title = detail::concat("attention, ", ctx.split, " item ", id, ctx.epoch > 0 ? detail::concat(", epoch ", ctx.epoch) : std::string());
+        h.x_label = "source";
+        h.y_label = "output";
+        for (const auto& t : m.source) h.col_labels.push_back(label(t));
+        for (const auto& t : m.target) h.row_labels.push_back(label(t));
+        h.rows = static_cast<std::int64_t>(m.target.size());
+        h.cols = static_cast<std::int64_t>(m.source.size());
+        h.values.assign(m.weights.begin(), m.weights.end());
+        if (h.rows > 0 && h.cols > 0) plot::write_png(h, ctx.dir / (stem + ".png"));
     }
 }
 

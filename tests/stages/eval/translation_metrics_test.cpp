@@ -112,6 +112,11 @@ TEST_CASE("translation_metrics: BLEU, exact match, token accuracy, outputs in it
     // Item 0 is column 1 of batch 1: source "z z x", 6 hypothesis steps.
     const std::string map0 = slurp(dir / "valid.attention_0.tsv");
     CHECK(map0.rfind("\tz\tz\tx\nthe\t1.1000\t1.1100\t1.1200\ncat\t1.2000", 0) == 0);
+    CHECK(fs::file_size(dir / "valid.attention_0.png") > 1000);
+    std::ifstream png(dir / "valid.attention_0.png", std::ios::binary);
+    char magic[4] = {};
+    png.read(magic, 4);
+    CHECK(std::string(magic + 1, 3) == "PNG");
     CHECK(fs::exists(dir / "valid.attention_1.tsv") == false);  // item 1 came without attention
     CHECK(fs::exists(dir / "valid.attention_2.tsv") == false);  // heatmaps: 2 = items 0 and 1 only
     fs::remove_all(dir);
