@@ -7,6 +7,7 @@
 #include "stages/data/vocabulary.hpp"
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/perplexity.hpp"
+#include "stages/model/attention_decoder.hpp"
 #include "stages/model/embedding.hpp"
 #include "stages/model/gru.hpp"
 #include "stages/model/linear.hpp"
@@ -29,6 +30,7 @@ static void register_stages(Registry& r) {
     r.add<Lstm>();
     r.add<Gru>();
     r.add<Linear>();
+    r.add<AttentionDecoder>();
     r.add<CrossEntropy>();
     r.add<Sgd>();
     r.add<Adam>();
