@@ -11,6 +11,7 @@
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/perplexity.hpp"
 #include "stages/eval/translation_metrics.hpp"
+#include "stages/model/attention_decoder.hpp"
 #include "stages/model/embedding.hpp"
 #include "stages/model/gru.hpp"
 #include "stages/model/linear.hpp"
@@ -36,6 +37,7 @@ static void register_stages(Registry& r) {
     r.add<Lstm>();
     r.add<Gru>();
     r.add<Linear>();
+    r.add<AttentionDecoder>();
     r.add<CrossEntropy>();
     r.add<Sgd>();
     r.add<Adam>();
