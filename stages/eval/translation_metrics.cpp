@@ -58,6 +58,7 @@ void TranslationMetrics::begin(const std::string& split) {
     maps_.clear();
     items_ = exact_ = tok_match_ = tok_total_ = 0;
     have_refs_ = false;
+    training_ = false;
 }
 
 namespace {
@@ -70,6 +71,11 @@ std::string detok(const Vocabulary& v, const std::vector<std::int32_t>& ids) {
 }  // namespace
 
 void TranslationMetrics::accumulate(const Inputs& in, const StepInfo& step) {
+    // Training passes decode nothing (the decoder's hypothesis is empty there): no metrics.
+    if (step.phase == Phase::train) {
+        training_ = true;
+        return;
+    }
     const Tensor& hyp = in.at("hypothesis");  // (Th, N)
     RNNFLOW_CHECK(hyp.rank() == 2, "translation_metrics: 'hypothesis' must be (T, N), got ", shape_str(hyp.shape()));
     const std::int64_t T = hyp.dim(0), N = hyp.dim(1);
@@ -147,7 +153,7 @@ void TranslationMetrics::accumulate(const Inputs& in, const StepInfo& step) {
 }
 
 std::vector<MetricValue> TranslationMetrics::end() {
-    if (split_ == "infer") return {};
+    if (split_ == "infer" || (training_ && items_ == 0)) return {};
     RNNFLOW_CHECK(items_ > 0, "translation_metrics: no items evaluated in split '", split_, "'; is the split empty?");
     if (!have_refs_) return {};
     std::vector<std::string> h, r;

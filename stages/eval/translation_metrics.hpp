@@ -11,7 +11,7 @@
 //   source      (ids)     i32 (Ts, N), optional: for the source tokens of attention maps
 //   attention   (tensor)  f32 (Th, N, Ts) + lengths, optional: attention weights per step
 //
-// Metrics per evaluation pass:
+// Metrics per evaluation pass (training passes report none: nothing is decoded there):
 //   <id>                 corpus BLEU, 0..100, as bleu.hpp describes (13a, exp smoothing, BP)
 //   <id>.bleu_lc         the same on lower-cased text (sacreBLEU -lc)
 //   <id>.exact           percentage of items whose hypothesis ids equal the reference ids
@@ -61,6 +61,7 @@ private:
     std::map<std::int64_t, Map> maps_;
     std::int64_t items_ = 0, exact_ = 0, tok_match_ = 0, tok_total_ = 0;
     bool have_refs_ = false;
+    bool training_ = false;  // the pass is a training pass: nothing is decoded, no metrics
 };
 
 }  // namespace rnnflow::stages

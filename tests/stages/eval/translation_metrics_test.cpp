@@ -167,6 +167,24 @@ TEST_CASE("translation_metrics: raw references, infer predictions, errors", "[st
         CHECK(m.predictions() == std::vector<std::string>{"the cat", "", "a mat"});  // cut at <eos>
     }
     {
+        // Training passes: the decoder gives (1, N) with lengths 0; no metrics, no error.
+        TranslationMetrics m(params_for(s, {}));
+        FakePrepare ctx(s);
+        ctx.info("hypothesis", PortInfo{PortType::ids, -1, tv->size(), tv});
+        ctx.info("reference", PortInfo{PortType::ids, -1, tv->size(), tv});
+        m.prepare(ctx);
+        m.begin("train");
+        Tensor h = Tensor::i32({1, 2});
+        h.lengths = {0, 0};
+        const Tensor r = ids({{4, 3}, {5, 3}});
+        StepInfo step;
+        step.phase = Phase::train;
+        const std::vector<std::int64_t> items{0, 1};
+        step.item_ids = items;
+        m.accumulate(make_inputs(s, {&h, &r}), step);
+        CHECK(m.end().empty());
+    }
+    {
         TranslationMetrics m(params_for(s, {}));
         FakePrepare ctx(s);
         ctx.info("hypothesis", PortInfo{PortType::ids, -1, 10, nullptr});
