@@ -7,10 +7,14 @@
 #include "stages/data/vocabulary.hpp"
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/perplexity.hpp"
+#include "stages/model/char_word_encoder.hpp"
+#include "stages/model/concat.hpp"
+#include "stages/model/dropout.hpp"
 #include "stages/model/embedding.hpp"
 #include "stages/model/gru.hpp"
 #include "stages/model/linear.hpp"
 #include "stages/model/lstm.hpp"
+#include "stages/model/pool.hpp"
 #include "stages/model/rnn.hpp"
 #include "stages/train/adam.hpp"
 #include "stages/train/cross_entropy.hpp"
@@ -29,6 +33,11 @@ static void register_stages(Registry& r) {
     r.add<Lstm>();
     r.add<Gru>();
     r.add<Linear>();
+    // Many-to-one heads, character word encoder (issue 5, model side).
+    r.add<Pool>();
+    r.add<Concat>();
+    r.add<Dropout>();
+    r.add<CharWordEncoder>();
     r.add<CrossEntropy>();
     r.add<Sgd>();
     r.add<Adam>();
