@@ -1,10 +1,15 @@
 // The one list of built-in stages, registered exactly as a plug-in registers its own.
 #define RNNFLOW_BUILTIN
 #include "pipeline/core/registry.hpp"
+#include "stages/data/classify_batches.hpp"
+#include "stages/data/conllu.hpp"
+#include "stages/data/label_lines.hpp"
 #include "stages/data/lm_batches.hpp"
 #include "stages/data/text_file.hpp"
 #include "stages/data/tokenize.hpp"
+#include "stages/data/tsv_text.hpp"
 #include "stages/data/vocabulary.hpp"
+#include "stages/eval/classification_metrics.hpp"
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/perplexity.hpp"
 #include "stages/model/char_word_encoder.hpp"
@@ -24,9 +29,13 @@ namespace rnnflow::stages {
 
 static void register_stages(Registry& r) {
     r.add<TextFile>();
+    r.add<TsvText>();
+    r.add<Conllu>();
+    r.add<LabelLines>();
     r.add<Tokenize>();
     r.add<Vocabulary>();
     r.add<LmBatches>();
+    r.add<ClassifyBatches>();
     r.add<Sampler>();
     r.add<Embedding>();
     r.add<Rnn>();
@@ -42,6 +51,7 @@ static void register_stages(Registry& r) {
     r.add<Sgd>();
     r.add<Adam>();
     r.add<Perplexity>();
+    r.add<ClassificationMetrics>();
 }
 
 }  // namespace rnnflow::stages
