@@ -8,7 +8,8 @@ for g in "$src"/graphs/*.yaml; do
   case "$dot" in *digraph*) ;; *) echo "no digraph from $g"; exit 1;; esac
 done
 all=$("$rnnflow" stages)
-for t in text_file tokenize vocabulary lm_batches embedding lstm linear cross_entropy sgd adam perplexity sampler; do
+for t in text_file tokenize vocabulary lm_batches embedding lstm linear cross_entropy sgd adam perplexity sampler \
+         pool concat dropout char_word_encoder; do
   printf '%s\n' "$all" | grep -q "^$t " || { echo "stages does not list $t"; exit 1; }
 done
 one=$("$rnnflow" stages lstm)
