@@ -21,6 +21,7 @@
 #include "stages/model/lstm.hpp"
 #include "stages/model/pool.hpp"
 #include "stages/model/rnn.hpp"
+#include "stages/model/word_dropout.hpp"
 #include "stages/train/adam.hpp"
 #include "stages/train/cross_entropy.hpp"
 #include "stages/train/sgd.hpp"
@@ -47,6 +48,7 @@ static void register_stages(Registry& r) {
     r.add<Concat>();
     r.add<Dropout>();
     r.add<CharWordEncoder>();
+    r.add<WordDropout>();
     r.add<CrossEntropy>();
     r.add<Sgd>();
     r.add<Adam>();
