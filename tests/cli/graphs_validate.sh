@@ -9,7 +9,7 @@ for g in "$src"/graphs/*.yaml; do
 done
 all=$("$rnnflow" stages)
 for t in text_file tokenize vocabulary lm_batches embedding lstm linear cross_entropy sgd adam perplexity sampler \
-         pool concat dropout char_word_encoder; do
+         pool concat dropout char_word_encoder word_dropout; do
   printf '%s\n' "$all" | grep -q "^$t " || { echo "stages does not list $t"; exit 1; }
 done
 one=$("$rnnflow" stages lstm)
