@@ -9,7 +9,8 @@ for g in "$src"/graphs/*.yaml; do
 done
 all=$("$rnnflow" stages)
 for t in text_file tokenize vocabulary lm_batches embedding lstm linear cross_entropy sgd adam perplexity sampler \
-         parallel_text date_pairs seq2seq_batches translation_metrics; do
+         parallel_text date_pairs seq2seq_batches translation_metrics \
+         pool concat dropout char_word_encoder word_dropout; do
   grep -q "^$t " <<< "$all" || { echo "stages does not list $t"; exit 1; }
 done
 one=$("$rnnflow" stages lstm)
