@@ -169,7 +169,10 @@ int cmd_run(const std::vector<std::string>& args) {
         for (const auto& a : args) cmd << " '" << a << "'";
         cmd << "\n";
     }
-    if (!quiet)
+    if (!quiet && log_format == "json")
+        std::cerr << "{\"event\":\"start\",\"run_dir\":" << json_quote(run_dir.string())
+                  << ",\"threads\":" << engine.threads() << ",\"ranks\":" << mpi.size() << "}\n";
+    else if (!quiet)
         std::cerr << "run folder: " << run_dir.string() << " (" << engine.threads() << " threads"
                   << (mpi.size() > 1 ? " on each of " + std::to_string(mpi.size()) + " MPI ranks" : std::string()) << ")\n";
     try {

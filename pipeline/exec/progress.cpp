@@ -30,7 +30,9 @@ std::string rate(double r) {
     else std::snprintf(buf, sizeof buf, "%.2f", r);
     return buf;
 }
-std::string json_string(const std::string& s) {
+}  // namespace
+
+std::string json_quote(const std::string& s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         if (c == '"' || c == '\\') { out += '\\'; out += static_cast<char>(c); }
@@ -44,6 +46,8 @@ std::string json_string(const std::string& s) {
     }
     return out + "\"";
 }
+
+namespace {
 std::string short_value(double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.4g", v);
@@ -144,15 +148,15 @@ void Progress::draw() {
                            ? secs * static_cast<double>(total_ - done_) / static_cast<double>(done_)
                            : NAN;
     if (style_.format == "json") {
-        os << "{\"event\":\"progress\",\"phase\":" << json_string(name_);
+        os << "{\"event\":\"progress\",\"phase\":" << json_quote(name_);
         if (epoch_ >= 0) os << ",\"epoch\":" << (epoch_ + 1);
         if (epochs_ > 0) os << ",\"epochs\":" << epochs_;
         os << ",\"batch\":" << done_ << ",\"batches\":" << total_;
         if (std::isfinite(loss_)) os << ",\"loss\":" << format_number(loss_);
         if (!unit_.empty())
-            os << ",\"unit\":" << json_string(unit_) << ",\"items_per_second\":" << format_number(std::round(ips));
+            os << ",\"unit\":" << json_quote(unit_) << ",\"items_per_second\":" << format_number(std::round(ips));
         os << ",\"eta_seconds\":" << format_number(std::isfinite(eta) ? std::round(eta) : -1);
-        if (!status_.empty()) os << ",\"status\":" << json_string(status_);
+        if (!status_.empty()) os << ",\"status\":" << json_quote(status_);
         os << "}\n";
         os.flush();
         return;
@@ -183,18 +187,25 @@ void Progress::draw() {
     if (!unit_.empty()) tail += " | " + rate(ips) + " " + unit_ + "/s";
     if (total_ > 0) tail += (style_.bar ? " ETA " : " eta ") + duration(eta);
     if (style_.bar) {
+        // The bar shrinks (down to 8 cells, then goes) before a narrow terminal cuts the text.
+        const std::string right = " " + count + tail;
+        const int cols = columns();
+        int width = 20;
+        if (cols > 1) {
+            const int room = cols - 1 - static_cast<int>(display_width(head) + display_width(right)) - 3;
+            width = room >= 20 ? 20 : room >= 8 ? room : 0;
+        }
         std::string line = head;
-        if (total_ > 0) {
-            constexpr int kWidth = 20;
-            const int fill = static_cast<int>(kWidth * std::min(done_, total_) / total_);
+        if (total_ > 0 && width > 0) {
+            const int fill = static_cast<int>(width * std::min(done_, total_) / total_);
             std::string bar(static_cast<std::size_t>(fill), '=');
-            if (fill < kWidth && fill > 0) bar.back() = '>';
-            bar.resize(kWidth, ' ');
+            if (fill < width && fill > 0) bar.back() = '>';
+            bar.resize(static_cast<std::size_t>(width), ' ');
             line += " [" + bar + "]";
         }
-        line += " " + count + tail;
+        line += right;
         // A line longer than the terminal would wrap, and \r would then redraw only its end.
-        if (const int cols = columns(); cols > 1 && display_width(line) >= static_cast<std::size_t>(cols))
+        if (cols > 1 && display_width(line) >= static_cast<std::size_t>(cols))
             line = cut_to_width(line, static_cast<std::size_t>(cols - 1));
         os << "\r" << line << "\x1b[K";
         bar_drawn_ = true;
@@ -221,7 +232,7 @@ void Progress::end_pass() {
 void Progress::note(const std::string& text) {
     if (!style_.out) return;
     if (style_.format == "json") {
-        *style_.out << "{\"event\":\"note\",\"text\":" << json_string(text) << "}\n";
+        *style_.out << "{\"event\":\"note\",\"text\":" << json_quote(text) << "}\n";
         style_.out->flush();
         return;
     }
@@ -241,8 +252,8 @@ void Progress::metrics(const MetricsRow& row) {
     clear_bar();
     std::ostream& os = *style_.out;
     if (style_.format == "json") {
-        os << "{\"event\":\"metrics\",\"epoch\":" << row.epoch << ",\"split\":" << json_string(row.split);
-        for (const auto& [k, v] : row.values) os << "," << json_string(k) << ":" << json_number(v);
+        os << "{\"event\":\"metrics\",\"epoch\":" << row.epoch << ",\"split\":" << json_quote(row.split);
+        for (const auto& [k, v] : row.values) os << "," << json_quote(k) << ":" << json_number(v);
         os << "}\n";
     } else {
         os << (row.epoch > 0 ? "epoch " + std::to_string(row.epoch) : std::string("final")) << " " << row.split;

@@ -38,6 +38,9 @@ struct ProgressStyle {
     int tty_fd = -1;              // the terminal behind `out` (for its width), or -1
 };
 
+// A JSON string literal for `text` (quotes, backslashes and control characters escaped).
+std::string json_quote(const std::string& text);
+
 // Standard error: a bar when it is a terminal and the format is text; silent when quiet.
 // Throws rnnflow::Error when log_format is neither "text" nor "json".
 ProgressStyle progress_style(bool quiet, const std::string& log_format);
