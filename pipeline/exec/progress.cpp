@@ -236,11 +236,10 @@ void Progress::note(const std::string& text) {
         style_.out->flush();
         return;
     }
-    const bool redraw = bar_drawn_;
     clear_bar();
     *style_.out << text << "\n";
     style_.out->flush();
-    if (redraw && in_pass_) draw();
+    if (style_.bar && in_pass_) draw();
 }
 
 void Progress::metrics(const MetricsRow& row) {

@@ -67,7 +67,8 @@ public:
     // The metrics of a finished pass, on a line of their own; the main metric of an evaluation
     // split then shows in the bar of the following passes ("ppl.valid 6.21").
     void metrics(const MetricsRow& row);
-    // A line of text (a warning, a file written): clears the bar, prints, draws the bar again.
+    // A line of text (a warning, a file written): clears the bar, prints, draws the bar (again)
+    // while a phase is on.
     void note(const std::string& text);
 
     const ProgressStyle& style() const { return style_; }
