@@ -27,6 +27,7 @@
 #include "pipeline/core/registry.hpp"
 #include "pipeline/exec/engine.hpp"
 #include "pipeline/exec/metrics_log.hpp"
+#include "pipeline/exec/progress.hpp"
 #include "pipeline/graph/graph.hpp"
 
 namespace po = boost::program_options;
@@ -144,8 +145,7 @@ int cmd_run(const std::vector<std::string>& args) {
     po::positional_options_description pos;
     pos.add("file", 1);
     if (!parse(args, d, &pos, "rnnflow run FILE [--set path=value ...] [--out RUN_DIR] [--threads N]")) return 0;
-    if (log_format != "text" && log_format != "json")
-        throw Error("--log-format must be text or json, got '" + log_format + "'");
+    progress_style(true, log_format);  // checks the value before any work
 
     // Under mpirun/srun: data-parallel training, each rank on its share of every batch; only
     // rank 0 writes the run folder and prints.
@@ -164,9 +164,7 @@ int cmd_run(const std::vector<std::string>& args) {
     RunOptions opt;
     opt.run_dir = run_dir;
     opt.threads = threads;
-    opt.log = quiet ? nullptr : &std::cerr;
-    opt.progress_bar = !quiet && isatty(STDERR_FILENO) && log_format == "text";
-    opt.log_format = log_format;
+    apply_progress_style(progress_style(quiet, log_format), opt);
     if (mpi.size() > 1) mpi_data_parallel(opt, mpi);
     Engine engine(std::move(g), opt);
     if (writer) {
@@ -175,7 +173,10 @@ int cmd_run(const std::vector<std::string>& args) {
         for (const auto& a : args) cmd << " '" << a << "'";
         cmd << "\n";
     }
-    if (!quiet)
+    if (!quiet && log_format == "json")
+        std::cerr << "{\"event\":\"start\",\"run_dir\":" << json_quote(run_dir.string())
+                  << ",\"threads\":" << engine.threads() << ",\"ranks\":" << mpi.size() << "}\n";
+    else if (!quiet)
         std::cerr << "run folder: " << run_dir.string() << " (" << engine.threads() << " threads"
                   << (mpi.size() > 1 ? " on each of " + std::to_string(mpi.size()) + " MPI ranks" : std::string()) << ")\n";
     try {

@@ -1,4 +1,5 @@
 // rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume] [--retry-failed]
+//               [--quiet] [--log-format text|json]
 //
 // Runs the trials of a sweep file, K at a time, each on its own thread with its own Engine
 // (oneDNN limited to M OpenMP threads, a one-thread graph arena), each in its own run folder under
@@ -12,6 +13,7 @@
 
 #include "cli/commands.hpp"
 #include "pipeline/exec/metrics_log.hpp"
+#include "pipeline/exec/progress.hpp"
 #include "pipeline/graph/graph.hpp"
 #include "pipeline/sweep/sweep.hpp"
 
@@ -21,7 +23,7 @@ namespace fs = std::filesystem;
 namespace rnnflow {
 
 int cmd_sweep(const std::vector<std::string>& args) {
-    std::string file, out;
+    std::string file, out, log_format = "text";
     int parallel = 0, threads = 1;
     bool resume = false, retry_failed = false, quiet = false, want_mpi = false, dry_run = false;
     std::vector<std::string> plugins;
@@ -34,6 +36,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
         ("resume", po::bool_switch(&resume), "continue the sweep in the folder: finished trials are kept, interrupted ones run again")
         ("retry-failed", po::bool_switch(&retry_failed), "with --resume: run failed trials again too")
         ("quiet,q", po::bool_switch(&quiet), "no progress lines")
+        ("log-format", po::value(&log_format), "progress as text (a bar on a terminal) or json lines")
         ("mpi", po::bool_switch(&want_mpi), "use MPI even if no launcher is detected")
         ("dry-run,n", po::bool_switch(&dry_run), "list the trials and check that each one's graph loads; run nothing")
         ("plugin", po::value(&plugins)->composing(), "load a stage plug-in (.so); repeatable")
@@ -50,6 +53,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
     if (threads < 1) throw Error("--threads-per-trial must be >= 1, got " + std::to_string(threads));
     if (vm.count("parallel") && parallel < 0) throw Error("--parallel must be >= 0, got " + std::to_string(parallel));
     if (retry_failed && !resume) throw Error("--retry-failed needs --resume");
+    const ProgressStyle style = progress_style(quiet, log_format);
 
     SweepSpec spec = load_sweep(file);  // LoadError: exit 2 with file:line:column
 
@@ -87,7 +91,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
     }
 
     MpiSession mpi(want_mpi);
-    std::ostream* log = quiet ? nullptr : &std::cerr;
+    std::ostream* log = style.out;
     const fs::path dir = out.empty() ? fs::path("sweeps") / spec.name : fs::path(out);
     const int cores = available_cores();
     if (!vm.count("parallel")) parallel = std::max(1, cores / threads);
@@ -101,7 +105,11 @@ int cmd_sweep(const std::vector<std::string>& args) {
             std::cerr << e.format() << "\n";
             mpi.abort(2);
         }
-        if (log) {
+        if (log && style.format == "json") {
+            *log << "{\"event\":\"start\",\"sweep\":" << json_quote(spec.name) << ",\"trials\":" << sweep->total()
+                 << ",\"to_run\":" << sweep->queued() << ",\"ranks\":" << mpi.size() << ",\"parallel\":" << parallel
+                 << ",\"threads_per_trial\":" << threads << ",\"dir\":" << json_quote(dir.string()) << "}\n";
+        } else if (log) {
             *log << "sweep " << spec.name << ": " << sweep->total() << " trials (" << sweep->queued() << " to run), "
                  << (mpi.size() > 1 ? std::to_string(mpi.size()) + " MPI ranks, " : std::string())
                  << parallel << " at once" << (mpi.size() > 1 ? " on rank 0" : "") << " with " << threads
@@ -111,9 +119,11 @@ int cmd_sweep(const std::vector<std::string>& args) {
                      << " threads on " << cores << " cores: trials will slow each other down\n";
         }
     }
+    if (sweep) sweep->set_progress_style(style);
     if (mpi.size() > 1) mpi_sweep(sweep.get(), mpi, parallel, threads, registry, log);
     else sweep->run_local(parallel, threads, registry);
     if (mpi.rank() != 0) return 0;
+    sweep->end_progress();
 
     const SweepSummary s = sweep->export_results(registry);
     std::cout << "sweep " << spec.name << ": " << s.done << " done, " << s.pruned << " pruned, " << s.failed

@@ -19,6 +19,7 @@
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "../report/run_plots.hpp"
 #include "metrics_log.hpp"
 #include "progress.hpp"
 
@@ -833,7 +834,8 @@ void Engine::prepare() {
 MetricsRow Engine::evaluate(const std::string& split, std::int64_t epoch) {
     MetricsRow row;
     impl_->arena->execute([&] {
-        row = impl_->run_split(Impl::PassKind::evaluate, split, epoch, nullptr);
+        Progress progress(opt_.log, opt_.progress_bar, graph_.def.train.log_every, opt_.log_format);
+        row = impl_->run_split(Impl::PassKind::evaluate, split, epoch, &progress);
     });
     return row;
 }
@@ -950,6 +952,7 @@ TrainResult Engine::train() {
     RNNFLOW_CHECK(im.optim_idx >= 0, "the graph has no optimiser stage; nothing to train");
     TrainResult result;
     Progress progress(opt_.log, opt_.progress_bar, td.log_every, opt_.log_format);
+    progress.set_epochs(td.epochs);
     const auto t_start = Clock::now();
     double best = std::numeric_limits<double>::quiet_NaN();
     bool best_higher = false;
@@ -986,6 +989,7 @@ TrainResult Engine::train() {
             MetricsRow va = im.run_split(Impl::PassKind::evaluate, graph_.def.train.keep_split, epoch, &progress);
             if (!va.values.empty()) record(va);
             if (!opt_.run_dir.empty()) save_checkpoint(ckpt_dir / "last.safetensors", epoch + 1);
+            if (!opt_.run_dir.empty()) report::update_run_plots(opt_.run_dir, result.rows, td.keep_metric, opt_.log);
             if (keep_best) {
                 const double v = va.get(td.keep_metric);
                 if (std::isnan(v))

@@ -249,6 +249,42 @@ void check_size(const std::filesystem::path& file, int width, int height) {
                     "x" + std::to_string(height) + " is outside 0..20000 pixels");
 }
 
+// Tick values for a log axis spanning log10 values [lo, hi]: 1-2-5 steps when few enough,
+// else every decade (or every k-th decade).
+std::vector<double> log_ticks(double lo, double hi) {
+    std::vector<double> out;
+    const int k0 = static_cast<int>(std::floor(lo)), k1 = static_cast<int>(std::ceil(hi));
+    for (double m : {1.0, 2.0, 5.0}) {
+        for (int k = k0; k <= k1; ++k) {
+            const double v = m * std::pow(10.0, k);
+            if (std::log10(v) >= lo && std::log10(v) <= hi) out.push_back(v);
+        }
+    }
+    if (out.size() < 3) {  // a narrow range: every digit
+        out.clear();
+        for (int k = k0; k <= k1; ++k)
+            for (int m = 1; m <= 9; ++m) {
+                const double v = m * std::pow(10.0, k);
+                if (std::log10(v) >= lo && std::log10(v) <= hi) out.push_back(v);
+            }
+    }
+    if (out.size() > 12) {
+        out.clear();
+        const int step = std::max(1, (k1 - k0 + 9) / 10);
+        for (int k = k0; k <= k1; k += step)
+            if (k >= lo && k <= hi) out.push_back(std::pow(10.0, k));
+    }
+    std::sort(out.begin(), out.end());
+    // A label on the frame's edge collides with its neighbour or the x axis: drop it when
+    // enough are left.
+    std::vector<double> inner;
+    for (double v : out) {
+        const double at = (std::log10(v) - lo) / (hi - lo);
+        if (at > 0.04 && at < 0.96) inner.push_back(v);
+    }
+    return inner.size() >= 2 ? inner : out;
+}
+
 }  // namespace
 
 void write_png(const LineChart& chart, const std::filesystem::path& file, int width, int height) {
@@ -275,9 +311,21 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
             ymax = std::max(ymax, y);
         }
     }
+    // Integer x (epochs, steps): integer ticks, and a margin so edge markers show whole.
+    bool integral_x = true;
+    for (const auto& s : chart.series)
+        for (double x : s.x)
+            if (std::isfinite(x) && x != std::round(x)) integral_x = false;
     const bool empty = !(xmin <= xmax);
     if (empty) { xmin = 0; xmax = 1; ymin = 0; ymax = 1; }
     if (xmax - xmin <= 0) { xmin -= 0.5; xmax += 0.5; }
+    double xtick = 0;  // 0: PLplot's choice
+    if (integral_x && !empty) {
+        const double span = xmax - xmin;
+        xtick = std::max(1.0, std::ceil(span / 10));
+        xmin -= span * 0.02;
+        xmax += span * 0.02;
+    }
     if (ymax - ymin <= 0) {
         const double pad = ymin == 0 ? 1 : std::abs(ymin) * 0.05;
         ymin -= pad;
@@ -295,12 +343,23 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
     plschr(0, 1.1);
     plvsta();
     plwind(xmin, xmax, ymin, ymax);
-    const char* yopt = chart.log_y ? "gl" : "g";
     plcol0(kGrid);
     plwidth(1);
-    plbox("g", 0, 0, yopt, 0, 0);
+    plbox("g", xtick, 0, chart.log_y ? "" : "g", 0, 0);
+    if (chart.log_y) {
+        // PLplot labels a log axis at whole decades only, so a curve within one decade (a loss
+        // from 3 to 1.2) would get one label or none: label 1-2-5 steps (or decades) ourselves.
+        const auto ticks = log_ticks(ymin, ymax);
+        for (double t : ticks) pljoin(xmin, std::log10(t), xmax, std::log10(t));
+        plcol0(kInk);
+        for (double t : ticks) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%g", t);
+            plmtex("lv", 0.6, (std::log10(t) - ymin) / (ymax - ymin), 1.0, buf);
+        }
+    }
     plcol0(kInk);
-    plbox("bcnst", 0, 0, chart.log_y ? "bcnstvl" : "bcnstv", 0, 0);
+    plbox("bcnst", xtick, xtick > 0 ? 1 : 0, chart.log_y ? "bc" : "bcnstv", 0, 0);
     pllab(escape(chart.x_label).c_str(), escape(chart.y_label).c_str(), escape(chart.title).c_str());
     if (empty) plptex(0.5 * (xmin + xmax), 0.5 * (ymin + ymax), 1, 0, 0.5, "no data");
 

@@ -341,18 +341,56 @@ void Sweep::finish(int id, const TrialOutcome& outcome) {
     progress_locked(event);
 }
 
+void Sweep::set_progress_style(const ProgressStyle& style) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    log_format_ = style.format;
+    to_run_ = static_cast<int>(queue_.size() - next_);
+    if (style.bar && style.out) {
+        bar_ = std::make_unique<Progress>(style);
+        bar_->begin_pass("sweep " + spec_.name, -1, to_run_, "");
+    }
+}
+
+void Sweep::end_progress() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (bar_) bar_->end_pass();
+}
+
 void Sweep::progress_locked(const std::string& event) {
     if (!log_) return;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const int finished = done_ + pruned_ + failed_;
     const int remaining = total() - finished;
+    const double eta = finished_here_ > 0 && remaining > 0 ? elapsed / finished_here_ * remaining : -1;
+    if (log_format_ == "json") {
+        std::ostringstream os;
+        os << "{\"event\":\"trial\",\"sweep\":" << json_quote(spec_.name) << ",\"text\":" << json_quote(event)
+           << ",\"finished\":" << finished << ",\"total\":" << total() << ",\"done\":" << done_
+           << ",\"pruned\":" << pruned_ << ",\"failed\":" << failed_ << ",\"running\":" << running_;
+        if (best_)
+            os << ",\"objective\":" << json_quote(spec_.objective.metric) << ",\"best\":" << json_number(*best_)
+               << ",\"best_trial\":" << best_id_;
+        os << ",\"elapsed_seconds\":" << std::llround(elapsed) << ",\"eta_seconds\":" << std::llround(eta) << "}\n";
+        *log_ << os.str() << std::flush;
+        return;
+    }
+    if (bar_) {
+        // The event above, the state in the bar: "sweep x [====>     ] 3/12 | 2 running | best ..."
+        std::string status = std::to_string(running_) + " running";
+        if (failed_ > 0) status += ", " + std::to_string(failed_) + " failed";
+        if (pruned_ > 0) status += ", " + std::to_string(pruned_) + " pruned";
+        if (best_) status += " | best " + spec_.objective.metric + " " + short_number(*best_) + " (trial " + std::to_string(best_id_) + ")";
+        bar_->set_status(status);
+        bar_->step(finished_here_, NAN, 0);
+        bar_->note("sweep " + spec_.name + ": " + event);
+        return;
+    }
     std::ostringstream os;
     os << "sweep " << spec_.name << ": " << event << " | " << finished << "/" << total() << " finished ("
        << done_ << " done, " << pruned_ << " pruned, " << failed_ << " failed), " << running_ << " running";
     if (best_) os << " | best " << spec_.objective.metric << " " << short_number(*best_) << " (trial " << best_id_ << ")";
     os << " | " << duration_text(elapsed);
-    if (finished_here_ > 0 && remaining > 0)
-        os << ", ETA " << duration_text(elapsed / finished_here_ * remaining);
+    if (eta >= 0) os << ", ETA " << duration_text(eta);
     os << "\n";
     *log_ << os.str() << std::flush;
 }

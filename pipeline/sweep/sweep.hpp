@@ -18,6 +18,7 @@
 
 #include "../core/registry.hpp"
 #include "../exec/engine.hpp"
+#include "../exec/progress.hpp"
 #include "scheduler.hpp"
 #include "spec.hpp"
 #include "state.hpp"
@@ -81,6 +82,12 @@ public:
     bool report_epoch(int id, const MetricsRow& train, const MetricsRow& valid);
     void finish(int id, const TrialOutcome& outcome);
 
+    // Progress on `log` as plain event lines (the default), as a bar redrawn in place under the
+    // event lines (style.bar: a terminal), or as JSON lines (style.format "json").
+    void set_progress_style(const ProgressStyle& style);
+    // Clears the bar once the trials are over.
+    void end_progress();
+
     // Run every pending trial here: `parallel` threads, each trial with `threads` oneDNN threads.
     void run_local(int parallel, int threads, const Registry& registry);
 
@@ -101,6 +108,9 @@ private:
     int best_id_ = 0;
     std::chrono::steady_clock::time_point start_;
     mutable std::mutex mutex_;
+    std::string log_format_ = "text";
+    std::unique_ptr<Progress> bar_;  // a terminal: the status line under the events
+    int to_run_ = 0;                 // trials queued when the sweep started here
 
     double objective_value(const MetricsRow& train, const MetricsRow& valid) const;
     void progress_locked(const std::string& event);

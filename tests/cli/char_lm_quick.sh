@@ -12,6 +12,10 @@ for f in resolved.yaml graph.dot metrics.jsonl metrics.csv summary.txt samples.t
   [ -s "$work/run/$f" ] || { echo "missing $f in the run folder"; exit 1; }
 done
 [ "$(grep -c '"split":"train"' "$work/run/metrics.jsonl")" = 2 ]
+# Curves drawn by the engine after each epoch (PLplot), valid PNG files.
+for p in loss ppl lr grad_norm; do
+  [ "$(head -c 4 "$work/run/plots/$p.png" | tail -c 3)" = PNG ] || { echo "plots/$p.png is not a PNG"; exit 1; }
+done
 text=$("$rnnflow" generate "$work/run" --prime "This License" -n 40 --seed 5)
 case "$text" in "This License"*) ;; *) echo "generate did not start with the prime: $text"; exit 1;; esac
 [ "$text" = "$("$rnnflow" generate "$work/run" --prime "This License" -n 40 --seed 5)" ]
