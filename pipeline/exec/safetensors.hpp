@@ -26,6 +26,9 @@ struct TensorFile {
 void save_safetensors(const std::filesystem::path& file, const TensorFile& tf);
 // Throws Error naming the file and what is wrong (size, header, offsets, checksum).
 TensorFile load_safetensors(const std::filesystem::path& file);
+// The same from the file's bytes; `where` names it in messages. Every size in the header is
+// checked against the bytes before anything is allocated.
+TensorFile load_safetensors_bytes(const std::string& bytes, const std::string& where);
 
 // Write bytes to `file` atomically: FILE.tmp, flush, fsync, rename over FILE.
 void write_file_atomic(const std::filesystem::path& file, const std::string& bytes);

@@ -60,6 +60,14 @@ struct TrainDef {
     std::int64_t log_every = 0;     // plain log line every N batches; 0: about 10 per epoch
     bool test = true;               // evaluate the test split (if any) with the kept checkpoint
     std::int64_t sample_length = 0; // tokens written to samples.txt after each epoch; 0: none
+    // Mid-epoch checkpoints (checkpoints/last, with the data position; docs/resume.md): every
+    // N training batches and/or every S seconds; 0: only at epoch ends.
+    std::int64_t checkpoint_every = 0;
+    std::int64_t checkpoint_seconds = 0;
+    // A non-finite loss or gradient: "stop" the run, or "skip_batch" (no update; the run stops
+    // after max_skipped skipped batches in a row).
+    std::string nonfinite = "stop";
+    std::int64_t max_skipped = 10;
     SourceLoc loc;
 };
 

@@ -65,7 +65,9 @@ const Entry* Doc::find(const std::string& key) const {
 const std::vector<std::string> kTopKeys = {"experiment", "description", "seed",  "vars",
                                            "plugins",    "stages",      "train", "base_dir"};
 const std::vector<std::string> kTrainKeys = {"epochs", "keep",     "threads", "max_batches",
-                                             "prefetch", "log_every", "test", "sample_length"};
+                                             "prefetch", "log_every", "test", "sample_length",
+                                             "checkpoint_every", "checkpoint_seconds", "nonfinite",
+                                             "max_skipped"};
 
 std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
     std::string out;
@@ -554,6 +556,14 @@ private:
             else if (k.key == "prefetch") read_int(v, what, 1, t.prefetch);
             else if (k.key == "log_every") read_int(v, what, 0, t.log_every);
             else if (k.key == "sample_length") read_int(v, what, 0, t.sample_length);
+            else if (k.key == "checkpoint_every") read_int(v, what, 0, t.checkpoint_every);
+            else if (k.key == "checkpoint_seconds") read_int(v, what, 0, t.checkpoint_seconds);
+            else if (k.key == "max_skipped") read_int(v, what, 1, t.max_skipped);
+            else if (k.key == "nonfinite") {
+                if (v.is_scalar() && (v.text == "stop" || v.text == "skip_batch")) t.nonfinite = v.text;
+                else error(v.loc, what + " must be stop or skip_batch, got " + kind_word(v),
+                           "stop ends the run at the first NaN/Inf; skip_batch drops that batch's update");
+            }
             else if (k.key == "test") {
                 const auto b = v.is_scalar() ? parse_bool(v.text) : std::nullopt;
                 if (b) t.test = *b;
