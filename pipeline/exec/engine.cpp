@@ -225,29 +225,30 @@ struct Engine::Impl {
     std::string batch_text() const {
         return step.split + " epoch " + std::to_string(step.epoch + 1) + " batch " + std::to_string(step.batch + 1);
     }
-    Error nonfinite_error(const Node& node, const std::string& what, float v) const {
+    Error nonfinite_error(const Node& node, const std::string& what, float v, const std::string& note = {}) const {
         return Error("stage '" + node.def->id + "' (" + node.def->type + ", " + node.def->loc.str() + "): " +
-                         nonfinite_word(v) + " " + what + " at " + batch_text(),
+                         nonfinite_word(v) + " " + what + " at " + batch_text() + note,
                      "lower the optimiser's lr or set clip_norm; train.nonfinite: skip_batch skips such "
                      "batches; the last good checkpoint is kept");
     }
     // The loss is not finite: name the first stage, in forward order, whose parameters or
     // outputs hold a NaN/Inf.
     Error nonfinite_forward_error() const {
+        const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
+        const float loss = ln.outputs[static_cast<std::size_t>(loss_port)].data<float>()[0];
         for (int n : g.order) {
             const auto& node = nodes[static_cast<std::size_t>(n)];
             if (!node.model) continue;
+            const std::string note = n == loss_idx ? std::string() : " (the loss is " + nonfinite_word(loss) + ")";
             for (auto& p : node.model->params())
                 if (const auto i = first_nonfinite(p.value); i >= 0)
-                    return nonfinite_error(node, "in parameter '" + p.name + "'", p.value.data<float>()[i]);
+                    return nonfinite_error(node, "in parameter '" + p.name + "'", p.value.data<float>()[i], note);
             for (std::size_t o = 0; o < node.outputs.size(); ++o)
                 if (const auto i = first_nonfinite(node.outputs[o]); i >= 0)
-                    return nonfinite_error(node, "in output '" + node.schema->outputs()[o].name + "' (loss " +
-                                                     nonfinite_word(node.outputs[o].data<float>()[i]) + ")",
-                                           node.outputs[o].data<float>()[i]);
+                    return nonfinite_error(node, "in output '" + node.schema->outputs()[o].name + "'",
+                                           node.outputs[o].data<float>()[i], note);
         }
-        const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
-        return nonfinite_error(ln, "loss", ln.outputs[static_cast<std::size_t>(loss_port)].data<float>()[0]);
+        return nonfinite_error(ln, "loss", loss);
     }
     // After backward: true when every trainable gradient is finite. Else skip the step, or
     // throw naming the first stage, in backward order, whose input or parameter gradient holds
@@ -845,6 +846,8 @@ void Engine::prepare() {
     static const std::vector<std::string> splits{"train", "valid", "test"};
     const std::filesystem::path state_root = opt_.mode == PrepareMode::restore ? opt_.restore_dir : opt_.run_dir;
     std::map<std::string, TensorFile> init_files;  // each init file read once
+    // A resumed run refits its data; what it fits must be what the run fitted (resume.hpp).
+    const auto fitted_before = opt_.resume ? read_state_files(opt_.run_dir) : std::map<std::string, std::string>{};
     im.arena->execute([&] {
         set_omp_threads(threads_);
         for (int n : graph_.order) {
@@ -892,6 +895,8 @@ void Engine::prepare() {
             });
         }
     });
+
+    if (opt_.resume) check_state_files(opt_.run_dir, fitted_before);
 
     // Roles: one data source, at most one optimiser, the minimised loss, metrics, a sampler.
     std::vector<std::string> sources;
@@ -1187,6 +1192,7 @@ TrainResult Engine::train() {
     // After every step: mid-epoch checkpoints, interrupts, injected faults (tests).
     auto last_save = Clock::now();
     im.after_step = [&](bool training) {
+        fault_after_step(training);
         const int sig = interrupt_signal();
         if (!training) {
             // Validation (or test) stops; the epoch loop writes the checkpoint.
@@ -1195,18 +1201,16 @@ TrainResult Engine::train() {
                                   writes && std::filesystem::exists(last_file) ? last_file : std::filesystem::path());
             return;
         }
-        fault_after_train_step();
-        const int now_sig = interrupt_signal();
         const std::int64_t done = im.pass_steps;
         const bool due = (td.checkpoint_every > 0 && done % td.checkpoint_every == 0) ||
                          (td.checkpoint_seconds > 0 &&
                           std::chrono::duration<double>(Clock::now() - last_save).count() >= double(td.checkpoint_seconds));
-        if (writes && (due || now_sig)) {
+        if (writes && (due || sig)) {
             save_checkpoint(last_file, position(epoch_now, im.totals()));
             last_save = Clock::now();
         }
-        if (now_sig)
-            throw Interrupted(now_sig, "epoch " + std::to_string(epoch_now + 1) + ", after batch " + std::to_string(done),
+        if (sig)
+            throw Interrupted(sig, "epoch " + std::to_string(epoch_now + 1) + ", after batch " + std::to_string(done),
                               writes ? last_file : std::filesystem::path());
     };
     struct ClearHook {

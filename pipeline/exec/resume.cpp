@@ -71,14 +71,15 @@ Interrupted::Interrupted(int sig, const std::string& where, fs::path checkpoint)
 namespace {
 
 struct Fault {
-    enum Kind { none, kill_batch, kill_checkpoint, interrupt_batch } kind = none;
+    enum Kind { none, kill_batch, kill_checkpoint, interrupt_batch, interrupt_eval } kind = none;
     long long n = 0;
-    std::atomic<long long> steps{0}, checkpoints{0};
+    std::atomic<long long> steps{0}, eval_steps{0}, checkpoints{0};
 };
 
 void parse_fault(Fault& f, const std::string& spec) {
     f.kind = Fault::none;
     f.steps = 0;
+    f.eval_steps = 0;
     f.checkpoints = 0;
     if (spec.empty()) return;
     const auto colon = spec.rfind(':');
@@ -87,11 +88,12 @@ void parse_fault(Fault& f, const std::string& spec) {
     const char* b = spec.data() + (colon == std::string::npos ? spec.size() : colon + 1);
     const auto r = std::from_chars(b, spec.data() + spec.size(), n);
     if (colon == std::string::npos || r.ec != std::errc() || r.ptr != spec.data() + spec.size() || n < 1 ||
-        (what != "kill@batch" && what != "kill@checkpoint" && what != "interrupt@batch"))
+        (what != "kill@batch" && what != "kill@checkpoint" && what != "interrupt@batch" && what != "interrupt@eval"))
         throw Error("RNNFLOW_FAULT='" + spec + "' is not a fault",
-                    "kill@batch:N, kill@checkpoint:N or interrupt@batch:N (N >= 1); tests only");
+                    "kill@batch:N, kill@checkpoint:N, interrupt@batch:N or interrupt@eval:N (N >= 1); tests only");
     f.kind = what == "kill@batch" ? Fault::kill_batch
-             : what == "kill@checkpoint" ? Fault::kill_checkpoint : Fault::interrupt_batch;
+             : what == "kill@checkpoint" ? Fault::kill_checkpoint
+             : what == "interrupt@batch" ? Fault::interrupt_batch : Fault::interrupt_eval;
     f.n = n;
 }
 
@@ -110,10 +112,14 @@ Fault& fault() {
 
 void set_fault(const std::string& spec) { parse_fault(fault(), spec); }
 
-void fault_after_train_step() {
+void fault_after_step(bool training) {
     Fault& f = fault();
-    if (f.kind != Fault::kill_batch && f.kind != Fault::interrupt_batch) return;
-    if (++f.steps != f.n) return;
+    if (f.kind == Fault::none || f.kind == Fault::kill_checkpoint) return;
+    if (!training) {
+        if (f.kind == Fault::interrupt_eval && ++f.eval_steps == f.n) request_interrupt(SIGINT);
+        return;
+    }
+    if (f.kind == Fault::interrupt_eval || ++f.steps != f.n) return;
     if (f.kind == Fault::kill_batch) ::raise(SIGKILL);
     request_interrupt(SIGINT);
 }

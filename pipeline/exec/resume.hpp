@@ -53,9 +53,10 @@ private:
 //   kill@batch:N        SIGKILL after the N-th training step of this process
 //   kill@checkpoint:N   SIGKILL halfway through writing the N-th checkpoint file
 //   interrupt@batch:N   behave as if SIGINT arrived during the N-th training step
+//   interrupt@eval:N    ... during the N-th evaluation step (validation or test)
 // Unset: no cost beyond a counter.
 void set_fault(const std::string& spec);
-void fault_after_train_step();
+void fault_after_step(bool training);
 void fault_in_checkpoint_write();  // called by write_file_atomic for *.safetensors
 
 // ---------------------------------------------------------------------------------------------
