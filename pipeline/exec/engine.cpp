@@ -999,6 +999,12 @@ void Engine::save_checkpoint(const std::filesystem::path& file, const RunPositio
                              const std::map<int, StageState>* metric_sums) const {
     auto& im = *impl_;
     TensorFile tf = checkpoint_file(at.epoch);
+    if (opt_.shard_count > 1) {
+        // Data parallelism: this process holds its shard's run state only (a carried state of
+        // N / ranks columns); such runs do not resume, so their checkpoints hold weights only.
+        save_safetensors(file, tf);
+        return;
+    }
     for (auto& node : im.nodes) {
         if (!node.stage) continue;
         StageState st;
