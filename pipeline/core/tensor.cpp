@@ -30,8 +30,9 @@ static std::int64_t count(const Shape& s) {
     std::int64_t n = 1;
     for (auto d : s)
         RNNFLOW_CHECK(d >= 0, "tensor dimension must be >= 0, got ", d, " in ", shape_str(s));
-    for (auto d : s) {
+    for (auto d : s)
         if (d == 0) return 0;
+    for (auto d : s) {
         RNNFLOW_CHECK(n <= std::numeric_limits<std::int64_t>::max() / 8 / d, "tensor shape ",
                       shape_str(s), " has too many elements to address");
         n *= d;

@@ -112,6 +112,11 @@ GraphDef load_graph_text(const std::string& text, const std::string& name,
                          const std::filesystem::path& base_dir,
                          const std::vector<std::string>& overrides, const Registry& registry);
 
+// Graph and sweep files are UTF-8 text of at most 16 MiB: the first problem (a NUL byte of a
+// binary file, an invalid UTF-8 byte, the size), with its 1-based line and byte column, or
+// nothing. load_graph_text and load_sweep_text check it before YAML sees the text.
+std::optional<Diagnostic> text_problem(const std::string& text, const std::string& name);
+
 // Check connections and order the stages. Throws LoadError.
 CompiledGraph compile(GraphDef def, const Registry& registry);
 

@@ -3,6 +3,9 @@
 // mapping is read by iterating and duplicates are reported here.
 #include "spec.hpp"
 
+#include "../graph/graph.hpp"
+
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -58,7 +61,16 @@ std::string flow_text(const YAML::Node& n) {
 
 std::string kind_word(const YAML::Node& n) {
     if (n.IsMap()) return "a mapping";
-    if (n.IsSequence()) return "a list";
+    if (n.IsSequence()) {
+        if (n.size() == 0) return "an empty list";
+        // A short list of plain values reads best as itself: [1, 0].
+        std::string items;
+        for (const auto& i : n) {
+            if (!i.IsScalar() || n.size() > 4) return "a list";
+            items += (items.empty() ? "" : ", ") + i.Scalar();
+        }
+        return "[" + items + "]";
+    }
     if (n.IsNull()) return "nothing";
     return "'" + n.Scalar() + "'";
 }
@@ -524,10 +536,15 @@ std::optional<bool> metric_minimized(const std::string& metric) {
 
 SweepSpec load_sweep_text(const std::string& text, const std::string& name,
                           const std::filesystem::path& base_dir) {
+    if (auto bad = text_problem(text, name)) throw LoadError({*bad});
     Diags diags;
     YAML::Node root;
     try {
         root = YAML::Load(text);
+    } catch (const YAML::DeepRecursion& e) {
+        throw LoadError({Diagnostic{e.mark.line < 0 ? SourceLoc{name, 0, 0} : SourceLoc{name, e.mark.line + 1, e.mark.column + 1},
+                                    "YAML nested too deeply (the parser gives up at recursion depth " + std::to_string(e.depth()) + ")",
+                                    "sweep files nest a few levels; is this the right file?"}});
     } catch (const YAML::ParserException& e) {
         const SourceLoc l = e.mark.line < 0 ? SourceLoc{name, 0, 0} : SourceLoc{name, e.mark.line + 1, e.mark.column + 1};
         throw LoadError({Diagnostic{l, e.msg, "check indentation, colons and closing brackets here or just above"}});
