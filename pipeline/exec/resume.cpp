@@ -12,7 +12,6 @@
 #include <iterator>
 #include <sstream>
 
-#include "metrics_log.hpp"
 
 namespace rnnflow {
 
