@@ -236,7 +236,7 @@ int cmd_run(const std::vector<std::string>& args) {
             for (const auto& p : c.plugins) cmd += " --plugin " + shell_word(p);
             std::cerr << "resume with: " << cmd << "\n";
         } else {
-            std::cerr << "nothing to resume yet; run the same command again\n";
+            std::cerr << "no checkpoint was written; start the run again in a new folder\n";
         }
         return 128 + e.signal();
     } catch (Error& e) {

@@ -1227,14 +1227,18 @@ TrainResult Engine::train() {
     im.arena->execute([&] {
         for (std::int64_t epoch = at.epoch; epoch < td.epochs && !result.stopped_early; ++epoch) {
             epoch_now = epoch;
-            if (const int sig = interrupt_signal())
-                throw Interrupted(sig, "the start of epoch " + std::to_string(epoch + 1),
-                                  writes && std::filesystem::exists(last_file) ? last_file : std::filesystem::path());
             auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
             on.optim->begin_epoch(epoch);
             auto& src = im.nodes[static_cast<std::size_t>(im.source_idx)];
             im.source_snapshot = StageState();
             guarded(*src.def, "save run state", [&] { src.stage->save_run_state(im.source_snapshot); });
+            if (const int sig = interrupt_signal()) {
+                // Interrupted before the first step (e.g. while reading the data): a checkpoint
+                // of the untrained start, so that the run resumes like any other.
+                if (writes && !std::filesystem::exists(last_file)) save_checkpoint(last_file, position(epoch, PassTotals{}));
+                throw Interrupted(sig, "the start of epoch " + std::to_string(epoch + 1),
+                                  writes ? last_file : std::filesystem::path());
+            }
             const bool resumed = opt_.resume && epoch == at.epoch && at.pass.steps > 0;
             MetricsRow tr = im.run_split(Impl::PassKind::train, "train", epoch, &progress, resumed ? &at.pass : nullptr);
             RNNFLOW_CHECK(!tr.values.empty(), "the training split gave no batches",

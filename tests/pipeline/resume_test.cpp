@@ -330,6 +330,26 @@ TEST_CASE("resume: interrupted anywhere, a resumed run equals the uninterrupted 
     CHECK(rows_text(engine(g, run, true)->train().rows) == ref_rows);
 }
 
+TEST_CASE("resume: interrupted before the first step (while preparing), a run resumes from its start", "[resume]") {
+    const fs::path dir = scratch("start");
+    const fs::path text = corpus(dir);
+    const std::string g = graph(text, "{type: lm_batches, in: vocab.out, batch: 4, bptt: 16}", ", max_batches: 4");
+    const TrainResult ref = engine(g, dir / "ref")->train();
+    auto e = engine(g, dir / "run");
+    request_interrupt(SIGTERM);  // arrived during prepare
+    try {
+        e->train();
+        FAIL("expected Interrupted");
+    } catch (const Interrupted& i) {
+        CHECK(i.signal() == SIGTERM);
+        CHECK(i.checkpoint() == dir / "run" / "checkpoints" / "last.safetensors");
+        CHECK(i.message() == "interrupted by SIGTERM at the start of epoch 1; checkpoint written: " + i.checkpoint().string());
+    }
+    request_interrupt(0);
+    CHECK(rows_text(engine(g, dir / "run", true)->train().rows) == rows_text(ref.rows));
+    CHECK(tensor_bytes(dir / "run" / "checkpoints" / "last.safetensors") == tensor_bytes(dir / "ref" / "checkpoints" / "last.safetensors"));
+}
+
 TEST_CASE("resume: a resume refuses changed data, and a run without a checkpoint", "[resume]") {
     const fs::path dir = scratch("refuse");
     const fs::path text = corpus(dir);
