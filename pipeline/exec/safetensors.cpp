@@ -126,8 +126,8 @@ namespace {
 // A small JSON reader for the safetensors header: objects, arrays, strings, integers.
 struct Json {
     enum Kind { object, array, string, number } kind = string;
-    std::vector<std::pair<std::string, Json>> obj;
-    std::vector<Json> arr;
+    std::vector<std::string> keys;  // object: keys[i] names arr[i]
+    std::vector<Json> arr;           // array items, or object values
     std::string str;
     long long num = 0;
 };
@@ -162,7 +162,8 @@ private:
                 if (peek() != '"') fail("expected a key");
                 std::string k = string_lit();
                 expect(':');
-                v.obj.emplace_back(std::move(k), value(depth + 1));
+                v.keys.push_back(std::move(k));
+                v.arr.push_back(value(depth + 1));
                 if (peek() == ',') { ++i_; continue; }
                 expect('}');
                 return v;
@@ -290,12 +291,16 @@ TensorFile load_safetensors_bytes(const std::string& bytes, const std::string& w
     std::map<std::string, std::string> metadata;
     std::set<std::string> names;
     bool have_metadata = false;
-    for (auto& [name, v] : root.obj) {
+    for (std::size_t e_i = 0; e_i < root.keys.size(); ++e_i) {
+        const std::string& name = root.keys[e_i];
+        const Json& v = root.arr[e_i];
         if (name == "__metadata__") {
             if (have_metadata) throw bad("__metadata__ appears twice");
             have_metadata = true;
             if (v.kind != Json::object) throw bad("__metadata__ is not an object");
-            for (auto& [k, mv] : v.obj) {
+            for (std::size_t m_i = 0; m_i < v.keys.size(); ++m_i) {
+                const std::string& k = v.keys[m_i];
+                const Json& mv = v.arr[m_i];
                 if (mv.kind != Json::string) throw bad("metadata '" + k + "' is not a string");
                 if (!metadata.emplace(k, mv.str).second) throw bad("metadata '" + k + "' appears twice");
             }
@@ -306,7 +311,9 @@ TensorFile load_safetensors_bytes(const std::string& bytes, const std::string& w
         const Json* shape = nullptr;
         const Json* offs = nullptr;
         if (v.kind != Json::object) throw bad("entry '" + name + "' is not an object");
-        for (auto& [k, f] : v.obj) {
+        for (std::size_t f_i = 0; f_i < v.keys.size(); ++f_i) {
+            const std::string& k = v.keys[f_i];
+            const Json& f = v.arr[f_i];
             if (k == "dtype") dtype = &f;
             else if (k == "shape") shape = &f;
             else if (k == "data_offsets") offs = &f;
