@@ -63,7 +63,36 @@ inline float sigmoid(float z) { return 1.0f / (1.0f + fast_exp(-z)); }
 inline float fast_tanh(float x) {
     const float e = fast_exp(-2.0f * std::abs(x));
     const float t = (1.0f - e) / (1.0f + e);
-    return x < 0 ? -t : t;
+    return std::copysign(t, x);
+}
+
+// The fused cells of one row; gates in, activations out (restrict: the loops vectorise).
+void lstm_row(std::int64_t H, float* __restrict gi, float* __restrict gf, float* __restrict gg,
+              float* __restrict go, const float* __restrict cprev, float* __restrict c,
+              float* __restrict tc, float* __restrict h) {
+    for (std::int64_t j = 0; j < H; ++j) {
+        const float i = sigmoid(gi[j]), f = sigmoid(gf[j]), g = fast_tanh(gg[j]), o = sigmoid(go[j]);
+        const float cn = f * cprev[j] + i * g;
+        const float t = fast_tanh(cn);
+        gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;
+        c[j] = cn;
+        tc[j] = t;
+        h[j] = o * t;
+    }
+}
+// gru (linear before reset): u, r, n gates hold x W + b on entry; hu_* = h U; hn = h U_n + b_hn.
+void gru_row(std::int64_t H, float* __restrict gu, float* __restrict gr, float* __restrict gn,
+             const float* __restrict hu_u, const float* __restrict hu_r, const float* __restrict hu_n,
+             const float* __restrict bhn, const float* __restrict hprev, float* __restrict hn,
+             float* __restrict h) {
+    for (std::int64_t j = 0; j < H; ++j) {
+        const float u = sigmoid(gu[j] + hu_u[j]), r = sigmoid(gr[j] + hu_r[j]);
+        const float hv = hu_n[j] + bhn[j];
+        const float n = fast_tanh(gn[j] + r * hv);
+        gu[j] = u; gr[j] = r; gn[j] = n;
+        hn[j] = hv;
+        h[j] = u * hprev[j] + (1.f - u) * n;
+    }
 }
 
 // Dot product over 16 independent partial sums (vectorises; fixed order, so deterministic).
@@ -331,16 +360,7 @@ void AttentionDecoder::recur(std::int64_t l, std::int64_t M, const float* hprev,
         gemm(false, false, M, GH, H, hprev, H, U, GH, 1.f, g, GH);
         for (std::int64_t m = 0; m < M; ++m) {
             float* gm = g + m * GH;
-            for (std::int64_t j = 0; j < H; ++j) {
-                const float i = sigmoid(gm[j]), f = sigmoid(gm[H + j]), gg = fast_tanh(gm[2 * H + j]),
-                            o = sigmoid(gm[3 * H + j]);
-                const float cn = f * cprev[m * H + j] + i * gg;
-                const float t = fast_tanh(cn);
-                gm[j] = i; gm[H + j] = f; gm[2 * H + j] = gg; gm[3 * H + j] = o;
-                c[m * H + j] = cn;
-                tc[m * H + j] = t;
-                h[m * H + j] = o * t;
-            }
+            lstm_row(H, gm, gm + H, gm + 2 * H, gm + 3 * H, cprev + m * H, c + m * H, tc + m * H, h + m * H);
         }
     } else {
         gemm(false, false, M, GH, H, hprev, H, U, GH, 0.f, hu, GH);
@@ -348,14 +368,7 @@ void AttentionDecoder::recur(std::int64_t l, std::int64_t M, const float* hprev,
         for (std::int64_t m = 0; m < M; ++m) {
             float* gm = g + m * GH;
             const float* um = hu + m * GH;
-            for (std::int64_t j = 0; j < H; ++j) {
-                const float u = sigmoid(gm[j] + um[j]), r = sigmoid(gm[H + j] + um[H + j]);
-                const float hv = um[2 * H + j] + bhn[j];
-                const float n = fast_tanh(gm[2 * H + j] + r * hv);
-                gm[j] = u; gm[H + j] = r; gm[2 * H + j] = n;
-                hn[m * H + j] = hv;
-                h[m * H + j] = u * hprev[m * H + j] + (1.f - u) * n;
-            }
+            gru_row(H, gm, gm + H, gm + 2 * H, um, um + H, um + 2 * H, bhn, hprev + m * H, hn + m * H, h + m * H);
         }
     }
 }
