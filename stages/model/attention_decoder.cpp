@@ -122,7 +122,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 struct AttentionDecoder::Work {
     std::int64_t T = 0, N = 0, Ts = 0, rows = 0;
     bool fast = false, dropout = false;
-    std::vector<std::int32_t> tokens, col, src_len, tgt_len;
+    std::vector<std::int32_t> tokens, src_len, tgt_len;
     // Training forward, rows r = t * N + n.
     std::vector<float> x0;                 // (rows, C_0) layer-0 input
     std::vector<float> xin;                // (rows, H) layer-1 input: dropout(h of layer 0)
@@ -145,7 +145,7 @@ struct AttentionDecoder::Work {
     // Decoding, rows r = n * beam + k.
     std::vector<float> dec_x, dec_g, dec_hn, dec_tc, dec_hu, dec_h[2], dec_c[2], dec_nh[2],
         dec_nc[2], dec_alpha, dec_cat, dec_qp, dec_tb, dec_ht, dec_nht, dec_logits, hist_alpha;
-    std::vector<std::int32_t> dec_tok, dec_col, hist_tok, hist_parent;
+    std::vector<std::int32_t> dec_tok, hist_tok, hist_parent;
     std::vector<double> score, new_score, logp;
     std::vector<std::int32_t> new_src, new_tok;
     std::vector<std::int64_t> cand;
@@ -379,53 +379,54 @@ void AttentionDecoder::make_keys(const float* memory, std::int64_t rows, float* 
     gemm(false, false, rows, Ke_, E_, memory, E_, pv(i_att_w_), Ke_, 0.f, keys, Ke_);
 }
 
-// Attention for M query rows q (M, H); row m reads memory column col[m]. Writes alpha (M, Ts),
-// cat (M, E + H) = [context; q], bahdanau qp (M, A) and tb (M, Ts, A).
-void AttentionDecoder::attend(std::int64_t M, const float* q, const std::int32_t* col,
-                              const float* memory, const std::int32_t* src_len, std::int64_t Ts,
-                              std::int64_t N, const float* keys, float* alpha, float* cat, float* qp,
-                              float* tb) const {
-    const std::int64_t E = E_, H = H_, K = Ke_, EH = E_ + H_;
+// Attention for a block of query rows q, `count` rows per memory column: column n's rows are
+// n * step + i * stride, i < count (training: step 1, stride N, count steps; decoding: step K,
+// stride 1, count K beams). Writes alpha (rows, Ts), cat (rows, E + H) = [context; q], bahdanau
+// qp (rows, A) and tb (rows, Ts, A). Scores (dot, general) and contexts are one GEMM per column.
+void AttentionDecoder::attend(std::int64_t count, std::int64_t stride, std::int64_t step,
+                              const float* q, const float* memory, const std::int32_t* src_len,
+                              std::int64_t Ts, std::int64_t N, const float* keys, float* alpha,
+                              float* cat, float* qp, float* tb) const {
+    const std::int64_t E = E_, H = H_, K = Ke_, EH = E_ + H_, M = N * count;
     if (scoring_ == Scoring::bahdanau) gemm(false, false, M, A_, H, q, H, pv(i_att_wq_), A_, 0.f, qp, A_);
     const float* v = scoring_ == Scoring::bahdanau ? pv(i_att_v_) : nullptr;
     const float* kb = scoring_ == Scoring::dot ? memory : keys;
-    for (std::int64_t m = 0; m < M; ++m) {
-        const std::int64_t n = col[m], Ls = src_len[n];
-        const float* qm = q + m * H;
-        float* am = alpha + m * Ts;
-        float mx = kNegInf;
-        for (std::int64_t s = 0; s < Ls; ++s) {
-            const float* k = kb + (s * N + n) * K;
-            float sc = 0.f;
-            if (scoring_ == Scoring::bahdanau) {
+    for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t Ls = src_len[n], r0 = n * step;
+        // Scores (count, Ls) into alpha's rows.
+        if (scoring_ == Scoring::bahdanau) {
+            for (std::int64_t i = 0; i < count; ++i) {
+                const std::int64_t m = r0 + i * stride;
                 const float* qa = qp + m * A_;
-                float* t = tb + (m * Ts + s) * A_;
-                for (std::int64_t a = 0; a < A_; ++a) {
-                    t[a] = fast_tanh(qa[a] + k[a]);
+                for (std::int64_t s = 0; s < Ls; ++s) {
+                    const float* k = kb + (s * N + n) * K;
+                    float* t = tb + (m * Ts + s) * A_;
+                    for (std::int64_t a = 0; a < A_; ++a) t[a] = fast_tanh(qa[a] + k[a]);
+                    alpha[m * Ts + s] = dot(v, t, A_);
                 }
-                sc = dot(v, t, A_);
-            } else {
-                sc = dot(qm, k, K);
             }
-            am[s] = sc;
-            mx = std::max(mx, sc);
+        } else {
+            gemm(false, true, count, Ls, K, q + r0 * H, stride * H, kb + n * K, N * K, 0.f,
+                 alpha + r0 * Ts, stride * Ts);
         }
-        double z = 0;
-        for (std::int64_t s = 0; s < Ls; ++s) {
-            am[s] = fast_exp(am[s] - mx);
-            z += am[s];
+        for (std::int64_t i = 0; i < count; ++i) {
+            float* am = alpha + (r0 + i * stride) * Ts;
+            float mx = kNegInf;
+            for (std::int64_t s = 0; s < Ls; ++s) mx = std::max(mx, am[s]);
+            float z = 0.f;
+            for (std::int64_t s = 0; s < Ls; ++s) {
+                am[s] = fast_exp(am[s] - mx);
+                z += am[s];
+            }
+            const float inv = 1.f / z;
+            for (std::int64_t s = 0; s < Ls; ++s) am[s] *= inv;
+            for (std::int64_t s = Ls; s < Ts; ++s) am[s] = 0.f;
         }
-        for (std::int64_t s = 0; s < Ls; ++s) am[s] = static_cast<float>(am[s] / z);
-        for (std::int64_t s = Ls; s < Ts; ++s) am[s] = 0.f;
-        float* cm = cat + m * EH;
-        std::fill(cm, cm + E, 0.f);
-        for (std::int64_t s = 0; s < Ls; ++s) {
-            const float* ms = memory + (s * N + n) * E;
-            const float a = am[s];
-            for (std::int64_t e = 0; e < E; ++e) cm[e] += a * ms[e];
-        }
-        std::memcpy(cm + E, qm, sizeof(float) * std::size_t(H));
+        // Contexts (count, E) = alpha (count, Ls) . memory column n (Ls, E).
+        gemm(false, false, count, E, Ls, alpha + r0 * Ts, stride * Ts, memory + n * E, N * E, 0.f,
+             cat + r0 * EH, stride * EH);
     }
+    for (std::int64_t m = 0; m < M; ++m) std::memcpy(cat + m * EH + E, q + m * H, sizeof(float) * std::size_t(H));
 }
 
 // ht = tanh(cat W_c + b_c); htd = ht * mask (mask null: htd = ht, may alias); logits = htd W_o + b_o.
@@ -500,13 +501,11 @@ void AttentionDecoder::run_training_forward(const Tensor& memory, const Tensor* 
 
     const std::int32_t* y = target.data<std::int32_t>();
     std::int32_t* tok = grow_t(w.tokens, rows);
-    std::int32_t* col = grow_t(w.col, rows);
     std::int32_t* tl = grow_t(w.tgt_len, N);
     for (std::int64_t n = 0; n < N; ++n) tl[n] = static_cast<std::int32_t>(target.length(n));
     for (std::int64_t t = 0; t < T; ++t)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t r = t * N + n;
-            col[r] = static_cast<std::int32_t>(n);
             std::int32_t id = y[r];
             if (t < tl[n])
                 RNNFLOW_CHECK(id >= 0 && id < V, "attention_decoder: target_in id ", id, " at step ",
@@ -573,7 +572,7 @@ void AttentionDecoder::run_training_forward(const Tensor& memory, const Tensor* 
         for (std::int64_t e = r0 * H; e < r1 * H; ++e) w.xin[std::size_t(e)] = mask_l ? h0[e] * mask_l[e] : h0[e];
     };
     auto attend_rows = [&](std::int64_t r0, std::int64_t r1) {
-        attend(r1 - r0, w.h[L_ - 1].data() + (r0 + N) * H, col + r0, mem, w.src_len.data(), Ts, N,
+        attend((r1 - r0) / N, N, 1, w.h[L_ - 1].data() + (r0 + N) * H, mem, w.src_len.data(), Ts, N,
                w.keys.data(), w.alpha.data() + r0 * Ts, w.cat.data() + r0 * EH,
                scoring_ == Scoring::bahdanau ? w.qp.data() + r0 * A_ : nullptr,
                scoring_ == Scoring::bahdanau ? w.tb.data() + r0 * Ts * A_ : nullptr);
@@ -668,11 +667,7 @@ void AttentionDecoder::decode(const Tensor& memory, const Tensor* state, Tensor&
     float* logits = grow(w.dec_logits, R * V);
     std::fill_n(ht, R * H, 0.f);
     std::int32_t* tok = grow_t(w.dec_tok, R);
-    std::int32_t* col = grow_t(w.dec_col, R);
-    for (std::int64_t r = 0; r < R; ++r) {
-        tok[r] = sos_;
-        col[r] = static_cast<std::int32_t>(r / K);
-    }
+    std::fill_n(tok, R, sos_);
     const std::int64_t hist = std::max<std::int64_t>(Tmax, 1);
     std::int32_t* htok = grow_t(w.hist_tok, hist * R);
     std::int32_t* hpar = grow_t(w.hist_parent, hist * R);
@@ -694,7 +689,7 @@ void AttentionDecoder::decode(const Tensor& memory, const Tensor* state, Tensor&
             if (lstm_) std::swap(w.dec_c[l], w.dec_nc[l]);
             in = w.dec_h[l].data();
         }
-        attend(R, w.dec_h[L_ - 1].data(), col, mem, Ls, Ts, N, w.keys.data(), alpha, cat, qp, tb);
+        attend(K, 1, K, w.dec_h[L_ - 1].data(), mem, Ls, Ts, N, w.keys.data(), alpha, cat, qp, tb);
         combine_output(R, cat, ht, ht, logits, nullptr);
     };
     // log-softmax of a logits row in double, <pad> and <sos> excluded (-inf).
@@ -996,7 +991,7 @@ void AttentionDecoder::backward(const Inputs& in, const Outputs& out, Saved& sav
         std::fill_n(dqp, rows * A_, 0.f);
     }
     grow(w.dx, rows * std::max(C0, H));
-    grow(w.dscore, Ts);
+    grow(w.dscore, T * Ts);
     for (std::int64_t l = 0; l < L_; ++l) {
         std::fill_n(grow(w.dhin[l], rows * H), rows * H, 0.f);
         grow(w.dgx[l], rows * GH);
@@ -1020,52 +1015,49 @@ void AttentionDecoder::backward(const Inputs& in, const Outputs& out, Saved& sav
         }
         gemm(false, true, M, EH, H, dpre_c + r0 * H, H, Wc, H, 0.f, dcat + r0 * EH, EH);
         std::vector<float>& dhtop = w.dhin[top];
-        for (std::int64_t r = r0; r < r1; ++r) {
-            const std::int64_t n = w.col[std::size_t(r)], Ls = w.src_len[std::size_t(n)];
-            const float* dctx = dcat + r * EH;
-            float* dq = dhtop.data() + r * H;
-            for (std::int64_t j = 0; j < H; ++j) dq[j] += dctx[E + j];
-            const float* q = w.h[top].data() + (r + N) * H;
-            const float* a = w.alpha.data() + r * Ts;
-            // dalpha_s = dctx . m_s; the softmax's Jacobian gives dscore.
-            double dot_sum = 0;
-            float* dscore = w.dscore.data();
-            for (std::int64_t s = 0; s < Ls; ++s) {
-                const float* ms = mem + (s * N + n) * E;
-                const float da = dot(dctx, ms, E);
-                dscore[s] = da;
-                dot_sum += double(a[s]) * double(da);
-                if (dmem) {
-                    float* dms = dmem + (s * N + n) * E;
-                    for (std::int64_t e = 0; e < E; ++e) dms[e] += a[s] * dctx[e];
-                }
+        for (std::int64_t r = r0; r < r1; ++r)
+            for (std::int64_t j = 0; j < H; ++j) dhtop[std::size_t(r * H + j)] += dcat[r * EH + E + j];
+        // Per memory column n, its rows r0 + n + i * N, i < count.
+        const std::int64_t count = M / N;
+        float* dsc = w.dscore.data();  // (count, Ls)
+        for (std::int64_t n = 0; n < N; ++n) {
+            const std::int64_t Ls = w.src_len[std::size_t(n)], b = r0 + n, ld = N;
+            if (Ls == 0) continue;
+            const float* a = w.alpha.data() + b * Ts;
+            const float* dctx = dcat + b * EH;
+            const float* q = w.h[top].data() + (b + N) * H;
+            // dalpha = dctx . m_s; memory gets alpha^T dctx.
+            gemm(false, true, count, Ls, E, dctx, ld * EH, mem + n * E, N * E, 0.f, dsc, Ls);
+            if (dmem) gemm(true, false, Ls, E, count, a, ld * Ts, dctx, ld * EH, 1.f, dmem + n * E, N * E);
+            // The softmax's Jacobian: dscore = alpha * (dalpha - sum alpha dalpha).
+            for (std::int64_t i = 0; i < count; ++i) {
+                const float* ai = a + i * ld * Ts;
+                float* di = dsc + i * Ls;
+                float sum = 0.f;
+                for (std::int64_t s = 0; s < Ls; ++s) sum += ai[s] * di[s];
+                for (std::int64_t s = 0; s < Ls; ++s) di[s] = ai[s] * (di[s] - sum);
             }
-            for (std::int64_t s = 0; s < Ls; ++s) dscore[s] = a[s] * (dscore[s] - static_cast<float>(dot_sum));
-            for (std::int64_t s = 0; s < Ls; ++s) {
-                const float g = dscore[s];
-                if (scoring_ == Scoring::bahdanau) {
-                    const float* t = w.tb.data() + (r * Ts + s) * A_;
+            if (scoring_ == Scoring::bahdanau) {
+                for (std::int64_t i = 0; i < count; ++i) {
+                    const std::int64_t r = b + i * ld;
                     float* dqa = dqp + r * A_;
-                    float* dk = dkeys + (s * N + n) * A_;
-                    for (std::int64_t aa = 0; aa < A_; ++aa) {
-                        dv_att[aa] += g * t[aa];
-                        const float dz = g * v_att[aa] * (1.f - t[aa] * t[aa]);
-                        dqa[aa] += dz;
-                        dk[aa] += dz;
-                    }
-                } else {
-                    const float* k = kb + (s * N + n) * K;
-                    for (std::int64_t e = 0; e < K; ++e) dq[e] += g * k[e];
-                    if (scoring_ == Scoring::dot) {
-                        if (dmem) {
-                            float* dms = dmem + (s * N + n) * E;
-                            for (std::int64_t e = 0; e < E; ++e) dms[e] += g * q[e];
+                    for (std::int64_t s = 0; s < Ls; ++s) {
+                        const float g = dsc[i * Ls + s];
+                        const float* t = w.tb.data() + (r * Ts + s) * A_;
+                        float* dk = dkeys + (s * N + n) * A_;
+                        for (std::int64_t aa = 0; aa < A_; ++aa) {
+                            dv_att[aa] += g * t[aa];
+                            const float dz = g * v_att[aa] * (1.f - t[aa] * t[aa]);
+                            dqa[aa] += dz;
+                            dk[aa] += dz;
                         }
-                    } else {
-                        float* dk = dkeys + (s * N + n) * K;
-                        for (std::int64_t e = 0; e < K; ++e) dk[e] += g * q[e];
                     }
                 }
+            } else {
+                // dq += dscore . keys; keys (or memory, dot) get dscore^T q.
+                gemm(false, false, count, K, Ls, dsc, Ls, kb + n * K, N * K, 1.f, dhtop.data() + b * H, ld * H);
+                float* dk = scoring_ == Scoring::dot ? dmem : dkeys;
+                if (dk) gemm(true, false, Ls, K, count, dsc, Ls, q, ld * H, 1.f, dk + n * K, N * K);
             }
         }
         if (scoring_ == Scoring::bahdanau)
