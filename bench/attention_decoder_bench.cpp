@@ -5,11 +5,13 @@
 // input feeding, step-by-step path forced by scheduled sampling (teacher_forcing 0.9); then
 // greedy and beam-5 decoding (evaluate phase: teacher-forced logits + decoding). Memory and
 // state are random, as from a bidirectional encoder with hidden/2 per direction. Median of the
-// repetitions after 2 warm-up steps.
+// repetitions after 2 warm-up steps, wall and process CPU time (on a shared machine the CPU time
+// with 1 thread is the steadier figure).
 //
 // Usage: attention_decoder_bench [threads=2] [repetitions=20] [N=64] [Ts=30] [Tt=11] [V=40]
 //                                [hidden=128] [cell=lstm] [attention=general]
 #include <omp.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -39,12 +41,23 @@ struct Shape5 {
     std::int64_t N, Ts, Tt, V, H;
 };
 
+// Process CPU time in ms (all threads): less disturbed than wall time on a shared machine.
+double cpu_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
 }
 
-double run(const Shape5& s, const std::string& cell, const std::string& attention, bool feed, double tf,
+struct Timing {
+    double wall, cpu;
+};
+
+Timing run(const Shape5& s, const std::string& cell, const std::string& attention, bool feed, double tf,
            const std::string& decode, Phase phase, int reps) {
     const StageSchema schema = stages::AttentionDecoder::schema();
     Params p = default_params(schema);
@@ -83,9 +96,10 @@ double run(const Shape5& s, const std::string& cell, const std::string& attentio
     Saved saved;
     StepInfo step;
     step.phase = phase;
-    std::vector<double> ms;
+    std::vector<double> ms, cpu;
     for (int r = 0; r < reps + 2; ++r) {
         const auto t0 = Clock::now();
+        const double c0 = cpu_ms();
         for (auto& q : dec.params()) q.grad.zero();
         auto in = test::make_inputs(schema, {&mem, &st, &tgt});
         auto out = test::make_outputs(schema, {&logits, &hyp, &attn});
@@ -96,9 +110,12 @@ double run(const Shape5& s, const std::string& cell, const std::string& attentio
             auto ds = test::make_diff_src(schema, {&dmem, &dst, nullptr});
             dec.backward(in, out, saved, dd, ds, step);
         }
-        if (r >= 2) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        if (r >= 2) {
+            ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+            cpu.push_back(cpu_ms() - c0);
+        }
     }
-    return median(ms);
+    return {median(ms), median(cpu)};
 }
 
 }  // namespace
@@ -112,17 +129,19 @@ int main(int argc, char** argv) {
     std::printf("attention_decoder %s/%s, N %ld Ts %ld Tt %ld V %ld hidden %ld, %d threads, median of %d\n",
                 cell.c_str(), attention.c_str(), long(s.N), long(s.Ts), long(s.Tt), long(s.V), long(s.H),
                 threads, reps);
-    const double fast = run(s, cell, attention, false, 1.0, "greedy", Phase::train, reps);
-    const double feed = run(s, cell, attention, true, 1.0, "greedy", Phase::train, reps);
-    const double sched = run(s, cell, attention, false, 0.9, "greedy", Phase::train, reps);
-    const double greedy = run(s, cell, attention, false, 1.0, "greedy", Phase::evaluate, reps);
-    const double beam = run(s, cell, attention, false, 1.0, "beam", Phase::evaluate, reps);
     const double tokens = double(s.N * s.Tt);
-    std::printf("| training step, path | ms | target tokens/s |\n| --- | --- | --- |\n");
-    std::printf("| whole sequence (no input feeding, teacher forcing 1) | %.2f | %.0f |\n", fast, tokens / fast * 1e3);
-    std::printf("| step by step (input feeding) | %.2f | %.0f |\n", feed, tokens / feed * 1e3);
-    std::printf("| step by step (teacher_forcing 0.9) | %.2f | %.0f |\n", sched, tokens / sched * 1e3);
-    std::printf("| evaluate: logits + greedy decoding (%ld steps) | %.2f | |\n", long(s.Tt), greedy);
-    std::printf("| evaluate: logits + beam 5 decoding (%ld steps) | %.2f | |\n", long(s.Tt), beam);
+    std::printf("| step | wall ms | CPU ms (all threads) | target tokens/s (wall) |\n| --- | --- | --- | --- |\n");
+    auto row = [&](const char* what, Timing t) {
+        std::printf("| %s | %.2f | %.2f | %.0f |\n", what, t.wall, t.cpu, tokens / t.wall * 1e3);
+    };
+    row("train, whole sequence (no input feeding, teacher forcing 1)",
+        run(s, cell, attention, false, 1.0, "greedy", Phase::train, reps));
+    row("train, step by step (input feeding)", run(s, cell, attention, true, 1.0, "greedy", Phase::train, reps));
+    row("train, step by step (teacher_forcing 0.9)",
+        run(s, cell, attention, false, 0.9, "greedy", Phase::train, reps));
+    row("evaluate: teacher-forced logits + greedy decoding",
+        run(s, cell, attention, false, 1.0, "greedy", Phase::evaluate, reps));
+    row("evaluate: teacher-forced logits + beam 5 decoding",
+        run(s, cell, attention, false, 1.0, "beam", Phase::evaluate, reps));
     return 0;
 }

@@ -1,6 +1,7 @@
 #include "attention_decoder.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <iterator>
@@ -39,7 +40,72 @@ T* grow_t(std::vector<T>& v, std::int64_t n) {
     return v.data();
 }
 
-float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+// exp, tanh and sigmoid in plain arithmetic, so that loops over them vectorise (glibc's expf and
+// tanhf are scalar calls and took a third of a training step). exp: x = k ln2 + r with |r| <=
+// ln2 / 2, exp(r) by its degree-6 Taylor polynomial (relative error < 3e-7), 2^k by the exponent
+// bits. tanh from exp(-2|x|): absolute error ~1e-7 near 0, relative ~3e-7 elsewhere.
+inline float fast_exp(float x) {
+    x = std::min(std::max(x, -87.0f), 88.0f);
+    constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+    const float k = (x * 1.44269504088896341f + kRound) - kRound;
+    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const std::int32_t bits = (static_cast<std::int32_t>(k) + 127) << 23;
+    return p * std::bit_cast<float>(bits);
+}
+inline float sigmoid(float z) { return 1.0f / (1.0f + fast_exp(-z)); }
+inline float fast_tanh(float x) {
+    const float e = fast_exp(-2.0f * std::abs(x));
+    const float t = (1.0f - e) / (1.0f + e);
+    return std::copysign(t, x);
+}
+
+// The fused cells of one row; gates in, activations out (restrict: the loops vectorise).
+void lstm_row(std::int64_t H, float* __restrict gi, float* __restrict gf, float* __restrict gg,
+              float* __restrict go, const float* __restrict cprev, float* __restrict c,
+              float* __restrict tc, float* __restrict h) {
+    for (std::int64_t j = 0; j < H; ++j) {
+        const float i = sigmoid(gi[j]), f = sigmoid(gf[j]), g = fast_tanh(gg[j]), o = sigmoid(go[j]);
+        const float cn = f * cprev[j] + i * g;
+        const float t = fast_tanh(cn);
+        gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;
+        c[j] = cn;
+        tc[j] = t;
+        h[j] = o * t;
+    }
+}
+// gru (linear before reset): u, r, n gates hold x W + b on entry; hu_* = h U; hn = h U_n + b_hn.
+void gru_row(std::int64_t H, float* __restrict gu, float* __restrict gr, float* __restrict gn,
+             const float* __restrict hu_u, const float* __restrict hu_r, const float* __restrict hu_n,
+             const float* __restrict bhn, const float* __restrict hprev, float* __restrict hn,
+             float* __restrict h) {
+    for (std::int64_t j = 0; j < H; ++j) {
+        const float u = sigmoid(gu[j] + hu_u[j]), r = sigmoid(gr[j] + hu_r[j]);
+        const float hv = hu_n[j] + bhn[j];
+        const float n = fast_tanh(gn[j] + r * hv);
+        gu[j] = u; gr[j] = r; gn[j] = n;
+        hn[j] = hv;
+        h[j] = u * hprev[j] + (1.f - u) * n;
+    }
+}
+
+// Dot product over 16 independent partial sums (vectorises; fixed order, so deterministic).
+inline float dot(const float* a, const float* b, std::int64_t n) {
+    float acc[16] = {};
+    std::int64_t e = 0;
+    for (; e + 16 <= n; e += 16)
+        for (int j = 0; j < 16; ++j) acc[j] += a[e + j] * b[e + j];
+    float s = 0.f;
+    for (; e < n; ++e) s += a[e] * b[e];
+    for (int j = 0; j < 16; ++j) s += acc[j];
+    return s;
+}
 
 std::uint64_t splitmix64(std::uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
@@ -56,7 +122,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 struct AttentionDecoder::Work {
     std::int64_t T = 0, N = 0, Ts = 0, rows = 0;
     bool fast = false, dropout = false;
-    std::vector<std::int32_t> tokens, col, src_len, tgt_len;
+    std::vector<std::int32_t> tokens, src_len, tgt_len;
     // Training forward, rows r = t * N + n.
     std::vector<float> x0;                 // (rows, C_0) layer-0 input
     std::vector<float> xin;                // (rows, H) layer-1 input: dropout(h of layer 0)
@@ -79,7 +145,7 @@ struct AttentionDecoder::Work {
     // Decoding, rows r = n * beam + k.
     std::vector<float> dec_x, dec_g, dec_hn, dec_tc, dec_hu, dec_h[2], dec_c[2], dec_nh[2],
         dec_nc[2], dec_alpha, dec_cat, dec_qp, dec_tb, dec_ht, dec_nht, dec_logits, hist_alpha;
-    std::vector<std::int32_t> dec_tok, dec_col, hist_tok, hist_parent;
+    std::vector<std::int32_t> dec_tok, hist_tok, hist_parent;
     std::vector<double> score, new_score, logp;
     std::vector<std::int32_t> new_src, new_tok;
     std::vector<std::int64_t> cand;
@@ -294,16 +360,7 @@ void AttentionDecoder::recur(std::int64_t l, std::int64_t M, const float* hprev,
         gemm(false, false, M, GH, H, hprev, H, U, GH, 1.f, g, GH);
         for (std::int64_t m = 0; m < M; ++m) {
             float* gm = g + m * GH;
-            for (std::int64_t j = 0; j < H; ++j) {
-                const float i = sigmoid(gm[j]), f = sigmoid(gm[H + j]), gg = std::tanh(gm[2 * H + j]),
-                            o = sigmoid(gm[3 * H + j]);
-                const float cn = f * cprev[m * H + j] + i * gg;
-                const float t = std::tanh(cn);
-                gm[j] = i; gm[H + j] = f; gm[2 * H + j] = gg; gm[3 * H + j] = o;
-                c[m * H + j] = cn;
-                tc[m * H + j] = t;
-                h[m * H + j] = o * t;
-            }
+            lstm_row(H, gm, gm + H, gm + 2 * H, gm + 3 * H, cprev + m * H, c + m * H, tc + m * H, h + m * H);
         }
     } else {
         gemm(false, false, M, GH, H, hprev, H, U, GH, 0.f, hu, GH);
@@ -311,14 +368,7 @@ void AttentionDecoder::recur(std::int64_t l, std::int64_t M, const float* hprev,
         for (std::int64_t m = 0; m < M; ++m) {
             float* gm = g + m * GH;
             const float* um = hu + m * GH;
-            for (std::int64_t j = 0; j < H; ++j) {
-                const float u = sigmoid(gm[j] + um[j]), r = sigmoid(gm[H + j] + um[H + j]);
-                const float hv = um[2 * H + j] + bhn[j];
-                const float n = std::tanh(gm[2 * H + j] + r * hv);
-                gm[j] = u; gm[H + j] = r; gm[2 * H + j] = n;
-                hn[m * H + j] = hv;
-                h[m * H + j] = u * hprev[m * H + j] + (1.f - u) * n;
-            }
+            gru_row(H, gm, gm + H, gm + 2 * H, um, um + H, um + 2 * H, bhn, hprev + m * H, hn + m * H, h + m * H);
         }
     }
 }
@@ -329,53 +379,54 @@ void AttentionDecoder::make_keys(const float* memory, std::int64_t rows, float* 
     gemm(false, false, rows, Ke_, E_, memory, E_, pv(i_att_w_), Ke_, 0.f, keys, Ke_);
 }
 
-// Attention for M query rows q (M, H); row m reads memory column col[m]. Writes alpha (M, Ts),
-// cat (M, E + H) = [context; q], bahdanau qp (M, A) and tb (M, Ts, A).
-void AttentionDecoder::attend(std::int64_t M, const float* q, const std::int32_t* col,
-                              const float* memory, const std::int32_t* src_len, std::int64_t Ts,
-                              std::int64_t N, const float* keys, float* alpha, float* cat, float* qp,
-                              float* tb) const {
-    const std::int64_t E = E_, H = H_, K = Ke_, EH = E_ + H_;
+// Attention for a block of query rows q, `count` rows per memory column: column n's rows are
+// n * step + i * stride, i < count (training: step 1, stride N, count steps; decoding: step K,
+// stride 1, count K beams). Writes alpha (rows, Ts), cat (rows, E + H) = [context; q], bahdanau
+// qp (rows, A) and tb (rows, Ts, A). Scores (dot, general) and contexts are one GEMM per column.
+void AttentionDecoder::attend(std::int64_t count, std::int64_t stride, std::int64_t step,
+                              const float* q, const float* memory, const std::int32_t* src_len,
+                              std::int64_t Ts, std::int64_t N, const float* keys, float* alpha,
+                              float* cat, float* qp, float* tb) const {
+    const std::int64_t E = E_, H = H_, K = Ke_, EH = E_ + H_, M = N * count;
     if (scoring_ == Scoring::bahdanau) gemm(false, false, M, A_, H, q, H, pv(i_att_wq_), A_, 0.f, qp, A_);
     const float* v = scoring_ == Scoring::bahdanau ? pv(i_att_v_) : nullptr;
     const float* kb = scoring_ == Scoring::dot ? memory : keys;
-    for (std::int64_t m = 0; m < M; ++m) {
-        const std::int64_t n = col[m], Ls = src_len[n];
-        const float* qm = q + m * H;
-        float* am = alpha + m * Ts;
-        float mx = kNegInf;
-        for (std::int64_t s = 0; s < Ls; ++s) {
-            const float* k = kb + (s * N + n) * K;
-            float sc = 0.f;
-            if (scoring_ == Scoring::bahdanau) {
+    for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t Ls = src_len[n], r0 = n * step;
+        // Scores (count, Ls) into alpha's rows.
+        if (scoring_ == Scoring::bahdanau) {
+            for (std::int64_t i = 0; i < count; ++i) {
+                const std::int64_t m = r0 + i * stride;
                 const float* qa = qp + m * A_;
-                float* t = tb + (m * Ts + s) * A_;
-                for (std::int64_t a = 0; a < A_; ++a) {
-                    t[a] = std::tanh(qa[a] + k[a]);
-                    sc += v[a] * t[a];
+                for (std::int64_t s = 0; s < Ls; ++s) {
+                    const float* k = kb + (s * N + n) * K;
+                    float* t = tb + (m * Ts + s) * A_;
+                    for (std::int64_t a = 0; a < A_; ++a) t[a] = fast_tanh(qa[a] + k[a]);
+                    alpha[m * Ts + s] = dot(v, t, A_);
                 }
-            } else {
-                for (std::int64_t e = 0; e < K; ++e) sc += qm[e] * k[e];
             }
-            am[s] = sc;
-            mx = std::max(mx, sc);
+        } else {
+            gemm(false, true, count, Ls, K, q + r0 * H, stride * H, kb + n * K, N * K, 0.f,
+                 alpha + r0 * Ts, stride * Ts);
         }
-        double z = 0;
-        for (std::int64_t s = 0; s < Ls; ++s) {
-            am[s] = std::exp(am[s] - mx);
-            z += am[s];
+        for (std::int64_t i = 0; i < count; ++i) {
+            float* am = alpha + (r0 + i * stride) * Ts;
+            float mx = kNegInf;
+            for (std::int64_t s = 0; s < Ls; ++s) mx = std::max(mx, am[s]);
+            float z = 0.f;
+            for (std::int64_t s = 0; s < Ls; ++s) {
+                am[s] = fast_exp(am[s] - mx);
+                z += am[s];
+            }
+            const float inv = 1.f / z;
+            for (std::int64_t s = 0; s < Ls; ++s) am[s] *= inv;
+            for (std::int64_t s = Ls; s < Ts; ++s) am[s] = 0.f;
         }
-        for (std::int64_t s = 0; s < Ls; ++s) am[s] = static_cast<float>(am[s] / z);
-        for (std::int64_t s = Ls; s < Ts; ++s) am[s] = 0.f;
-        float* cm = cat + m * EH;
-        std::fill(cm, cm + E, 0.f);
-        for (std::int64_t s = 0; s < Ls; ++s) {
-            const float* ms = memory + (s * N + n) * E;
-            const float a = am[s];
-            for (std::int64_t e = 0; e < E; ++e) cm[e] += a * ms[e];
-        }
-        std::memcpy(cm + E, qm, sizeof(float) * std::size_t(H));
+        // Contexts (count, E) = alpha (count, Ls) . memory column n (Ls, E).
+        gemm(false, false, count, E, Ls, alpha + r0 * Ts, stride * Ts, memory + n * E, N * E, 0.f,
+             cat + r0 * EH, stride * EH);
     }
+    for (std::int64_t m = 0; m < M; ++m) std::memcpy(cat + m * EH + E, q + m * H, sizeof(float) * std::size_t(H));
 }
 
 // ht = tanh(cat W_c + b_c); htd = ht * mask (mask null: htd = ht, may alias); logits = htd W_o + b_o.
@@ -385,7 +436,7 @@ void AttentionDecoder::combine_output(std::int64_t M, const float* cat, float* h
     const float* bc = pv(i_comb_b_);
     for (std::int64_t m = 0; m < M; ++m) std::memcpy(ht + m * H, bc, sizeof(float) * std::size_t(H));
     gemm(false, false, M, H, EH, cat, EH, pv(i_comb_w_), H, 1.f, ht, H);
-    for (std::int64_t e = 0; e < M * H; ++e) ht[e] = std::tanh(ht[e]);
+    for (std::int64_t e = 0; e < M * H; ++e) ht[e] = fast_tanh(ht[e]);
     const float* src = ht;
     if (mask) {
         for (std::int64_t e = 0; e < M * H; ++e) htd[e] = ht[e] * mask[e];
@@ -419,7 +470,7 @@ void AttentionDecoder::bridge_forward(const Tensor* state, std::int64_t N, Work&
         float* out = grow(bout, N * LH);
         for (std::int64_t n = 0; n < N; ++n) std::memcpy(out + n * LH, pv(ib), sizeof(float) * std::size_t(LH));
         gemm(false, false, N, LH, Db, in, Db, pv(iw), LH, 1.f, out, LH);
-        for (std::int64_t e = 0; e < N * LH; ++e) out[e] = std::tanh(out[e]);
+        for (std::int64_t e = 0; e < N * LH; ++e) out[e] = fast_tanh(out[e]);
         for (std::int64_t l = 0; l < L_; ++l)
             for (std::int64_t n = 0; n < N; ++n)
                 std::memcpy(dst[l].data() + n * H, out + n * LH + l * H, sizeof(float) * std::size_t(H));
@@ -450,13 +501,11 @@ void AttentionDecoder::run_training_forward(const Tensor& memory, const Tensor* 
 
     const std::int32_t* y = target.data<std::int32_t>();
     std::int32_t* tok = grow_t(w.tokens, rows);
-    std::int32_t* col = grow_t(w.col, rows);
     std::int32_t* tl = grow_t(w.tgt_len, N);
     for (std::int64_t n = 0; n < N; ++n) tl[n] = static_cast<std::int32_t>(target.length(n));
     for (std::int64_t t = 0; t < T; ++t)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t r = t * N + n;
-            col[r] = static_cast<std::int32_t>(n);
             std::int32_t id = y[r];
             if (t < tl[n])
                 RNNFLOW_CHECK(id >= 0 && id < V, "attention_decoder: target_in id ", id, " at step ",
@@ -523,7 +572,7 @@ void AttentionDecoder::run_training_forward(const Tensor& memory, const Tensor* 
         for (std::int64_t e = r0 * H; e < r1 * H; ++e) w.xin[std::size_t(e)] = mask_l ? h0[e] * mask_l[e] : h0[e];
     };
     auto attend_rows = [&](std::int64_t r0, std::int64_t r1) {
-        attend(r1 - r0, w.h[L_ - 1].data() + (r0 + N) * H, col + r0, mem, w.src_len.data(), Ts, N,
+        attend((r1 - r0) / N, N, 1, w.h[L_ - 1].data() + (r0 + N) * H, mem, w.src_len.data(), Ts, N,
                w.keys.data(), w.alpha.data() + r0 * Ts, w.cat.data() + r0 * EH,
                scoring_ == Scoring::bahdanau ? w.qp.data() + r0 * A_ : nullptr,
                scoring_ == Scoring::bahdanau ? w.tb.data() + r0 * Ts * A_ : nullptr);
@@ -618,11 +667,7 @@ void AttentionDecoder::decode(const Tensor& memory, const Tensor* state, Tensor&
     float* logits = grow(w.dec_logits, R * V);
     std::fill_n(ht, R * H, 0.f);
     std::int32_t* tok = grow_t(w.dec_tok, R);
-    std::int32_t* col = grow_t(w.dec_col, R);
-    for (std::int64_t r = 0; r < R; ++r) {
-        tok[r] = sos_;
-        col[r] = static_cast<std::int32_t>(r / K);
-    }
+    std::fill_n(tok, R, sos_);
     const std::int64_t hist = std::max<std::int64_t>(Tmax, 1);
     std::int32_t* htok = grow_t(w.hist_tok, hist * R);
     std::int32_t* hpar = grow_t(w.hist_parent, hist * R);
@@ -644,7 +689,7 @@ void AttentionDecoder::decode(const Tensor& memory, const Tensor* state, Tensor&
             if (lstm_) std::swap(w.dec_c[l], w.dec_nc[l]);
             in = w.dec_h[l].data();
         }
-        attend(R, w.dec_h[L_ - 1].data(), col, mem, Ls, Ts, N, w.keys.data(), alpha, cat, qp, tb);
+        attend(K, 1, K, w.dec_h[L_ - 1].data(), mem, Ls, Ts, N, w.keys.data(), alpha, cat, qp, tb);
         combine_output(R, cat, ht, ht, logits, nullptr);
     };
     // log-softmax of a logits row in double, <pad> and <sos> excluded (-inf).
@@ -946,7 +991,7 @@ void AttentionDecoder::backward(const Inputs& in, const Outputs& out, Saved& sav
         std::fill_n(dqp, rows * A_, 0.f);
     }
     grow(w.dx, rows * std::max(C0, H));
-    grow(w.dscore, Ts);
+    grow(w.dscore, T * Ts);
     for (std::int64_t l = 0; l < L_; ++l) {
         std::fill_n(grow(w.dhin[l], rows * H), rows * H, 0.f);
         grow(w.dgx[l], rows * GH);
@@ -970,53 +1015,49 @@ void AttentionDecoder::backward(const Inputs& in, const Outputs& out, Saved& sav
         }
         gemm(false, true, M, EH, H, dpre_c + r0 * H, H, Wc, H, 0.f, dcat + r0 * EH, EH);
         std::vector<float>& dhtop = w.dhin[top];
-        for (std::int64_t r = r0; r < r1; ++r) {
-            const std::int64_t n = w.col[std::size_t(r)], Ls = w.src_len[std::size_t(n)];
-            const float* dctx = dcat + r * EH;
-            float* dq = dhtop.data() + r * H;
-            for (std::int64_t j = 0; j < H; ++j) dq[j] += dctx[E + j];
-            const float* q = w.h[top].data() + (r + N) * H;
-            const float* a = w.alpha.data() + r * Ts;
-            // dalpha_s = dctx . m_s; the softmax's Jacobian gives dscore.
-            double dot_sum = 0;
-            float* dscore = w.dscore.data();
-            for (std::int64_t s = 0; s < Ls; ++s) {
-                const float* ms = mem + (s * N + n) * E;
-                float da = 0.f;
-                for (std::int64_t e = 0; e < E; ++e) da += dctx[e] * ms[e];
-                dscore[s] = da;
-                dot_sum += double(a[s]) * double(da);
-                if (dmem) {
-                    float* dms = dmem + (s * N + n) * E;
-                    for (std::int64_t e = 0; e < E; ++e) dms[e] += a[s] * dctx[e];
-                }
+        for (std::int64_t r = r0; r < r1; ++r)
+            for (std::int64_t j = 0; j < H; ++j) dhtop[std::size_t(r * H + j)] += dcat[r * EH + E + j];
+        // Per memory column n, its rows r0 + n + i * N, i < count.
+        const std::int64_t count = M / N;
+        float* dsc = w.dscore.data();  // (count, Ls)
+        for (std::int64_t n = 0; n < N; ++n) {
+            const std::int64_t Ls = w.src_len[std::size_t(n)], b = r0 + n, ld = N;
+            if (Ls == 0) continue;
+            const float* a = w.alpha.data() + b * Ts;
+            const float* dctx = dcat + b * EH;
+            const float* q = w.h[top].data() + (b + N) * H;
+            // dalpha = dctx . m_s; memory gets alpha^T dctx.
+            gemm(false, true, count, Ls, E, dctx, ld * EH, mem + n * E, N * E, 0.f, dsc, Ls);
+            if (dmem) gemm(true, false, Ls, E, count, a, ld * Ts, dctx, ld * EH, 1.f, dmem + n * E, N * E);
+            // The softmax's Jacobian: dscore = alpha * (dalpha - sum alpha dalpha).
+            for (std::int64_t i = 0; i < count; ++i) {
+                const float* ai = a + i * ld * Ts;
+                float* di = dsc + i * Ls;
+                float sum = 0.f;
+                for (std::int64_t s = 0; s < Ls; ++s) sum += ai[s] * di[s];
+                for (std::int64_t s = 0; s < Ls; ++s) di[s] = ai[s] * (di[s] - sum);
             }
-            for (std::int64_t s = 0; s < Ls; ++s) dscore[s] = a[s] * (dscore[s] - static_cast<float>(dot_sum));
-            for (std::int64_t s = 0; s < Ls; ++s) {
-                const float g = dscore[s];
-                if (scoring_ == Scoring::bahdanau) {
-                    const float* t = w.tb.data() + (r * Ts + s) * A_;
+            if (scoring_ == Scoring::bahdanau) {
+                for (std::int64_t i = 0; i < count; ++i) {
+                    const std::int64_t r = b + i * ld;
                     float* dqa = dqp + r * A_;
-                    float* dk = dkeys + (s * N + n) * A_;
-                    for (std::int64_t aa = 0; aa < A_; ++aa) {
-                        dv_att[aa] += g * t[aa];
-                        const float dz = g * v_att[aa] * (1.f - t[aa] * t[aa]);
-                        dqa[aa] += dz;
-                        dk[aa] += dz;
-                    }
-                } else {
-                    const float* k = kb + (s * N + n) * K;
-                    for (std::int64_t e = 0; e < K; ++e) dq[e] += g * k[e];
-                    if (scoring_ == Scoring::dot) {
-                        if (dmem) {
-                            float* dms = dmem + (s * N + n) * E;
-                            for (std::int64_t e = 0; e < E; ++e) dms[e] += g * q[e];
+                    for (std::int64_t s = 0; s < Ls; ++s) {
+                        const float g = dsc[i * Ls + s];
+                        const float* t = w.tb.data() + (r * Ts + s) * A_;
+                        float* dk = dkeys + (s * N + n) * A_;
+                        for (std::int64_t aa = 0; aa < A_; ++aa) {
+                            dv_att[aa] += g * t[aa];
+                            const float dz = g * v_att[aa] * (1.f - t[aa] * t[aa]);
+                            dqa[aa] += dz;
+                            dk[aa] += dz;
                         }
-                    } else {
-                        float* dk = dkeys + (s * N + n) * K;
-                        for (std::int64_t e = 0; e < K; ++e) dk[e] += g * q[e];
                     }
                 }
+            } else {
+                // dq += dscore . keys; keys (or memory, dot) get dscore^T q.
+                gemm(false, false, count, K, Ls, dsc, Ls, kb + n * K, N * K, 1.f, dhtop.data() + b * H, ld * H);
+                float* dk = scoring_ == Scoring::dot ? dmem : dkeys;
+                if (dk) gemm(true, false, Ls, K, count, dsc, Ls, q, ld * H, 1.f, dk + n * K, N * K);
             }
         }
         if (scoring_ == Scoring::bahdanau)

@@ -86,9 +86,9 @@ private:
     void project(std::int64_t l, std::int64_t M, const float* x, float* gates) const;
     void recur(std::int64_t l, std::int64_t M, const float* hprev, const float* cprev,
                float* gates, float* hn, float* h, float* c, float* tc, float* hu) const;
-    void attend(std::int64_t M, const float* q, const std::int32_t* col, const float* memory,
-                const std::int32_t* src_len, std::int64_t Ts, std::int64_t N, const float* keys,
-                float* alpha, float* cat, float* qp, float* tb) const;
+    void attend(std::int64_t count, std::int64_t stride, std::int64_t step, const float* q,
+                const float* memory, const std::int32_t* src_len, std::int64_t Ts, std::int64_t N,
+                const float* keys, float* alpha, float* cat, float* qp, float* tb) const;
     void combine_output(std::int64_t M, const float* cat, float* ht, float* htd, float* logits,
                         const float* mask) const;
     void bridge_forward(const Tensor* state, std::int64_t N, Work& w) const;

@@ -243,6 +243,60 @@ TEST_CASE("attention_decoder: the whole-sequence path equals the step-by-step pa
         REQUIRE(close(a.logits.data<float>()[e], b.logits.data<float>()[e], 1e-5, 1e-6));
 }
 
+TEST_CASE("attention_decoder: scheduled sampling feeds the model's own predictions, reproducibly",
+          "[stage][attention_decoder]") {
+    Set gold = base_set("lstm", "general", false);
+    gold["init_scale"] = 0.8;
+    Set own = gold;
+    own["teacher_forcing"] = 0.0;  // always the model's argmax after the first step
+    Rig a(gold, kE, kHe, kWords, 51), b(own, kE, kHe, kWords, 51);
+    Tensor mem = memory_of(kTs, kE, kSrcLen, 52);
+    Tensor st = random_tensor({2, 2, 3, kHe}, 53);
+    Tensor tgt = target_of(kTt, kTgtLen, kWords, 54);
+    a.forward(mem, &st, tgt);
+    b.forward(mem, &st, tgt);
+    const std::int64_t N = 3, V = a.logits.dim(2);
+    // Step 0 reads <sos> either way (the paths differ: GEMM blocking, not values); later steps
+    // read the argmax of the step before.
+    for (std::int64_t e = 0; e < N * V; ++e) REQUIRE(close(a.logits.data<float>()[e], b.logits.data<float>()[e], 1e-5, 1e-6));
+    Tensor fed = tgt;
+    for (std::int64_t t = 1; t < kTt; ++t)
+        for (std::int64_t n = 0; n < N; ++n) {
+            const float* row = b.logits.data<float>() + ((t - 1) * N + n) * V;
+            if (t < kTgtLen[std::size_t(n)])
+                fed.data<std::int32_t>()[t * N + n] = static_cast<std::int32_t>(std::max_element(row, row + V) - row);
+        }
+    int differ = 0;
+    for (std::int64_t e = 0; e < fed.numel(); ++e) differ += fed.data<std::int32_t>()[e] != tgt.data<std::int32_t>()[e];
+    CHECK(differ > 0);  // the test feeds something other than the gold tokens
+    // Teacher forcing on the argmax chain gives the sampled run's logits.
+    a.forward(mem, &st, fed);
+    for (std::int64_t e = 0; e < a.logits.numel(); ++e)
+        REQUIRE(close(a.logits.data<float>()[e], b.logits.data<float>()[e], 1e-5, 1e-6));
+    // Same step, same choices.
+    const Tensor first = b.logits;
+    b.forward(mem, &st, tgt);
+    for (std::int64_t e = 0; e < first.numel(); ++e) REQUIRE(first.data<float>()[e] == b.logits.data<float>()[e]);
+}
+
+TEST_CASE("attention_decoder: dropout acts in training only", "[stage][attention_decoder]") {
+    Set plain = base_set("gru", "dot", true);
+    plain["layers"] = std::int64_t(2);
+    Set drop = plain;
+    drop["dropout"] = 0.5;
+    Rig a(plain, kE, kHe, kWords, 61), b(drop, kE, kHe, kWords, 61);
+    Tensor mem = memory_of(kTs, kE, kSrcLen, 62);
+    Tensor st = random_tensor({1, 2, 3, kHe}, 63);
+    Tensor tgt = target_of(kTt, kTgtLen, kWords, 64);
+    a.forward(mem, &st, tgt, Phase::evaluate);
+    b.forward(mem, &st, tgt, Phase::evaluate);
+    for (std::int64_t e = 0; e < a.logits.numel(); ++e) REQUIRE(a.logits.data<float>()[e] == b.logits.data<float>()[e]);
+    b.forward(mem, &st, tgt, Phase::train);
+    int differ = 0;
+    for (std::int64_t e = 0; e < a.logits.numel(); ++e) differ += a.logits.data<float>()[e] != b.logits.data<float>()[e];
+    CHECK(differ > a.logits.numel() / 4);
+}
+
 TEST_CASE("attention_decoder: a sentence alone gives what it gives in a padded batch", "[stage][attention_decoder]") {
     const std::string cell = GENERATE(std::string("lstm"), std::string("gru"));
     const bool feed = GENERATE(false, true);
