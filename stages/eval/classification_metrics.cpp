@@ -10,10 +10,10 @@ StageSchema ClassificationMetrics::schema() {
                        Role::metric)
         .input("logits", PortType::tensor, "class scores (1, N, K) per sentence or (T, N, K) per token")
         .input("labels", PortType::ids, "gold label ids (1, N) or (T, N) + lengths; padding not counted")
-        .param_bool("per_class", true, "also report precision.<label>, recall.<label>, f1.<label>, acc.<label>")
+        .param_bool("per_class", true, "also report precision.<label>, recall.<label>, f1.<label>, accuracy.<label>")
         .details("Main metric: accuracy over counted positions (token accuracy for tagging, "
                  "padding excluded). macro_f1 averages F1 over classes that occur or are predicted. "
-                 "acc.<label> is one-vs-rest accuracy. Writes SPLIT.confusion.tsv and "
+                 "accuracy.<label> is one-vs-rest accuracy. Writes SPLIT.confusion.tsv and "
                  "SPLIT.predictions.tsv into RUN_DIR/<stage>/ after evaluation passes; predicts "
                  "labels (or space-separated tags) for `rnnflow predict`.");
 }
@@ -125,7 +125,7 @@ std::vector<MetricValue> ClassificationMetrics::end() {
             per.push_back({"precision." + name, p, true});
             per.push_back({"recall." + name, r, true});
             per.push_back({"f1." + name, f1, true});
-            per.push_back({"acc." + name, acc, true});
+            per.push_back({"accuracy." + name, acc, true});
         }
     }
     out.push_back({"macro_f1", f1_classes > 0 ? f1_sum / static_cast<double>(f1_classes) : 0.0, true});

@@ -13,7 +13,7 @@
 //   precision.<k>  c[k][k] / Σ_g c[g][k] (0 when nothing was predicted k)
 //   recall.<k>     c[k][k] / Σ_p c[k][p] (0 when k never occurs)
 //   f1.<k>         2PR / (P + R) (0 when P + R = 0)
-//   acc.<k>        one-vs-rest accuracy of class k: (positions labelled k and predicted k, plus
+//   accuracy.<k>   one-vs-rest accuracy of class k: (positions labelled k and predicted k, plus
 //                  those neither labelled nor predicted k) / Σ c
 //   (per-class metrics with per_class: true; <k> is the label text)
 // write_outputs (evaluation passes): SPLIT.confusion.tsv (rows gold, columns predicted, label

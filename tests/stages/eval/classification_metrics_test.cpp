@@ -90,9 +90,9 @@ TEST_CASE("classification_metrics: values of a hand-computed confusion matrix", 
     REQUIRE(metric(v, "precision.neg") == Approx(0.75));
     REQUIRE(metric(v, "recall.neu") == Approx(0.5));
     REQUIRE(metric(v, "f1.pos") == Approx(0.75));
-    REQUIRE(metric(v, "acc.neg") == Approx(0.8));
-    REQUIRE(metric(v, "acc.neu") == Approx(0.8));
-    REQUIRE(metric(v, "acc.unused") == Approx(1.0));
+    REQUIRE(metric(v, "accuracy.neg") == Approx(0.8));
+    REQUIRE(metric(v, "accuracy.neu") == Approx(0.8));
+    REQUIRE(metric(v, "accuracy.unused") == Approx(1.0));
     REQUIRE(metric(v, "f1.unused") == 0.0);
     REQUIRE(h.stage.confusion() == std::vector<std::vector<std::int64_t>>{{3, 1, 0, 0}, {0, 1, 1, 0}, {1, 0, 3, 0}, {0, 0, 0, 0}});
 
