@@ -45,6 +45,15 @@ assert sorted(lines[0].split("\t")[1:]) == ["ADJ", "DET", "NOUN", "VERB"], lines
 total = sum(int(x) for l in lines[1:] for x in l.split("\t")[1:])
 assert total == sum(1 for l in open(sys.argv[3].replace("valid.confusion.tsv", "../../dev.conllu")) if l[:1].isdigit()), total
 PY
+# Batching and padding do not change results: other batch sizes and no bucketing (so columns of
+# very different lengths share a batch) give the same accuracy and, up to float sums, loss.
+"$rnnflow" eval "$work/run" --split valid --log-format json --set batch.batch=3 --set batch.bucket=false > "$work/eval3.json"
+/usr/bin/python3 - "$work/eval.json" "$work/eval3.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a["acc"] == b["acc"], (a["acc"], b["acc"])
+assert abs(a["loss"] - b["loss"]) < 1e-5 * max(1.0, abs(a["loss"])), (a["loss"], b["loss"])
+PY
 # predict: one line of tags per input line, as many tags as words, in input order (also an
 # empty line and an unknown word).
 printf 'the cat sees a dog\n\nevery big bird likes the zebra\na tree\n' > "$work/in.txt"
