@@ -5,6 +5,7 @@
 #include "stages/data/conllu.hpp"
 #include "stages/data/label_lines.hpp"
 #include "stages/data/lm_batches.hpp"
+#include "stages/data/subword.hpp"
 #include "stages/data/text_file.hpp"
 #include "stages/data/tokenize.hpp"
 #include "stages/data/tsv_text.hpp"
@@ -31,6 +32,7 @@ namespace rnnflow::stages {
 static void register_stages(Registry& r) {
     r.add<TextFile>();
     r.add<TsvText>();
+    r.add<Subword>();
     r.add<Conllu>();
     r.add<LabelLines>();
     r.add<Tokenize>();
