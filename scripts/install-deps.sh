@@ -9,6 +9,7 @@ packages=(
   libboost-program-options-dev libboost-graph-dev   # command line; graph checks
   catch2               # tests
   libsqlite3-dev       # sweep state (sweep.db)
+  libsentencepiece-dev # the subword stage: BPE / unigram models (SentencePiece)
   gnuplot-nox          # sweep plots (plot.png)
   libplplot-dev plplot-driver-cairo   # run-folder plots (PLplot; PNGs through its cairo driver)
   python3-yaml python3-jsonschema   # tests: graph files against `rnnflow schema`

@@ -8,6 +8,7 @@
 #include "stages/data/lm_batches.hpp"
 #include "stages/data/parallel_text.hpp"
 #include "stages/data/seq2seq_batches.hpp"
+#include "stages/data/subword.hpp"
 #include "stages/data/text_file.hpp"
 #include "stages/data/tokenize.hpp"
 #include "stages/data/tsv_text.hpp"
@@ -36,6 +37,7 @@ namespace rnnflow::stages {
 static void register_stages(Registry& r) {
     r.add<TextFile>();
     r.add<TsvText>();
+    r.add<Subword>();
     r.add<Conllu>();
     r.add<LabelLines>();
     r.add<Tokenize>();

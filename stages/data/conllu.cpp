@@ -125,7 +125,7 @@ void Conllu::prepare(PrepareContext& ctx) {
                     fail("bad empty node ID '" + id + "' (expected a decimal like 5.1)", "");
                 continue;  // empty nodes are not words
             }
-            if (!all_digits(id, 0, id.size())) {
+            if (!all_digits(id, 0, id.size()) || id.size() > 9) {
                 fail("bad word ID '" + id + "' (expected 1, 2, ...)", "");
                 continue;
             }

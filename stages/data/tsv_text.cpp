@@ -135,6 +135,7 @@ TsvText::TsvText(const Params& p)
       label_col_(p.get_string("label")) {
     for (const auto* c : {&text_col_, &label_col_}) {
         if (c->empty()) throw Error("a column must be named: a 1-based number or a header name", "e.g. text: sentence");
+        if (is_number(*c) && c->size() > 6) throw Error("column number " + *c + " is too large", "columns count from 1");
         if (is_number(*c) && std::stoll(*c) == 0) throw Error("columns count from 1, got 0", "the first column is 1");
         if (!is_number(*c) && !header_)
             throw Error("column '" + *c + "' is a name but header is false",

@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "pipeline/report/plot.hpp"
+
 namespace rnnflow::stages {
 
 StageSchema ClassificationMetrics::schema() {
@@ -10,11 +12,11 @@ StageSchema ClassificationMetrics::schema() {
                        Role::metric)
         .input("logits", PortType::tensor, "class scores (1, N, K) per sentence or (T, N, K) per token")
         .input("labels", PortType::ids, "gold label ids (1, N) or (T, N) + lengths; padding not counted")
-        .param_bool("per_class", true, "also report precision.<label>, recall.<label>, f1.<label>, acc.<label>")
+        .param_bool("per_class", true, "also report precision.<label>, recall.<label>, f1.<label>, accuracy.<label>")
         .details("Main metric: accuracy over counted positions (token accuracy for tagging, "
                  "padding excluded). macro_f1 averages F1 over classes that occur or are predicted. "
-                 "acc.<label> is one-vs-rest accuracy. Writes SPLIT.confusion.tsv and "
-                 "SPLIT.predictions.tsv into RUN_DIR/<stage>/ after evaluation passes; predicts "
+                 "accuracy.<label> is one-vs-rest accuracy. Writes SPLIT.confusion.tsv, "
+                 "SPLIT.confusion.png and SPLIT.predictions.tsv into RUN_DIR/<stage>/ after evaluation passes; predicts "
                  "labels (or space-separated tags) for `rnnflow predict`.");
 }
 
@@ -125,7 +127,7 @@ std::vector<MetricValue> ClassificationMetrics::end() {
             per.push_back({"precision." + name, p, true});
             per.push_back({"recall." + name, r, true});
             per.push_back({"f1." + name, f1, true});
-            per.push_back({"acc." + name, acc, true});
+            per.push_back({"accuracy." + name, acc, true});
         }
     }
     out.push_back({"macro_f1", f1_classes > 0 ? f1_sum / static_cast<double>(f1_classes) : 0.0, true});
@@ -153,6 +155,19 @@ void ClassificationMetrics::write_outputs(const OutputContext& ctx) {
         cm << '\n';
     }
     write_file_atomic(ctx.dir / (ctx.split + ".confusion.tsv"), cm.str());
+    // The image after the table, so a plotting failure leaves the numbers written.
+    if (names_.size() <= kMaxPlotClasses) {
+        plot::Heatmap map;
+        map.title = ctx.split + " confusion (rows gold, columns predicted)";
+        map.x_label = "predicted";
+        map.y_label = "gold";
+        map.col_labels = map.row_labels = names_;
+        map.rows = map.cols = static_cast<std::int64_t>(names_.size());
+        for (const auto& row : confusion_)
+            for (std::int64_t c : row) map.values.push_back(static_cast<double>(c));
+        map.annotate = true;
+        plot::write_png(map, ctx.dir / (ctx.split + ".confusion.png"));
+    }
 
     std::ostringstream pr;
     pr << "item\tgold\tpredicted\n";

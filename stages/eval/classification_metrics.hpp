@@ -13,12 +13,13 @@
 //   precision.<k>  c[k][k] / Σ_g c[g][k] (0 when nothing was predicted k)
 //   recall.<k>     c[k][k] / Σ_p c[k][p] (0 when k never occurs)
 //   f1.<k>         2PR / (P + R) (0 when P + R = 0)
-//   acc.<k>        one-vs-rest accuracy of class k: (positions labelled k and predicted k, plus
+//   accuracy.<k>   one-vs-rest accuracy of class k: (positions labelled k and predicted k, plus
 //                  those neither labelled nor predicted k) / Σ c
 //   (per-class metrics with per_class: true; <k> is the label text)
 // write_outputs (evaluation passes): SPLIT.confusion.tsv (rows gold, columns predicted, label
-// names in the first row and column) and SPLIT.predictions.tsv (item, gold, predicted, in item
-// order; tags space-separated for tagging).
+// names in the first row and column), SPLIT.confusion.png (the same as an annotated heatmap, for
+// up to kMaxPlotClasses classes: beyond that the cells are too small to read) and
+// SPLIT.predictions.tsv (item, gold, predicted, in item order; tags space-separated for tagging).
 // Prediction runs (predicts() is true): one line per item, the label, or the tags of its valid
 // steps (logits lengths) joined by spaces, in item order (StepInfo::item_ids).
 // Not supported: top-k accuracy, multi-label scores, micro/weighted F1 (micro-F1 = accuracy here),
@@ -47,6 +48,8 @@ public:
 
     // The confusion counts of the last pass: [gold][predicted].
     const std::vector<std::vector<std::int64_t>>& confusion() const { return confusion_; }
+
+    static constexpr std::size_t kMaxPlotClasses = 60;
 
 private:
     bool per_class_;

@@ -90,9 +90,9 @@ TEST_CASE("classification_metrics: values of a hand-computed confusion matrix", 
     REQUIRE(metric(v, "precision.neg") == Approx(0.75));
     REQUIRE(metric(v, "recall.neu") == Approx(0.5));
     REQUIRE(metric(v, "f1.pos") == Approx(0.75));
-    REQUIRE(metric(v, "acc.neg") == Approx(0.8));
-    REQUIRE(metric(v, "acc.neu") == Approx(0.8));
-    REQUIRE(metric(v, "acc.unused") == Approx(1.0));
+    REQUIRE(metric(v, "accuracy.neg") == Approx(0.8));
+    REQUIRE(metric(v, "accuracy.neu") == Approx(0.8));
+    REQUIRE(metric(v, "accuracy.unused") == Approx(1.0));
     REQUIRE(metric(v, "f1.unused") == 0.0);
     REQUIRE(h.stage.confusion() == std::vector<std::vector<std::int64_t>>{{3, 1, 0, 0}, {0, 1, 1, 0}, {1, 0, 3, 0}, {0, 0, 0, 0}});
 
@@ -101,6 +101,8 @@ TEST_CASE("classification_metrics: values of a hand-computed confusion matrix", 
     REQUIRE(read(d.path / "valid.confusion.tsv") ==
             "gold\\predicted\tneg\tneu\tpos\tunused\n"
             "neg\t3\t1\t0\t0\nneu\t0\t1\t1\t0\npos\t1\t0\t3\t0\nunused\t0\t0\t0\t0\n");
+    // The heatmap: a PNG file (its drawing is the plot module's, tested there).
+    REQUIRE(read(d.path / "valid.confusion.png").rfind("\x89PNG", 0) == 0);
     // Items in input order, whatever the batch order was.
     const std::string pred = read(d.path / "valid.predictions.tsv");
     REQUIRE(pred.rfind("item\tgold\tpredicted\n0\tneg\tneu\n1\tneu\tneu\n2\tneg\tneg\n3\tneu\tpos\n4\tneg\tneg\n", 0) == 0);
