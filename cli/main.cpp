@@ -7,6 +7,7 @@
 //   rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]
 //   rnnflow new-stage NAME [--dir DIR]
 //   rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume]   (cli/sweep.cpp)
+//   rnnflow report DIR [--out FILE]; rnnflow compare RUN_A RUN_B ... [--plot FILE]      (cli/report.cpp)
 //   mpirun -np N rnnflow run FILE ...   data-parallel training (cli/mpi.cpp)
 //
 // Exit status: 0 success, 1 the run failed, 2 bad input (command line, graph file, data).
@@ -50,6 +51,8 @@ const char* kUsage =
     "  schema          JSON Schema of graph files, for editors (--plugin adds plug-in types)\n"
     "  new-stage NAME  write a plug-in project for a new stage type (builds against the SDK)\n"
     "  sweep FILE      run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)\n"
+    "  report DIR      one self-contained HTML page about a run or sweep folder\n"
+    "  compare RUN...  runs side by side: metrics table, validation curves, configuration differences\n"
     "  version         print the version\n"
     "\n"
     "`rnnflow <command> --help` describes a command's options.\n";
@@ -371,11 +374,13 @@ int main(int argc, char** argv) {
         if (cmd == "generate") return cmd_generate(args);
         if (cmd == "new-stage") return cmd_new_stage(args);
         if (cmd == "sweep") return cmd_sweep(args);
+        if (cmd == "report") return cmd_report(args);
+        if (cmd == "compare") return cmd_compare(args);
         if (cmd == "version" || cmd == "--version") {
             std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
             return 0;
         }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "new-stage", "sweep", "schema", "version"});
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "new-stage", "sweep", "schema", "report", "compare", "version"});
         std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
         return kExitBadInput;
     } catch (const LoadError& e) {
