@@ -243,11 +243,12 @@ int cmd_graph(const std::vector<std::string>& args) {
 int cmd_stages(const std::vector<std::string>& args) {
     Common c;
     std::vector<std::string> types;
-    bool markdown = false;
+    bool markdown = false, list = false;
     po::options_description d("stages options");
     d.add_options()
         ("type", po::value(&types)->composing(), "stage types to describe (default: all)")
-        ("markdown", po::bool_switch(&markdown), "Markdown, as in docs/stages.md");
+        ("markdown", po::bool_switch(&markdown), "Markdown, as in docs/stages.md")
+        ("list", po::bool_switch(&list), "only the type names, one per line (shell completion uses it)");
     add_graph_options(d, c);
     po::positional_options_description pos;
     pos.add("type", -1);
@@ -258,6 +259,10 @@ int cmd_stages(const std::vector<std::string>& args) {
             const std::string hint = did_you_mean(t, r.names());
             throw Error("unknown stage type '" + t + "'", hint.empty() ? "`rnnflow stages` lists every type" : hint);
         }
+    if (list) {
+        for (const auto& name : r.names()) std::cout << name << "\n";
+        return 0;
+    }
     std::cout << (markdown ? stages_markdown(r, types) : stages_text(r, types));
     return 0;
 }
