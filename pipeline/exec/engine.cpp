@@ -248,7 +248,18 @@ struct Engine::Impl {
     }
 
     // --- one pass over a split (or one infer call) on a flow graph ----------------------------
-    enum class PassKind { train, evaluate, infer };
+    enum class PassKind { train, evaluate, infer, predict };
+
+    // The metric stages a pass feeds: all of them in evaluation, the predicting ones in a
+    // prediction run, none when sampling.
+    std::vector<int> pass_metrics(PassKind kind) const {
+        if (kind == PassKind::infer) return {};
+        std::vector<int> v;
+        for (int m : metric_idx)
+            if (kind != PassKind::predict || nodes[static_cast<std::size_t>(m)].metric->predicts()) v.push_back(m);
+        return v;
+    }
+    bool loss_in_pass = false;  // the minimised loss is computed in the running pass
 
     // Keep this process's share of the batch columns (data parallelism).
     Tensor shard_scratch;
@@ -278,6 +289,11 @@ struct Engine::Impl {
             t.lengths = std::move(lengths);
             share = static_cast<double>(hi - lo) / static_cast<double>(N);
         }
+        if (!b.item_ids.empty()) {
+            const auto N = static_cast<std::int64_t>(b.item_ids.size());
+            const std::int64_t lo = N * rank / count, hi = N * (rank + 1) / count;
+            b.item_ids = std::vector<std::int64_t>(b.item_ids.begin() + lo, b.item_ids.begin() + hi);
+        }
         b.items = std::llround(static_cast<double>(b.items) * share);
     }
 
@@ -301,14 +317,16 @@ struct Engine::Impl {
                   const std::function<void(std::int64_t)>& on_step_end) {
         const bool training = kind == PassKind::train;
         std::vector<int> targets;
+        const std::vector<int> metrics = pass_metrics(kind);
         if (kind == PassKind::infer) {
             const auto* c = input_conn(sampler_idx, nodes[static_cast<std::size_t>(sampler_idx)].schema->input_index("logits"));
             targets.push_back(c->from_stage);
         } else {
-            if (loss_idx >= 0) targets.push_back(loss_idx);
-            for (int m : metric_idx) targets.push_back(m);
+            if (loss_idx >= 0 && kind != PassKind::predict) targets.push_back(loss_idx);
+            for (int m : metrics) targets.push_back(m);
         }
         const std::vector<bool> fwd_set = model_ancestors(targets);
+        loss_in_pass = loss_idx >= 0 && fwd_set[static_cast<std::size_t>(loss_idx)];
 
         flow::graph fg;
         std::vector<std::unique_ptr<flow::graph_node>> keep;
@@ -341,6 +359,8 @@ struct Engine::Impl {
                 step.epoch = epoch;
                 step.batch = m.index;
                 step.reset_state = m.batch ? m.batch->reset_state : step.reset_state;
+                if (m.batch) step.item_ids = m.batch->item_ids;
+                else step.item_ids = {};
                 return flow::continue_msg();
             });
         flow::make_edge(begin_fn, *begin);
@@ -364,8 +384,8 @@ struct Engine::Impl {
             if (fwd[static_cast<std::size_t>(n)]) wire_from_producers(n, fwd[static_cast<std::size_t>(n)]);
 
         // Metrics accumulate once their inputs are computed.
-        if (kind != PassKind::infer) {
-            for (int m : metric_idx) {
+        {
+            for (int m : metrics) {
                 auto* node = add_cont([this, m] {
                     auto& mn = nodes[static_cast<std::size_t>(m)];
                     guarded(*mn.def, [this] { return step_context("accumulate"); }, [&] { mn.metric->accumulate(inputs_of(m), step); });
@@ -410,7 +430,7 @@ struct Engine::Impl {
         // end: bookkeeping once everything of the step is done.
         auto end = std::make_unique<flow::continue_node<flow::continue_msg>>(
             fg, [this, training, &on_step_end](const flow::continue_msg&) {
-                if (loss_idx >= 0 && current.batch) {
+                if (loss_in_pass && current.batch) {
                     const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
                     if (training && !std::isfinite(l[0])) {
                         const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
@@ -478,20 +498,22 @@ struct Engine::Impl {
         auto& src = nodes[static_cast<std::size_t>(source_idx)];
         std::int64_t batches = 0;
         guarded(*src.def, "begin " + split, [&] { batches = src.source->begin(split, epoch); });
-        const std::int64_t max_b = self.graph_.def.train.max_batches;
+        const std::int64_t max_b = kind == PassKind::predict ? 0 : self.graph_.def.train.max_batches;
+        const std::vector<int> metrics = pass_metrics(kind);
         if (max_b > 0) batches = std::min(batches, max_b);
         MetricsRow row;
         row.epoch = epoch + 1;
         row.split = split;
         if (batches == 0) return row;
-        for (int m : metric_idx) {
+        for (int m : metrics) {
             auto& mn = nodes[static_cast<std::size_t>(m)];
             guarded(*mn.def, "begin " + split, [&] { mn.metric->begin(split); });
         }
         pass_loss_sum = pass_loss_count = pass_grad_norm_sum = 0;
         pass_steps = pass_items = 0;
         const auto t0 = Clock::now();
-        if (progress) progress->begin_pass(kind == PassKind::train ? "train" : split, epoch, batches);
+        if (progress)
+            progress->begin_pass(kind == PassKind::train ? "train" : kind == PassKind::predict ? "predict" : split, epoch, batches);
         run_pass(kind, split, epoch, max_b, [&](std::int64_t) {
             if (progress)
                 progress->step(pass_steps, pass_loss_count > 0 ? pass_loss_sum / pass_loss_count : 0.0, pass_items);
@@ -499,7 +521,8 @@ struct Engine::Impl {
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
         if (progress) progress->end_pass();
         if (pass_loss_count > 0) row.values.emplace_back("loss", pass_loss_sum / pass_loss_count);
-        for (int m : metric_idx) {
+        const std::filesystem::path& folder = self.opt_.run_dir.empty() ? self.opt_.restore_dir : self.opt_.run_dir;
+        for (int m : metrics) {
             auto& mn = nodes[static_cast<std::size_t>(m)];
             std::vector<MetricValue> vals;
             guarded(*mn.def, "end " + split, [&] { vals = mn.metric->end(); });
@@ -507,6 +530,15 @@ struct Engine::Impl {
                 const std::string name = v.name.empty() ? mn.def->id : mn.def->id + "." + v.name;
                 row.values.emplace_back(name, v.value);
                 higher_is_better[name] = v.higher_is_better;
+            }
+            if (kind == PassKind::evaluate && !folder.empty()) {
+                OutputContext oc{folder / mn.def->id, split, epoch + 1};
+                guarded(*mn.def, "write outputs of " + split, [&] {
+                    std::filesystem::create_directories(oc.dir);
+                    mn.metric->write_outputs(oc);
+                    std::error_code ec;  // no clutter from stages that wrote nothing
+                    if (std::filesystem::is_empty(oc.dir, ec)) std::filesystem::remove(oc.dir, ec);
+                });
             }
         }
         if (kind == PassKind::train) {
@@ -549,9 +581,10 @@ namespace {
 class EnginePrepare : public PrepareContext {
 public:
     EnginePrepare(Engine::Impl& impl, int n, PrepareMode mode, std::filesystem::path state_root,
-                  const std::vector<std::string>& splits, int threads)
+                  const std::vector<std::string>& splits, int threads, const std::vector<std::string>* infer_lines)
         : impl_(impl), n_(n), mode_(mode), state_root_(std::move(state_root)), splits_(splits),
-          threads_(threads) {}
+          threads_(threads), infer_lines_(infer_lines) {}
+    const std::vector<std::string>* infer_lines() const override { return infer_lines_; }
 
     PrepareMode mode() const override { return mode_; }
     const std::string& stage_id() const override { return node().def->id; }
@@ -616,6 +649,7 @@ private:
     std::filesystem::path state_root_;
     const std::vector<std::string>& splits_;
     int threads_;
+    const std::vector<std::string>* infer_lines_;
 };
 
 // init: {from: FILE, prefix: P}: parameter `name` ← tensor "<P><name>"; without a prefix,
@@ -673,8 +707,11 @@ void Engine::prepare() {
     auto& im = *impl_;
     const auto& def = graph_.def;
     im.nodes.resize(def.stages.size());
-    static const std::vector<std::string> splits{"train", "valid", "test"};
-    const std::filesystem::path state_root = opt_.mode == PrepareMode::restore ? opt_.restore_dir : opt_.run_dir;
+    const bool infer = opt_.mode == PrepareMode::restore && opt_.infer_lines.has_value();
+    const std::vector<std::string> splits = infer ? std::vector<std::string>{"infer"}
+                                                  : std::vector<std::string>{"train", "valid", "test"};
+    const std::vector<std::string>* infer_lines = infer ? &*opt_.infer_lines : nullptr;
+    const std::filesystem::path state_root = opt_.mode == PrepareMode::fit ? opt_.run_dir : opt_.restore_dir;
     std::map<std::string, TensorFile> init_files;  // each init file read once
     im.arena->execute([&] {
         set_omp_threads(threads_);
@@ -711,7 +748,7 @@ void Engine::prepare() {
                 node.optim = dynamic_cast<OptimizerStage*>(s);
                 node.metric = dynamic_cast<MetricStage*>(s);
                 node.sampler = dynamic_cast<SamplerStage*>(s);
-                EnginePrepare ctx(im, n, opt_.mode, state_root, splits, threads_);
+                EnginePrepare ctx(im, n, opt_.mode, state_root, splits, threads_, infer_lines);
                 s->prepare(ctx);
                 // Weights from a file (a restored run takes them from its checkpoint instead).
                 if (sd.init && node.model && opt_.mode == PrepareMode::fit) apply_init(sd, *node.model, init_files);
@@ -799,6 +836,7 @@ MetricsRow Engine::evaluate(const std::string& split, std::int64_t epoch) {
     MetricsRow row;
     impl_->arena->execute([&] {
         Progress progress(opt_.log, opt_.progress_bar, graph_.def.train.log_every, opt_.log_format);
+        progress.set_epochs(-1);  // one pass with a given checkpoint: no epoch to show
         row = impl_->run_split(Impl::PassKind::evaluate, split, epoch, &progress);
     });
     return row;
@@ -865,6 +903,39 @@ private:
 };
 
 }  // namespace
+
+std::vector<std::string> Engine::predict(const std::string& stage_id) {
+    auto& im = *impl_;
+    RNNFLOW_CHECK(opt_.mode == PrepareMode::restore && opt_.infer_lines.has_value(),
+                  "predict needs a restored run given the lines to label (RunOptions::infer_lines)");
+    int chosen = -1;
+    std::string predicting;
+    for (int m : im.metric_idx) {
+        const auto& mn = im.nodes[static_cast<std::size_t>(m)];
+        if (!mn.metric->predicts()) continue;
+        predicting += (predicting.empty() ? "" : ", ") + mn.def->id;
+        if (chosen < 0 && (stage_id.empty() || stage_id == mn.def->id)) chosen = m;
+    }
+    if (chosen < 0)
+        throw Error(stage_id.empty() ? "the graph has no stage that predicts text from input lines"
+                                     : "stage '" + stage_id + "' does not predict (stages that do: " +
+                                           (predicting.empty() ? std::string("none") : predicting) + ")",
+                    "prediction needs an evaluator that labels or translates, e.g. bleu or classification_metrics");
+    std::vector<std::string> lines;
+    im.arena->execute([&] {
+        Progress progress(opt_.log, opt_.progress_bar, graph_.def.train.log_every, opt_.log_format);
+        progress.set_epochs(-1);
+        im.run_split(Impl::PassKind::predict, "infer", 0, &progress);
+        auto& mn = im.nodes[static_cast<std::size_t>(chosen)];
+        guarded(*mn.def, "predictions", [&] { lines = mn.metric->predictions(); });
+    });
+    if (lines.size() != opt_.infer_lines->size())
+        throw Error("stage '" + im.nodes[static_cast<std::size_t>(chosen)].def->id + "' gave " +
+                        std::to_string(lines.size()) + " predictions for " + std::to_string(opt_.infer_lines->size()) +
+                        " input lines",
+                    "the reader, the batch source and the evaluator must keep one item per line");
+    return lines;
+}
 
 std::string Engine::generate(const SampleRequest& req) {
     auto& im = *impl_;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/data.hpp"  // write_file_atomic
 #include "../core/tensor.hpp"
 
 namespace rnnflow {
@@ -26,9 +27,6 @@ struct TensorFile {
 void save_safetensors(const std::filesystem::path& file, const TensorFile& tf);
 // Throws Error naming the file and what is wrong (size, header, offsets, checksum).
 TensorFile load_safetensors(const std::filesystem::path& file);
-
-// Write bytes to `file` atomically: FILE.tmp, flush, fsync, rename over FILE.
-void write_file_atomic(const std::filesystem::path& file, const std::string& bytes);
 
 std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc = 0);
 
