@@ -8,6 +8,7 @@
 //   rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]
 //   rnnflow new-stage NAME [--dir DIR]
 //   rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume]   (cli/sweep.cpp)
+//   rnnflow report DIR [--out FILE]; rnnflow compare RUN_A RUN_B ... [--plot FILE]      (cli/report.cpp)
 //   mpirun -np N rnnflow run FILE ...   data-parallel training (cli/mpi.cpp)
 //
 // Exit status: 0 success, 1 the run failed, 2 bad input (command line, graph file, data),
@@ -57,6 +58,8 @@ const char* kUsage =
     "  schema          JSON Schema of graph files, for editors (--plugin adds plug-in types)\n"
     "  new-stage NAME  write a plug-in project for a new stage type (builds against the SDK)\n"
     "  sweep FILE      run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)\n"
+    "  report DIR      one self-contained HTML page about a run or sweep folder\n"
+    "  compare RUN...  runs side by side: metrics table, validation curves, configuration differences\n"
     "  version         print the version\n"
     "\n"
     "`rnnflow <command> --help` describes a command's options.\n";
@@ -299,11 +302,12 @@ int cmd_graph(const std::vector<std::string>& args) {
 int cmd_stages(const std::vector<std::string>& args) {
     Common c;
     std::vector<std::string> types;
-    bool markdown = false;
+    bool markdown = false, list = false;
     po::options_description d("stages options");
     d.add_options()
         ("type", po::value(&types)->composing(), "stage types to describe (default: all)")
-        ("markdown", po::bool_switch(&markdown), "Markdown, as in docs/stages.md");
+        ("markdown", po::bool_switch(&markdown), "Markdown, as in docs/stages.md")
+        ("list", po::bool_switch(&list), "only the type names, one per line (shell completion uses it)");
     add_graph_options(d, c);
     po::positional_options_description pos;
     pos.add("type", -1);
@@ -314,6 +318,10 @@ int cmd_stages(const std::vector<std::string>& args) {
             const std::string hint = did_you_mean(t, r.names());
             throw Error("unknown stage type '" + t + "'", hint.empty() ? "`rnnflow stages` lists every type" : hint);
         }
+    if (list) {
+        for (const auto& name : r.names()) std::cout << name << "\n";
+        return 0;
+    }
     std::cout << (markdown ? stages_markdown(r, types) : stages_text(r, types));
     return 0;
 }
@@ -390,6 +398,7 @@ int cmd_generate(const std::vector<std::string>& args) {
 int cmd_eval(const std::vector<std::string>& args) {
     std::string dir, split = "test", checkpoint = "best", log_format = "text";
     int threads = 0;
+    bool quiet = false;
     Common c;
     po::options_description d("eval options");
     d.add_options()
@@ -398,11 +407,13 @@ int cmd_eval(const std::vector<std::string>& args) {
         ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
         ("set", po::value(&c.sets)->composing(), "override a value of the run's graph, e.g. vars.data=DIR (to evaluate other files)")
         ("threads,t", po::value(&threads), "threads (default: the run's)")
-        ("log-format", po::value(&log_format), "text (default), or json (one object)");
+        ("log-format", po::value(&log_format), "text (default), or json (one object; progress as JSON lines on stderr)")
+        ("quiet,q", po::bool_switch(&quiet), "no progress on stderr");
     d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
     po::positional_options_description pos;
     pos.add("run", 1);
     if (!parse(args, d, &pos, "rnnflow eval RUN_DIR [--split test|valid|train] [--checkpoint best|last|FILE]")) return 0;
+    const ProgressStyle style = progress_style(quiet, log_format);
     if (split != "train" && split != "valid" && split != "test")
         throw Error("--split " + split + ": not a split", "give train, valid or test");
     const fs::path run_dir(dir);
@@ -412,6 +423,7 @@ int cmd_eval(const std::vector<std::string>& args) {
     opt.mode = PrepareMode::evaluate;
     opt.restore_dir = run_dir;
     opt.threads = threads;
+    apply_progress_style(style, opt);
     Engine engine(std::move(g), opt);
     engine.prepare();
     engine.load_checkpoint(ckpt);
@@ -434,8 +446,9 @@ int cmd_eval(const std::vector<std::string>& args) {
 // rnnflow predict|translate RUN_DIR [FILE]: one output line per input line (stdin or FILE),
 // from the graph's predicting evaluator (a translation, a label, a tag sequence).
 int cmd_predict(const std::vector<std::string>& args, const char* name) {
-    std::string dir, input, checkpoint = "best", stage, output;
+    std::string dir, input, checkpoint = "best", stage, output, log_format = "text";
     int threads = 0;
+    bool quiet = false;
     Common c;
     po::options_description d(std::string(name) + " options");
     d.add_options()
@@ -444,11 +457,14 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
         ("output,o", po::value(&output), "write the lines to this file (atomically) instead of standard output")
         ("stage", po::value(&stage), "the evaluator stage to take predictions from, when several predict")
         ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
-        ("threads,t", po::value(&threads), "threads (default: the run's)");
+        ("threads,t", po::value(&threads), "threads (default: the run's)")
+        ("quiet,q", po::bool_switch(&quiet), "no progress on stderr")
+        ("log-format", po::value(&log_format), "progress on stderr as text (a bar on a terminal) or json lines");
     d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
     po::positional_options_description pos;
     pos.add("run", 1).add("input", 1);
     if (!parse(args, d, &pos, std::string("rnnflow ") + name + " RUN_DIR [FILE] [-o OUT]")) return 0;
+    const ProgressStyle style = progress_style(quiet, log_format);
     const fs::path run_dir(dir);
     CompiledGraph g = load_run_graph(run_dir, c);
     const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
@@ -473,6 +489,7 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
     opt.restore_dir = run_dir;
     opt.threads = threads;
     opt.infer_lines = std::move(lines);
+    apply_progress_style(style, opt);
     Engine engine(std::move(g), opt);
     engine.prepare();
     engine.load_checkpoint(ckpt);
@@ -541,11 +558,13 @@ int main(int argc, char** argv) {
         if (cmd == "predict" || cmd == "translate") return cmd_predict(args, cmd.c_str());
         if (cmd == "new-stage") return cmd_new_stage(args);
         if (cmd == "sweep") return cmd_sweep(args);
+        if (cmd == "report") return cmd_report(args);
+        if (cmd == "compare") return cmd_compare(args);
         if (cmd == "version" || cmd == "--version") {
             std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
             return 0;
         }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "eval", "predict", "translate", "new-stage", "sweep", "schema", "version"});
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "eval", "predict", "translate", "new-stage", "sweep", "schema", "report", "compare", "version"});
         std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
         return kExitBadInput;
     } catch (const LoadError& e) {

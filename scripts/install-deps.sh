@@ -12,10 +12,15 @@ packages=(
   libsentencepiece-dev # the subword stage: BPE / unigram models (SentencePiece)
   gnuplot-nox          # sweep plots (plot.png)
   libplplot-dev plplot-driver-cairo   # run-folder plots (PLplot; PNGs through its cairo driver)
+  graphviz             # `rnnflow report` draws the graph with dot (else it shows the DOT text)
   python3-yaml python3-jsonschema   # tests: graph files against `rnnflow schema`
   libopenmpi-dev openmpi-bin   # optional: sweeps across machines, data-parallel training (mpirun)
   clang-14 libclang-rt-14-dev libfuzzer-14-dev   # fuzzing (scripts/fuzz.sh): libFuzzer and clang's sanitizers
 )
+# Headless Chromium renders `rnnflow report` pages in tests/cli/report_html.sh (skipped without
+# it). It is large (about 400 MB installed on Debian 12 with its dependencies): RNNFLOW_NO_BROWSER=1 leaves
+# it out.
+if [ "${RNNFLOW_NO_BROWSER:-0}" != 1 ]; then packages+=(chromium); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -680,7 +680,8 @@ struct Engine::Impl {
         pass_seconds_before = from ? from->seconds : 0;
         pass_t0 = Clock::now();
         const auto t0 = pass_t0;
-        if (progress) progress->begin_pass(kind == PassKind::train ? "train" : split, epoch, batches);
+        if (progress)
+            progress->begin_pass(kind == PassKind::train ? "train" : kind == PassKind::predict ? "predict" : split, epoch, batches);
         run_pass(kind, split, epoch, max_b, [&](std::int64_t) {
             if (progress)
                 progress->step(pass_steps, pass_loss_count > 0 ? pass_loss_sum / pass_loss_count : 0.0, pass_items);
@@ -1010,6 +1011,7 @@ MetricsRow Engine::evaluate(const std::string& split, std::int64_t epoch) {
     MetricsRow row;
     impl_->arena->execute([&] {
         Progress progress(opt_.log, opt_.progress_bar, graph_.def.train.log_every, opt_.log_format);
+        progress.set_epochs(-1);  // one pass with a given checkpoint: no epoch to show
         row = impl_->run_split(Impl::PassKind::evaluate, split, epoch, &progress);
     });
     return row;
@@ -1155,7 +1157,9 @@ std::vector<std::string> Engine::predict(const std::string& stage_id) {
                     "prediction needs an evaluator that labels or translates, e.g. bleu or classification_metrics");
     std::vector<std::string> lines;
     im.arena->execute([&] {
-        im.run_split(Impl::PassKind::predict, "infer", 0, nullptr);
+        Progress progress(opt_.log, opt_.progress_bar, graph_.def.train.log_every, opt_.log_format);
+        progress.set_epochs(-1);
+        im.run_split(Impl::PassKind::predict, "infer", 0, &progress);
         auto& mn = im.nodes[static_cast<std::size_t>(chosen)];
         guarded(*mn.def, "predictions", [&] { lines = mn.metric->predictions(); });
     });

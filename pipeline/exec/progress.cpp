@@ -108,7 +108,7 @@ int Progress::columns() const {
 void Progress::begin_pass(const std::string& name, std::int64_t epoch, std::int64_t total,
                           const std::string& unit) {
     name_ = name;
-    epoch_ = epoch;
+    epoch_ = epochs_ < 0 ? -1 : epoch;
     total_ = std::max<std::int64_t>(0, total);
     unit_ = unit;
     done_ = items_ = 0;

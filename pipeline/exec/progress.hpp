@@ -53,7 +53,8 @@ public:
     // out: nullptr for silence. log_every: 0 = about ten lines per pass. format: "text"|"json".
     Progress(std::ostream* out, bool bar, std::int64_t log_every, std::string format);
 
-    // Epochs of the whole run, for "epoch 2/8" (0: unknown, "epoch 2").
+    // Epochs of the whole run, for "epoch 2/8" (0: unknown, "epoch 2"; -1: show no epoch, e.g.
+    // evaluating a kept checkpoint).
     void set_epochs(std::int64_t epochs) { epochs_ = epochs; }
     // A phase: `epoch` 0-based (< 0: the phase has no epoch), `total` steps (0: unknown), and the
     // unit of the items counted in step() for the rate ("tok" → "35.2k tok/s"; "": no rate).

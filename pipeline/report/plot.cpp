@@ -342,6 +342,20 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
     stream.check("starting the page");
     plschr(0, 1.1);
     plvsta();
+    // The legend goes right of the frame, never over the curves: the frame gives up the width
+    // of the longest label plus the line sample.
+    double legend_chars = 0;
+    for (const auto& s : chart.series)
+        if (!s.label.empty()) legend_chars = std::max(legend_chars, text_width(escape(s.label, 60)));
+    if (legend_chars > 0) {
+        PLFLT vx0, vx1, vy0, vy1;
+        plgvpd(&vx0, &vx1, &vy0, &vy1);
+        const Geometry g = geometry();
+        // Pango sets text 4/3 larger than PLplot's character height (see the heatmap); 0.9 is
+        // the legend's text scale; 7 character heights: line sample, gaps and frame.
+        const double legend_w = (legend_chars * 4.0 / 3.0 * 0.9 + 7) * g.char_mm / g.mm_w;
+        plvpor(vx0, std::max(vx0 + 0.3, vx1 - legend_w), vy0, vy1);
+    }
     plwind(xmin, xmax, ymin, ymax);
     plcol0(kGrid);
     plwidth(1);
@@ -413,8 +427,8 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
         PLFLT legend_w = 0, legend_h = 0;
         plcol0(kInk);
         pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-                 PL_POSITION_RIGHT | PL_POSITION_TOP | PL_POSITION_INSIDE,  // corner of the box
-                 0.02, 0.02, 0.08,                     // offset from the corner, line sample width
+                 PL_POSITION_RIGHT | PL_POSITION_OUTSIDE,  // right of the frame, centred
+                 0.015, 0.0, 0.06,                     // offset from the frame, line sample width
                  kBackground, kInk, 1,                 // background, frame colour and style
                  0, 0,                                 // rows, columns: one column
                  static_cast<PLINT>(labels.size()), opts.data(),
