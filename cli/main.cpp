@@ -18,6 +18,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -49,6 +50,9 @@ const char* kUsage =
     "  graph FILE      print the graph (--dot: Graphviz)\n"
     "  stages [TYPE]   list stage types with their ports and parameters (--markdown for docs)\n"
     "  generate DIR    sample text from a trained run folder\n"
+    "  eval DIR        metrics of a trained run on a split (--split test), outputs into DIR/<stage>/\n"
+    "  predict DIR     label lines from stdin or a file with a trained run (one output line each)\n"
+    "  translate DIR   the same, for translation graphs\n"
     "  schema          JSON Schema of graph files, for editors (--plugin adds plug-in types)\n"
     "  new-stage NAME  write a plug-in project for a new stage type (builds against the SDK)\n"
     "  sweep FILE      run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)\n"
@@ -322,6 +326,21 @@ int cmd_schema(const std::vector<std::string>& args) {
     return 0;
 }
 
+// A trained run folder's graph (its resolved.yaml) and checkpoint (best, last, or a file).
+CompiledGraph load_run_graph(const fs::path& run_dir, const Common& c) {
+    const fs::path resolved = run_dir / "resolved.yaml";
+    if (!fs::exists(resolved))
+        throw Error(run_dir.string() + ": not a run folder (no resolved.yaml)", "give the folder that `rnnflow run` printed");
+    return load(resolved.string(), c);
+}
+fs::path run_checkpoint(const fs::path& run_dir, const std::string& checkpoint) {
+    fs::path ckpt = checkpoint == "best" || checkpoint == "last" ? run_dir / "checkpoints" / (checkpoint + ".safetensors")
+                                                                 : fs::path(checkpoint);
+    if (checkpoint == "best" && !fs::exists(ckpt)) ckpt = run_dir / "checkpoints" / "last.safetensors";
+    if (!fs::exists(ckpt)) throw Error(ckpt.string() + ": checkpoint not found", "has the run finished an epoch?");
+    return ckpt;
+}
+
 int cmd_generate(const std::vector<std::string>& args) {
     std::string dir, prime, checkpoint = "best";
     std::int64_t n = -1, top_k = -1, seed = -1;
@@ -344,14 +363,8 @@ int cmd_generate(const std::vector<std::string>& args) {
     if (!parse(args, d, &pos, "rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]"))
         return 0;
     const fs::path run_dir(dir);
-    const fs::path resolved = run_dir / "resolved.yaml";
-    if (!fs::exists(resolved))
-        throw Error(dir + ": not a run folder (no resolved.yaml)", "give the folder that `rnnflow run` printed");
-    CompiledGraph g = load(resolved.string(), c);
-    fs::path ckpt = checkpoint == "best" || checkpoint == "last" ? run_dir / "checkpoints" / (checkpoint + ".safetensors")
-                                                                 : fs::path(checkpoint);
-    if (checkpoint == "best" && !fs::exists(ckpt)) ckpt = run_dir / "checkpoints" / "last.safetensors";
-    if (!fs::exists(ckpt)) throw Error(ckpt.string() + ": checkpoint not found", "has the run finished an epoch?");
+    CompiledGraph g = load_run_graph(run_dir, c);
+    const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
     RunOptions opt;
     opt.mode = PrepareMode::restore;
     opt.restore_dir = run_dir;
@@ -367,6 +380,106 @@ int cmd_generate(const std::vector<std::string>& args) {
     req.seed = seed;
     if (req.length < 0) req.length = -1;
     std::cout << engine.generate(req) << "\n";
+    return 0;
+}
+
+// rnnflow eval RUN_DIR [--split S]: the trained model's metrics on a split of the graph's data
+// (read again from its files; the fitted vocabulary is loaded from the run folder). Stage outputs
+// (translations, confusion matrices, predictions) go into RUN_DIR/<stage>/.
+int cmd_eval(const std::vector<std::string>& args) {
+    std::string dir, split = "test", checkpoint = "best", log_format = "text";
+    int threads = 0;
+    Common c;
+    po::options_description d("eval options");
+    d.add_options()
+        ("run", po::value(&dir)->required(), "a run folder written by `rnnflow run`")
+        ("split,s", po::value(&split), "the split to evaluate: train, valid or test (default test)")
+        ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
+        ("set", po::value(&c.sets)->composing(), "override a value of the run's graph, e.g. vars.data=DIR (to evaluate other files)")
+        ("threads,t", po::value(&threads), "threads (default: the run's)")
+        ("log-format", po::value(&log_format), "text (default), or json (one object)");
+    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
+    po::positional_options_description pos;
+    pos.add("run", 1);
+    if (!parse(args, d, &pos, "rnnflow eval RUN_DIR [--split test|valid|train] [--checkpoint best|last|FILE]")) return 0;
+    if (split != "train" && split != "valid" && split != "test")
+        throw Error("--split " + split + ": not a split", "give train, valid or test");
+    const fs::path run_dir(dir);
+    CompiledGraph g = load_run_graph(run_dir, c);
+    const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
+    RunOptions opt;
+    opt.mode = PrepareMode::evaluate;
+    opt.restore_dir = run_dir;
+    opt.threads = threads;
+    Engine engine(std::move(g), opt);
+    engine.prepare();
+    engine.load_checkpoint(ckpt);
+    const MetricsRow row = engine.evaluate(split);
+    if (row.values.empty())
+        throw Error("the run's data has no " + split + " split", "evaluate another --split, or point the reader at a file with --set");
+    const bool json = log_format == "json";
+    if (json) {
+        std::cout << "{\"split\": \"" << split << "\", \"checkpoint\": \"" << ckpt.string() << "\"";
+        for (const auto& [k, v] : row.values) std::cout << ", \"" << k << "\": " << std::setprecision(10) << v;
+        std::cout << "}\n";
+    } else {
+        std::cout << split << " (" << ckpt.filename().string() << "):";
+        for (const auto& [k, v] : row.values) std::cout << "  " << k << " " << std::setprecision(6) << v;
+        std::cout << "\n";
+    }
+    return 0;
+}
+
+// rnnflow predict|translate RUN_DIR [FILE]: one output line per input line (stdin or FILE),
+// from the graph's predicting evaluator (a translation, a label, a tag sequence).
+int cmd_predict(const std::vector<std::string>& args, const char* name) {
+    std::string dir, input, checkpoint = "best", stage, output;
+    int threads = 0;
+    Common c;
+    po::options_description d(std::string(name) + " options");
+    d.add_options()
+        ("run", po::value(&dir)->required(), "a run folder written by `rnnflow run`")
+        ("input", po::value(&input), "a file with one input per line (default: standard input)")
+        ("output,o", po::value(&output), "write the lines to this file (atomically) instead of standard output")
+        ("stage", po::value(&stage), "the evaluator stage to take predictions from, when several predict")
+        ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
+        ("threads,t", po::value(&threads), "threads (default: the run's)");
+    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
+    po::positional_options_description pos;
+    pos.add("run", 1).add("input", 1);
+    if (!parse(args, d, &pos, std::string("rnnflow ") + name + " RUN_DIR [FILE] [-o OUT]")) return 0;
+    const fs::path run_dir(dir);
+    CompiledGraph g = load_run_graph(run_dir, c);
+    const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
+    std::vector<std::string> lines;
+    {
+        std::ifstream file;
+        if (!input.empty()) {
+            file.open(input, std::ios::binary);
+            if (!file) throw Error(input + ": cannot open", "check the path");
+        }
+        std::istream& is = input.empty() ? std::cin : file;
+        std::string line;
+        while (std::getline(is, line)) {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            lines.push_back(line);
+        }
+        if (is.bad()) throw Error((input.empty() ? std::string("standard input") : input) + ": read error");
+    }
+    if (lines.empty()) return 0;
+    RunOptions opt;
+    opt.mode = PrepareMode::restore;
+    opt.restore_dir = run_dir;
+    opt.threads = threads;
+    opt.infer_lines = std::move(lines);
+    Engine engine(std::move(g), opt);
+    engine.prepare();
+    engine.load_checkpoint(ckpt);
+    const std::vector<std::string> out = engine.predict(stage);
+    std::string text;
+    for (const auto& l : out) text += l + "\n";
+    if (output.empty()) std::cout << text << std::flush;
+    else write_file_atomic(output, text);
     return 0;
 }
 
@@ -423,13 +536,15 @@ int main(int argc, char** argv) {
         if (cmd == "stages") return cmd_stages(args);
         if (cmd == "schema") return cmd_schema(args);
         if (cmd == "generate") return cmd_generate(args);
+        if (cmd == "eval") return cmd_eval(args);
+        if (cmd == "predict" || cmd == "translate") return cmd_predict(args, cmd.c_str());
         if (cmd == "new-stage") return cmd_new_stage(args);
         if (cmd == "sweep") return cmd_sweep(args);
         if (cmd == "version" || cmd == "--version") {
             std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
             return 0;
         }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "new-stage", "sweep", "schema", "version"});
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "eval", "predict", "translate", "new-stage", "sweep", "schema", "version"});
         std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
         return kExitBadInput;
     } catch (const LoadError& e) {

@@ -10,6 +10,7 @@ packages=(
   catch2               # tests
   libsqlite3-dev       # sweep state (sweep.db)
   gnuplot-nox          # sweep plots (plot.png)
+  libplplot-dev plplot-driver-cairo   # run-folder plots (PLplot; PNGs through its cairo driver)
   python3-yaml python3-jsonschema   # tests: graph files against `rnnflow schema`
   libopenmpi-dev openmpi-bin   # optional: sweeps across machines, data-parallel training (mpirun)
   clang-14 libclang-rt-14-dev libfuzzer-14-dev   # fuzzing (scripts/fuzz.sh): libFuzzer and clang's sanitizers

@@ -10,6 +10,10 @@
 
 namespace rnnflow {
 
+// Write bytes to `file` atomically: FILE.tmp, flush, fsync, rename over FILE (a reader sees the
+// old file or the new one, never a torn one). Throws Error naming the file.
+void write_file_atomic(const std::filesystem::path& file, const std::string& bytes);
+
 // How text becomes tokens; kept with the vocabulary so that prompts given to a trained run are
 // tokenised exactly as its training data was.
 struct TokenizerSpec {

@@ -44,6 +44,10 @@ struct StepInfo {
     std::int64_t epoch = 0;   // 0-based
     std::int64_t batch = 0;   // 0-based index within this split's pass
     bool reset_state = true;  // the batch does not continue the previous one (carried state off)
+    // Per batch column: the index of its example (sentence, pair) in the split, as the source
+    // numbered them; empty when columns are not examples (language-model streams). Sources that
+    // bucket or shuffle set it so that outputs can be written back in input order.
+    std::span<const std::int64_t> item_ids;
     bool training() const { return phase == Phase::train; }
 };
 
@@ -51,8 +55,11 @@ struct StepInfo {
 // Prepare phase
 
 enum class PrepareMode {
-    fit,      // a new run: data stages read and fit on the training split
-    restore,  // a trained run folder: data stages load their fitted state, read no data
+    fit,       // a new run: data stages read and fit on the training split
+    restore,   // a trained run folder: data stages load their fitted state, read no data (except
+               // PrepareContext::infer_lines in prediction runs)
+    evaluate,  // `rnnflow eval`: data stages read the data files as in fit, but load their fitted
+               // state (vocabulary, subword model) as in restore instead of fitting it
 };
 
 class PrepareContext {
@@ -80,6 +87,12 @@ public:
     template <class T> void put_output(const std::string& port, const std::string& split, T v) {
         put_output_any(port, split, std::any(std::shared_ptr<const T>(std::make_shared<T>(std::move(v)))));
     }
+
+    // Prediction runs (`rnnflow translate`, `predict`): the lines to label, given in restore mode.
+    // A reader puts them out as the split "infer" (listed in splits() then), in its own format
+    // (e.g. source side only for parallel text); later data stages map that split like any
+    // other. nullptr in training and plain restore.
+    virtual const std::vector<std::string>* infer_lines() const { return nullptr; }
 
     // Deterministic generator for this stage (weight init), seeded from the run seed and stage id.
     virtual std::mt19937_64& rng() = 0;
@@ -159,6 +172,7 @@ struct Batch {
     std::vector<Tensor> outputs;  // one per output port, in schema order
     bool reset_state = true;      // see StepInfo::reset_state
     std::int64_t items = 0;       // tokens (or sentences) in the batch, for throughput
+    std::vector<std::int64_t> item_ids;  // see StepInfo::item_ids (one per column, or empty)
 };
 
 //
@@ -249,14 +263,32 @@ struct MetricValue {
     bool higher_is_better = false;
 };
 
+// Where a metric stage writes files after a pass (translations, confusion matrices, plots).
+struct OutputContext {
+    std::filesystem::path dir;  // RUN_DIR/<stage_id>/, created by the engine
+    std::string split;          // "valid", "test", ...
+    std::int64_t epoch = 0;     // 1-based epoch of the pass; 0: the final evaluation (kept checkpoint)
+};
+
 // Resume: a metric that sums over a pass saves its running sums in save_run_state (a
 // checkpoint may fall in the middle of a training pass); without them the resumed pass reports
 // only the batches after the resume, and the engine warns.
 class MetricStage : public Stage {
 public:
     virtual void begin(const std::string& split) = 0;
+    // Evaluation passes and prediction runs (phase infer: inputs that need targets may be
+    // empty tensors; accumulate what can be computed).
     virtual void accumulate(const Inputs& in, const StepInfo& step) = 0;
     virtual std::vector<MetricValue> end() = 0;
+    // After end() of an evaluation pass, when the run has a folder. Write files atomically
+    // (write_file_atomic in data.hpp) named after ctx.split, e.g.
+    // "valid.translations.txt"; each pass overwrites the previous epoch's.
+    virtual void write_outputs(const OutputContext& ctx) { (void)ctx; }
+    // Prediction runs: true if the stage turns each input item into a line of text (a
+    // translation, a label); the engine then runs it in the infer pass and returns predictions().
+    virtual bool predicts() const { return false; }
+    // After end() of the infer pass: one line per input item, in item order (StepInfo::item_ids).
+    virtual std::vector<std::string> predictions() { return {}; }
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -332,7 +332,18 @@ struct Engine::Impl {
     }
 
     // --- one pass over a split (or one infer call) on a flow graph ----------------------------
-    enum class PassKind { train, evaluate, infer };
+    enum class PassKind { train, evaluate, infer, predict };
+
+    // The metric stages a pass feeds: all of them in evaluation, the predicting ones in a
+    // prediction run, none when sampling.
+    std::vector<int> pass_metrics(PassKind kind) const {
+        if (kind == PassKind::infer) return {};
+        std::vector<int> v;
+        for (int m : metric_idx)
+            if (kind != PassKind::predict || nodes[static_cast<std::size_t>(m)].metric->predicts()) v.push_back(m);
+        return v;
+    }
+    bool loss_in_pass = false;  // the minimised loss is computed in the running pass
 
     // Keep this process's share of the batch columns (data parallelism).
     Tensor shard_scratch;
@@ -362,6 +373,11 @@ struct Engine::Impl {
             t.lengths = std::move(lengths);
             share = static_cast<double>(hi - lo) / static_cast<double>(N);
         }
+        if (!b.item_ids.empty()) {
+            const auto N = static_cast<std::int64_t>(b.item_ids.size());
+            const std::int64_t lo = N * rank / count, hi = N * (rank + 1) / count;
+            b.item_ids = std::vector<std::int64_t>(b.item_ids.begin() + lo, b.item_ids.begin() + hi);
+        }
         b.items = std::llround(static_cast<double>(b.items) * share);
     }
 
@@ -385,14 +401,16 @@ struct Engine::Impl {
                   const std::function<void(std::int64_t)>& on_step_end, std::int64_t first_index = 0) {
         const bool training = kind == PassKind::train;
         std::vector<int> targets;
+        const std::vector<int> metrics = pass_metrics(kind);
         if (kind == PassKind::infer) {
             const auto* c = input_conn(sampler_idx, nodes[static_cast<std::size_t>(sampler_idx)].schema->input_index("logits"));
             targets.push_back(c->from_stage);
         } else {
-            if (loss_idx >= 0) targets.push_back(loss_idx);
-            for (int m : metric_idx) targets.push_back(m);
+            if (loss_idx >= 0 && kind != PassKind::predict) targets.push_back(loss_idx);
+            for (int m : metrics) targets.push_back(m);
         }
         const std::vector<bool> fwd_set = model_ancestors(targets);
+        loss_in_pass = loss_idx >= 0 && fwd_set[static_cast<std::size_t>(loss_idx)];
 
         flow::graph fg;
         std::vector<std::unique_ptr<flow::graph_node>> keep;
@@ -426,6 +444,8 @@ struct Engine::Impl {
                 step.batch = m.index;
                 step.reset_state = m.batch ? m.batch->reset_state : step.reset_state;
                 step_skipped = false;
+                if (m.batch) step.item_ids = m.batch->item_ids;
+                else step.item_ids = {};
                 return flow::continue_msg();
             });
         flow::make_edge(begin_fn, *begin);
@@ -450,8 +470,8 @@ struct Engine::Impl {
             if (fwd[static_cast<std::size_t>(n)]) wire_from_producers(n, fwd[static_cast<std::size_t>(n)]);
 
         // Metrics accumulate once their inputs are computed.
-        if (kind != PassKind::infer) {
-            for (int m : metric_idx) {
+        {
+            for (int m : metrics) {
                 auto* node = add_cont([this, m] {
                     if (step_skipped) return;  // a non-finite loss: the batch counts nowhere
                     auto& mn = nodes[static_cast<std::size_t>(m)];
@@ -514,7 +534,7 @@ struct Engine::Impl {
                 } else if (training) {
                     skipped_in_row = 0;
                 }
-                if (loss_idx >= 0 && current.batch && !(training && step_skipped)) {
+                if (loss_in_pass && current.batch && !(training && step_skipped)) {
                     const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
                     if (training && !std::isfinite(l[0])) {
                         const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
@@ -636,7 +656,8 @@ struct Engine::Impl {
                             "the data or the batch settings changed since the run started; a resume needs the same");
             expect_train_batches = -1;
         }
-        const std::int64_t max_b = self.graph_.def.train.max_batches;
+        const std::int64_t max_b = kind == PassKind::predict ? 0 : self.graph_.def.train.max_batches;
+        const std::vector<int> metrics = pass_metrics(kind);
         if (max_b > 0) batches = std::min(batches, max_b);
         MetricsRow row;
         row.epoch = epoch + 1;
@@ -644,7 +665,7 @@ struct Engine::Impl {
         if (batches == 0) return row;
         const std::int64_t done = from ? from->steps : 0;
         if (done > 0) skip_batches(src, done);
-        for (int m : metric_idx) {
+        for (int m : metrics) {
             auto& mn = nodes[static_cast<std::size_t>(m)];
             guarded(*mn.def, "begin " + split, [&] { mn.metric->begin(split); });
             if (done > 0) restore_metric(m, split, epoch, done);
@@ -667,7 +688,8 @@ struct Engine::Impl {
         const double secs = pass_seconds_before + std::chrono::duration<double>(Clock::now() - t0).count();
         if (progress) progress->end_pass();
         if (pass_loss_count > 0) row.values.emplace_back("loss", pass_loss_sum / pass_loss_count);
-        for (int m : metric_idx) {
+        const std::filesystem::path& folder = self.opt_.run_dir.empty() ? self.opt_.restore_dir : self.opt_.run_dir;
+        for (int m : metrics) {
             auto& mn = nodes[static_cast<std::size_t>(m)];
             std::vector<MetricValue> vals;
             guarded(*mn.def, "end " + split, [&] { vals = mn.metric->end(); });
@@ -675,6 +697,15 @@ struct Engine::Impl {
                 const std::string name = v.name.empty() ? mn.def->id : mn.def->id + "." + v.name;
                 row.values.emplace_back(name, v.value);
                 higher_is_better[name] = v.higher_is_better;
+            }
+            if (kind == PassKind::evaluate && !folder.empty()) {
+                OutputContext oc{folder / mn.def->id, split, epoch + 1};
+                guarded(*mn.def, "write outputs of " + split, [&] {
+                    std::filesystem::create_directories(oc.dir);
+                    mn.metric->write_outputs(oc);
+                    std::error_code ec;  // no clutter from stages that wrote nothing
+                    if (std::filesystem::is_empty(oc.dir, ec)) std::filesystem::remove(oc.dir, ec);
+                });
             }
         }
         if (kind == PassKind::train) {
@@ -719,9 +750,10 @@ namespace {
 class EnginePrepare : public PrepareContext {
 public:
     EnginePrepare(Engine::Impl& impl, int n, PrepareMode mode, std::filesystem::path state_root,
-                  const std::vector<std::string>& splits, int threads)
+                  const std::vector<std::string>& splits, int threads, const std::vector<std::string>* infer_lines)
         : impl_(impl), n_(n), mode_(mode), state_root_(std::move(state_root)), splits_(splits),
-          threads_(threads) {}
+          threads_(threads), infer_lines_(infer_lines) {}
+    const std::vector<std::string>* infer_lines() const override { return infer_lines_; }
 
     PrepareMode mode() const override { return mode_; }
     const std::string& stage_id() const override { return node().def->id; }
@@ -786,6 +818,7 @@ private:
     std::filesystem::path state_root_;
     const std::vector<std::string>& splits_;
     int threads_;
+    const std::vector<std::string>* infer_lines_;
 };
 
 // init: {from: FILE, prefix: P}: parameter `name` ← tensor "<P><name>"; without a prefix,
@@ -843,8 +876,11 @@ void Engine::prepare() {
     auto& im = *impl_;
     const auto& def = graph_.def;
     im.nodes.resize(def.stages.size());
-    static const std::vector<std::string> splits{"train", "valid", "test"};
-    const std::filesystem::path state_root = opt_.mode == PrepareMode::restore ? opt_.restore_dir : opt_.run_dir;
+    const bool infer = opt_.mode == PrepareMode::restore && opt_.infer_lines.has_value();
+    const std::vector<std::string> splits = infer ? std::vector<std::string>{"infer"}
+                                                  : std::vector<std::string>{"train", "valid", "test"};
+    const std::vector<std::string>* infer_lines = infer ? &*opt_.infer_lines : nullptr;
+    const std::filesystem::path state_root = opt_.mode == PrepareMode::fit ? opt_.run_dir : opt_.restore_dir;
     std::map<std::string, TensorFile> init_files;  // each init file read once
     // A resumed run refits its data; what it fits must be what the run fitted (resume.hpp).
     const auto fitted_before = opt_.resume ? read_state_files(opt_.run_dir) : std::map<std::string, std::string>{};
@@ -883,7 +919,7 @@ void Engine::prepare() {
                 node.optim = dynamic_cast<OptimizerStage*>(s);
                 node.metric = dynamic_cast<MetricStage*>(s);
                 node.sampler = dynamic_cast<SamplerStage*>(s);
-                EnginePrepare ctx(im, n, opt_.mode, state_root, splits, threads_);
+                EnginePrepare ctx(im, n, opt_.mode, state_root, splits, threads_, infer_lines);
                 s->prepare(ctx);
                 // Weights from a file (a restored run takes them from its checkpoint instead).
                 if (sd.init && node.model && opt_.mode == PrepareMode::fit) apply_init(sd, *node.model, init_files);
@@ -1097,6 +1133,37 @@ private:
 };
 
 }  // namespace
+
+std::vector<std::string> Engine::predict(const std::string& stage_id) {
+    auto& im = *impl_;
+    RNNFLOW_CHECK(opt_.mode == PrepareMode::restore && opt_.infer_lines.has_value(),
+                  "predict needs a restored run given the lines to label (RunOptions::infer_lines)");
+    int chosen = -1;
+    std::string predicting;
+    for (int m : im.metric_idx) {
+        const auto& mn = im.nodes[static_cast<std::size_t>(m)];
+        if (!mn.metric->predicts()) continue;
+        predicting += (predicting.empty() ? "" : ", ") + mn.def->id;
+        if (chosen < 0 && (stage_id.empty() || stage_id == mn.def->id)) chosen = m;
+    }
+    if (chosen < 0)
+        throw Error(stage_id.empty() ? "the graph has no stage that predicts text from input lines"
+                                     : "stage '" + stage_id + "' does not predict (stages that do: " +
+                                           (predicting.empty() ? std::string("none") : predicting) + ")",
+                    "prediction needs an evaluator that labels or translates, e.g. bleu or classification_metrics");
+    std::vector<std::string> lines;
+    im.arena->execute([&] {
+        im.run_split(Impl::PassKind::predict, "infer", 0, nullptr);
+        auto& mn = im.nodes[static_cast<std::size_t>(chosen)];
+        guarded(*mn.def, "predictions", [&] { lines = mn.metric->predictions(); });
+    });
+    if (lines.size() != opt_.infer_lines->size())
+        throw Error("stage '" + im.nodes[static_cast<std::size_t>(chosen)].def->id + "' gave " +
+                        std::to_string(lines.size()) + " predictions for " + std::to_string(opt_.infer_lines->size()) +
+                        " input lines",
+                    "the reader, the batch source and the evaluator must keep one item per line");
+    return lines;
+}
 
 std::string Engine::generate(const SampleRequest& req) {
     auto& im = *impl_;

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -50,6 +51,9 @@ struct RunOptions {
     // data and refuses a resume whose fitted state (state/) came out different.
     bool resume = false;
     std::filesystem::path restore_dir; // restore mode: the run folder to take fitted state from
+    // Restore mode, prediction runs: the lines readers put out as split "infer" (see
+    // PrepareContext::infer_lines); Engine::predict labels them.
+    std::optional<std::vector<std::string>> infer_lines;
     std::ostream* log = nullptr;       // progress and log lines; nullptr: silent
     bool progress_bar = false;         // redraw one line in place (a terminal); else log lines
     std::string log_format = "text";   // "text" or "json"
@@ -94,6 +98,10 @@ public:
     TrainResult train();
     // One forward pass over a split; metric values by name.
     MetricsRow evaluate(const std::string& split, std::int64_t epoch = 0);
+    // Prediction run (restore mode with RunOptions::infer_lines): one pass over split "infer"
+    // through the metric stages that predict (MetricStage::predicts); returns the first such
+    // stage's line per input item, in input order. `stage_id` picks one when several predict.
+    std::vector<std::string> predict(const std::string& stage_id = "");
     // Text from the graph's sampler stage.
     std::string generate(const SampleRequest& req);
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/data.hpp"  // write_file_atomic
 #include "../core/tensor.hpp"
 
 namespace rnnflow {
@@ -29,9 +30,6 @@ TensorFile load_safetensors(const std::filesystem::path& file);
 // The same from the file's bytes; `where` names it in messages. Every size in the header is
 // checked against the bytes before anything is allocated.
 TensorFile load_safetensors_bytes(const std::string& bytes, const std::string& where);
-
-// Write bytes to `file` atomically: FILE.tmp, flush, fsync, rename over FILE.
-void write_file_atomic(const std::filesystem::path& file, const std::string& bytes);
 
 std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc = 0);
 

@@ -22,7 +22,6 @@ void LmBatches::prepare(PrepareContext& ctx) {
     ctx.set_output_info("ids", PortInfo{PortType::ids, -1, in.classes, in.vocab});
     ctx.set_output_info("targets", PortInfo{PortType::ids, -1, in.classes, in.vocab});
     streams_.clear();
-    if (ctx.mode() == PrepareMode::restore) return;
     for (const auto& split : ctx.splits()) {
         if (!ctx.has_input("in", split)) continue;
         const auto& seq = ctx.input<SequenceSplit>("in", split);

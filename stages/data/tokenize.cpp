@@ -22,7 +22,6 @@ Tokenize::Tokenize(const Params& p) {
 
 void Tokenize::prepare(PrepareContext& ctx) {
     ctx.set_output_info("out", PortInfo{PortType::tokens, -1, -1, nullptr});
-    if (ctx.mode() == PrepareMode::restore) return;
     for (const auto& split : ctx.splits()) {
         if (!ctx.has_input("in", split)) continue;
         const auto& text = ctx.input<TextSplit>("in", split);

@@ -90,7 +90,7 @@ rnnflow::Vocabulary Vocabulary::fit(const TokenSplit& train) const {
 }
 
 void Vocabulary::prepare(PrepareContext& ctx) {
-    const bool restore = ctx.mode() == PrepareMode::restore;
+    const bool restore = ctx.mode() != PrepareMode::fit;  // restore and evaluate load the fitted vocabulary
     const fs::path dir = ctx.state_dir();
     if (restore) {
         if (dir.empty())
@@ -111,7 +111,6 @@ void Vocabulary::prepare(PrepareContext& ctx) {
     const rnnflow::Vocabulary& v = *vocab_;
     ctx.set_output_info("out", PortInfo{PortType::sequences, -1, v.size(), vocab_});
     ctx.set_output_info("vocab", PortInfo{PortType::vocab, -1, v.size(), vocab_});
-    if (restore) return;
 
     const std::int32_t eos = append_eos_ ? v.special("<eos>") : -1;
     for (const auto& split : ctx.splits()) {

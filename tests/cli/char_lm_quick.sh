@@ -15,6 +15,22 @@ done
 text=$("$rnnflow" generate "$work/run" --prime "This License" -n 40 --seed 5)
 case "$text" in "This License"*) ;; *) echo "generate did not start with the prime: $text"; exit 1;; esac
 [ "$text" = "$("$rnnflow" generate "$work/run" --prime "This License" -n 40 --seed 5)" ]
+# eval reads the data again and loads the fitted vocabulary: the kept (best) checkpoint gives the
+# validation loss the run logged for its best epoch.
+"$rnnflow" eval "$work/run" --split valid --log-format json > "$work/eval.json"
+/usr/bin/python3 - "$work/run/metrics.jsonl" "$work/eval.json" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+best = min(r["loss"] for r in rows if r["split"] == "valid")
+got = json.load(open(sys.argv[2]))
+assert got["split"] == "valid", got
+assert abs(got["loss"] - best) < 1e-6, (got["loss"], best)
+PY
+if "$rnnflow" eval "$work/run" --split dev 2> "$work/err.txt"; then exit 1; fi
+grep -q "not a split" "$work/err.txt"
+# A language model has no evaluator that labels lines: predict says so (exit 2).
+set +e; echo "some text" | "$rnnflow" predict "$work/run" 2> "$work/err.txt"; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q "no stage that predicts" "$work/err.txt"
 # The run folder must not be overwritten.
 if "$rnnflow" run "$src/graphs/char_lm.yaml" --out "$work/run" --quiet 2> "$work/err.txt"; then exit 1; fi
 grep -q "already holds a run" "$work/err.txt"
