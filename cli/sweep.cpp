@@ -1,5 +1,5 @@
 // rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume] [--retry-failed]
-//               [--quiet] [--log-format text|json]
+//               [--set path=value ...] [--quiet] [--log-format text|json]
 //
 // Runs the trials of a sweep file, K at a time, each on its own thread with its own Engine
 // (oneDNN limited to M OpenMP threads, a one-thread graph arena), each in its own run folder under
@@ -27,7 +27,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
     std::string file, out, log_format = "text";
     int parallel = 0, threads = 1;
     bool resume = false, retry_failed = false, quiet = false, want_mpi = false, dry_run = false;
-    std::vector<std::string> plugins;
+    std::vector<std::string> plugins, sets;
     po::options_description d("sweep options");
     d.add_options()
         ("file", po::value(&file)->required(), "sweep file (YAML)")
@@ -40,6 +40,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
         ("log-format", po::value(&log_format), "progress as text (a bar on a terminal) or json lines")
         ("mpi", po::bool_switch(&want_mpi), "use MPI even if no launcher is detected")
         ("dry-run,n", po::bool_switch(&dry_run), "list the trials and check that each one's graph loads; run nothing")
+        ("set,s", po::value(&sets)->composing(), "a fixed override of every trial, as in the sweep file's set: (path=value; the searched values win); repeatable")
         ("plugin", po::value(&plugins)->composing(), "load a stage plug-in (.so); repeatable")
         ("help,h", "describe this command");
     po::positional_options_description pos;
@@ -57,6 +58,15 @@ int cmd_sweep(const std::vector<std::string>& args) {
     const ProgressStyle style = progress_style(quiet, log_format);
 
     SweepSpec spec = load_sweep(file);  // LoadError: exit 2 with file:line:column
+    if (!sets.empty()) {
+        // After the file's fixed `set:`, before the searched values (which win on the same path).
+        for (auto& t : spec.trials) {
+            t.overrides.insert(t.overrides.begin() + static_cast<std::ptrdiff_t>(spec.fixed.size()), sets.begin(), sets.end());
+            t.key.clear();
+            for (const auto& o : t.overrides) t.key += o + "\n";
+        }
+        spec.fixed.insert(spec.fixed.end(), sets.begin(), sets.end());
+    }
 
     // Plug-ins first (named on the command line or in the base graph), once, before any thread.
     Registry& registry = Registry::global();

@@ -1,5 +1,6 @@
 #include "classification_metrics.hpp"
 
+#include <charconv>
 #include <sstream>
 
 #include "pipeline/report/plot.hpp"
@@ -182,4 +183,40 @@ std::vector<std::string> ClassificationMetrics::predictions() {
     return out;
 }
 
+void ClassificationMetrics::save_run_state(StageState& state) const {
+    state.put_text("split", split_);
+    state.put_text("total", std::to_string(total_));
+    state.put_text("next_item", std::to_string(next_item_));
+    std::string counts;
+    for (const auto& row : confusion_)
+        for (const auto c : row) {
+            if (!counts.empty()) counts += ' ';
+            counts += std::to_string(c);
+        }
+    state.put_text("confusion", counts);
+}
+
+void ClassificationMetrics::load_run_state(const StageState& state) {
+    auto integer = [&](const char* name) -> std::int64_t {
+        const std::string* t = state.text(name);
+        RNNFLOW_CHECK(t != nullptr, "classification_metrics: saved state has no '", name, "'");
+        std::int64_t v = -1;
+        const auto r = std::from_chars(t->data(), t->data() + t->size(), v);
+        RNNFLOW_CHECK(r.ec == std::errc() && r.ptr == t->data() + t->size() && v >= 0,
+                      "classification_metrics: saved '", name, "' is not a count: ", *t);
+        return v;
+    };
+    if (const std::string* s = state.text("split")) split_ = *s;
+    total_ = integer("total");
+    next_item_ = integer("next_item");
+    const std::string* counts = state.text("confusion");
+    RNNFLOW_CHECK(counts != nullptr, "classification_metrics: saved state has no 'confusion'");
+    std::istringstream is(*counts);
+    for (auto& row : confusion_)
+        for (auto& c : row)
+            RNNFLOW_CHECK(static_cast<bool>(is >> c), "classification_metrics: saved confusion counts do not fit ",
+                          names_.size(), " classes");
+    std::string rest;
+    RNNFLOW_CHECK(!(is >> rest), "classification_metrics: saved confusion counts do not fit ", names_.size(), " classes");
+}
 }  // namespace rnnflow::stages

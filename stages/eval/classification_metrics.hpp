@@ -45,6 +45,11 @@ public:
     void write_outputs(const OutputContext& ctx) override;
     bool predicts() const override { return true; }
     std::vector<std::string> predictions() override;
+    // Resume mid-pass (docs/resume.md): the confusion counts and item numbering of the pass.
+    // The per-item texts are not kept: only evaluation passes write them, and checkpoints fall
+    // in training passes.
+    void save_run_state(StageState& state) const override;
+    void load_run_state(const StageState& state) override;
 
     // The confusion counts of the last pass: [gold][predicted].
     const std::vector<std::vector<std::int64_t>>& confusion() const { return confusion_; }

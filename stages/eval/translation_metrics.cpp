@@ -213,4 +213,19 @@ std::vector<std::string> TranslationMetrics::predictions() {
     return out;
 }
 
+void TranslationMetrics::save_run_state(StageState& state) const {
+    state.put_text("split", split_);
+    state.put_text("training", training_ ? "1" : "0");
+    for (const auto& [name, v] : {std::pair{"items", items_}, {"exact", exact_}, {"tok_match", tok_match_}, {"tok_total", tok_total_}})
+        state.put_number(name, static_cast<double>(v));
+}
+
+void TranslationMetrics::load_run_state(const StageState& state) {
+    if (const std::string* s = state.text("split")) split_ = *s;
+    if (const std::string* t = state.text("training")) training_ = *t == "1";
+    items_ = static_cast<std::int64_t>(state.number("items", 0));
+    exact_ = static_cast<std::int64_t>(state.number("exact", 0));
+    tok_match_ = static_cast<std::int64_t>(state.number("tok_match", 0));
+    tok_total_ = static_cast<std::int64_t>(state.number("tok_total", 0));
+}
 }  // namespace rnnflow::stages

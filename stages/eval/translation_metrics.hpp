@@ -46,6 +46,11 @@ public:
     void write_outputs(const OutputContext& ctx) override;
     bool predicts() const override { return true; }
     std::vector<std::string> predictions() override;
+    // Resume mid-pass (docs/resume.md): whether the pass trains, and its counts. Hypotheses
+    // and attention maps are not kept: training passes decode nothing, and checkpoints fall in
+    // training passes.
+    void save_run_state(StageState& state) const override;
+    void load_run_state(const StageState& state) override;
 
 private:
     struct Map {  // attention of one item

@@ -114,7 +114,8 @@ if not any("] 2/2 | 0 running | best ppl " in b for b in bars): fail("no final b
 if not text.endswith("\r\x1b[K"): fail("the bar is not cleared at the end")
 print("sweep terminal: %d bar redraws" % len(bars))
 PY
-"$rnnflow" sweep "$work/tiny.yaml" --out "$work/sw2" --log-format json > /dev/null 2> "$work/sweep.json"
+"$rnnflow" sweep "$work/tiny.yaml" --out "$work/sw2" --log-format json --set rnn.layers=2 > /dev/null 2> "$work/sweep.json"
+grep -q "'rnn.layers=2'" "$work/sw2/trials/0001/command.txt"   # --set reaches every trial
 "$py" - "$work/sweep.json" <<'PY'
 import json, sys
 events = [json.loads(line) for line in open(sys.argv[1])]

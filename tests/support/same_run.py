@@ -4,13 +4,20 @@
 usage: same_run.py RUN_A RUN_B
 
 Equal means: every metrics.jsonl row has the same values (wall-clock fields -- seconds,
-items_per_second -- excepted), samples.txt is byte-identical, and checkpoints/last and
-checkpoints/best hold the same tensors (names, dtypes, shapes and bytes; metadata, which records
-timings, is not compared). Prints the first difference and exits 1, else exits 0.
+items_per_second -- excepted), checkpoints/last and checkpoints/best hold the same tensors
+(names, dtypes, shapes and bytes; metadata, which records timings, is not compared), and every
+other file -- samples.txt, the metric stages' outputs (predictions, confusion matrices), fitted
+state -- is byte-identical, except the ones that record the clock or the command (summary.txt,
+command.txt, metrics.csv, plots/). Prints the first difference and exits 1, else exits 0.
 """
 import json
+import os
 import struct
 import sys
+
+# Compared another way, or holding wall-clock times and command lines.
+SKIP = {"metrics.jsonl", "metrics.csv", "summary.txt", "command.txt"}
+SKIP_DIRS = {"checkpoints", "plots"}
 
 CLOCK = {"seconds", "items_per_second"}
 
@@ -35,6 +42,19 @@ def rows(path):
     return out
 
 
+def files(root):
+    out = set()
+    for d, dirs, names in os.walk(root):
+        rel = os.path.relpath(d, root)
+        if rel.split(os.sep)[0] in SKIP_DIRS:
+            continue
+        for n in names:
+            path = n if rel == "." else os.path.join(rel, n)
+            if path not in SKIP and not n.endswith(".tmp") and not n.endswith(".out"):
+                out.add(path)
+    return out
+
+
 def main(a, b):
     ra, rb = rows(f"{a}/metrics.jsonl"), rows(f"{b}/metrics.jsonl")
     if len(ra) != len(rb):
@@ -43,12 +63,11 @@ def main(a, b):
         if x != y:
             keys = [k for k in x if x.get(k) != y.get(k)] or sorted(set(y) - set(x))
             return f"metrics.jsonl row {i + 1} ({x.get('split')} epoch {x.get('epoch')}): {keys[0]} {x.get(keys[0])!r} against {y.get(keys[0])!r}"
-    for name in ("samples.txt",):
-        try:
-            sa, sb = open(f"{a}/{name}", "rb").read(), open(f"{b}/{name}", "rb").read()
-        except FileNotFoundError as e:
-            return f"{name}: {e}"
-        if sa != sb:
+    fa, fb = files(a), files(b)
+    if fa != fb:
+        return f"files {sorted(fa ^ fb)} in one folder only"
+    for name in sorted(fa):
+        if open(f"{a}/{name}", "rb").read() != open(f"{b}/{name}", "rb").read():
             return f"{name} differs"
     for ck in ("last", "best"):
         ta, tb = tensors(f"{a}/checkpoints/{ck}.safetensors"), tensors(f"{b}/checkpoints/{ck}.safetensors")
