@@ -156,7 +156,11 @@ void TsvText::prepare(PrepareContext& ctx) {
     if (files.files.empty() || files.files.front().first != "train")
         throw Error("no training file", "set train: path/to/train.tsv");
 
-    for (const auto& [split, file] : files.files) {
+    for (const auto& split_file : files.files) {
+        // Named copies, not structured bindings: the lambdas below use them, and clang 14 (the
+        // fuzzing build) cannot capture a structured binding.
+        const std::string& split = split_file.first;
+        const std::string& file = split_file.second;
         const std::string bytes = reader::read_text(ctx.base_dir(), file, split);
         std::vector<Record> records = parse_records(bytes, delim_, quoted_, max_fields_);
         std::size_t first = 0;
