@@ -6,13 +6,13 @@
 # than rnnflow::Error) fails the script; its input is saved in build-fuzz/artifacts/.
 #   bash scripts/fuzz.sh [SECONDS] [TARGET ...]     default: 10 s each (CI), every target
 #   bash scripts/fuzz.sh 3600 graph                  an hour on the graph loader
-# Targets: graph sweep checkpoint text vocab. Without clang it says so and exits 0.
+# Targets: graph sweep checkpoint text vocab readers. Without clang it says so and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(graph sweep checkpoint text vocab)
+[ ${#targets[@]} -gt 0 ] || targets=(graph sweep checkpoint text vocab readers)
 cc=${RNNFLOW_FUZZ_CC:-clang-14}; cxx=${RNNFLOW_FUZZ_CXX:-clang++-14}
 if ! command -v "$cxx" > /dev/null; then
   echo "fuzz: skipped: $cxx not found (Debian: apt-get install clang-14 libclang-rt-14-dev; scripts/install-deps.sh)"

@@ -1,6 +1,8 @@
 #include "line_reader.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -24,6 +26,16 @@ void check_utf8(const std::string& s, const std::string& where, std::int64_t fir
         return Error(detail::concat(where, ":", line, ":", col + static_cast<std::int64_t>(at), ": ", what),
                      "the text must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
     };
+    // A binary file usually shows a NUL byte early: say "binary" rather than "invalid UTF-8" at
+    // whatever byte comes first (as text_file does).
+    if (const void* nul = std::memchr(s.data(), 0, std::min<std::size_t>(s.size(), 8192))) {
+        const auto at = static_cast<std::size_t>(static_cast<const char*>(nul) - s.data());
+        for (std::size_t i = 0; i < at; ++i) {
+            if (s[i] == '\n') { ++line; col = 1; } else ++col;
+        }
+        throw Error(detail::concat(where, ":", line, ":", col, ": NUL byte: this looks like a binary file, not text"),
+                    "give a UTF-8 text file");
+    }
     for (std::size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c == '\n') {

@@ -157,8 +157,10 @@ void TsvText::prepare(PrepareContext& ctx) {
         throw Error("no training file", "set train: path/to/train.tsv");
 
     for (const auto& split_file : files.files) {
+        // Named copies, not structured bindings: the lambdas below use them, and clang 14 (the
+        // fuzzing build) cannot capture a structured binding.
         const std::string& split = split_file.first;
-        const std::string& file = split_file.second;  // a named reference: lambdas below capture it
+        const std::string& file = split_file.second;
         const std::string bytes = reader::read_text(ctx.base_dir(), file, split);
         std::vector<Record> records = parse_records(bytes, delim_, quoted_, max_fields_);
         std::size_t first = 0;
