@@ -1,6 +1,7 @@
 // rnnflow: the command-line front end over the engine.
 //
 //   rnnflow run FILE [--set path=value ...] [--out RUN_DIR] [--threads N] [--quiet]
+//   rnnflow run [FILE] --resume RUN_DIR [--threads N]    continue an interrupted run exactly
 //   rnnflow validate FILE [--set ...]
 //   rnnflow graph FILE --dot [--set ...]
 //   rnnflow stages [TYPE ...] [--markdown]
@@ -10,7 +11,8 @@
 //   rnnflow report DIR [--out FILE]; rnnflow compare RUN_A RUN_B ... [--plot FILE]      (cli/report.cpp)
 //   mpirun -np N rnnflow run FILE ...   data-parallel training (cli/mpi.cpp)
 //
-// Exit status: 0 success, 1 the run failed, 2 bad input (command line, graph file, data).
+// Exit status: 0 success, 1 the run failed, 2 bad input (command line, graph file, data),
+// 128 + signal when SIGINT/SIGTERM stopped a run (after writing a checkpoint to resume from).
 #include <unistd.h>
 
 #include <chrono>
@@ -29,6 +31,7 @@
 #include "pipeline/exec/engine.hpp"
 #include "pipeline/exec/metrics_log.hpp"
 #include "pipeline/exec/progress.hpp"
+#include "pipeline/exec/resume.hpp"
 #include "pipeline/graph/graph.hpp"
 
 namespace po = boost::program_options;
@@ -131,15 +134,26 @@ fs::path default_run_dir(const std::string& experiment) {
     return dir;
 }
 
+// A word for a shell command line, quoted when it needs it.
+std::string shell_word(const std::string& w) {
+    if (!w.empty() && w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%") == std::string::npos)
+        return w;
+    std::string q = "'";
+    for (char ch : w) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    return q + "'";
+}
+
 int cmd_run(const std::vector<std::string>& args) {
     Common c;
-    std::string file, out, log_format = "text";
+    std::string file, out, log_format = "text", resume;
     int threads = 0;
     bool quiet = false, want_mpi = false;
     po::options_description d("run options");
     d.add_options()
-        ("file", po::value(&file)->required(), "graph file (YAML)")
+        ("file", po::value(&file), "graph file (YAML); with --resume, default RUN_DIR/resolved.yaml")
         ("out,o", po::value(&out), "run folder (default runs/<experiment>/<time>)")
+        ("resume", po::value(&resume), "continue the run in RUN_DIR from its last checkpoint, exactly as if it had not "
+                                       "stopped (same graph and --set values; the same --threads for bit-identical numbers)")
         ("threads,t", po::value(&threads), "threads for oneTBB and oneDNN (default: train.threads, else every core)")
         ("quiet,q", po::bool_switch(&quiet), "print only the final metrics")
         ("log-format", po::value(&log_format), "text or json")
@@ -147,17 +161,43 @@ int cmd_run(const std::vector<std::string>& args) {
     add_graph_options(d, c);
     po::positional_options_description pos;
     pos.add("file", 1);
-    if (!parse(args, d, &pos, "rnnflow run FILE [--set path=value ...] [--out RUN_DIR] [--threads N]")) return 0;
+    if (!parse(args, d, &pos, "rnnflow run FILE [--set path=value ...] [--out RUN_DIR] [--threads N]\n"
+                              "       rnnflow run [FILE] --resume RUN_DIR [--threads N]")) return 0;
     progress_style(true, log_format);  // checks the value before any work
+    if (file.empty() && resume.empty())
+        throw Error("run needs a graph file", "rnnflow run FILE, or rnnflow run --resume RUN_DIR");
+    if (!resume.empty()) {
+        if (!out.empty())
+            throw Error("--resume continues RUN_DIR in place; --out does not go with it", "drop --out");
+        if (!fs::exists(fs::path(resume) / "resolved.yaml"))
+            throw Error(resume + ": not a run folder (no resolved.yaml)", "give the folder that `rnnflow run` printed");
+        if (fs::exists(fs::path(resume) / "summary.txt"))
+            throw Error(resume + ": the run finished (summary.txt is written); nothing to resume",
+                        "to train longer, start a new run with init: {from: " +
+                            (fs::path(resume) / "checkpoints" / "last.safetensors").string() + "} on the model stages");
+        if (file.empty()) file = (fs::path(resume) / "resolved.yaml").string();
+    }
 
     // Under mpirun/srun: data-parallel training, each rank on its share of every batch; only
     // rank 0 writes the run folder and prints.
     MpiSession mpi(want_mpi);
     const bool writer = mpi.rank() == 0;
     if (mpi.size() > 1) quiet = quiet || !writer;
+    if (!resume.empty() && mpi.size() > 1) {
+        std::cerr << Error("--resume of a data-parallel (MPI) run is not supported yet",
+                           "resume it in one process, or start it again").format() << "\n";
+        mpi.abort(kExitBadInput);
+    }
     CompiledGraph g = load(file, c);
-    fs::path run_dir = out.empty() ? default_run_dir(g.def.experiment) : fs::path(out);
-    if (writer && fs::exists(run_dir / "resolved.yaml")) {
+    if (!resume.empty()) {
+        // The run's own graph, loaded the same way: its resolved text must be this one's.
+        Common own;
+        own.plugins = c.plugins;
+        const CompiledGraph run_graph = load((fs::path(resume) / "resolved.yaml").string(), own);
+        check_same_graph(g.def.resolved_yaml, run_graph.def.resolved_yaml, resume);
+    }
+    fs::path run_dir = !resume.empty() ? fs::path(resume) : out.empty() ? default_run_dir(g.def.experiment) : fs::path(out);
+    if (writer && resume.empty() && fs::exists(run_dir / "resolved.yaml")) {
         const Error e("run folder " + run_dir.string() + " already holds a run",
                       "choose another --out, or remove the folder");
         if (mpi.size() > 1) { std::cerr << e.format() << "\n"; mpi.abort(kExitBadInput); }
@@ -167,11 +207,15 @@ int cmd_run(const std::vector<std::string>& args) {
     RunOptions opt;
     opt.run_dir = run_dir;
     opt.threads = threads;
+    opt.resume = !resume.empty();
     apply_progress_style(progress_style(quiet, log_format), opt);
     if (mpi.size() > 1) mpi_data_parallel(opt, mpi);
+    // Ctrl-C and SIGTERM: checkpoint and stop (one process; under MPI the ranks would stop at
+    // different steps, so the default action stays).
+    if (mpi.size() == 1) install_interrupt_handlers();
     Engine engine(std::move(g), opt);
     if (writer) {
-        std::ofstream cmd(run_dir / "command.txt");
+        std::ofstream cmd(run_dir / "command.txt", opt.resume ? std::ios::app : std::ios::trunc);
         cmd << "rnnflow run";
         for (const auto& a : args) cmd << " '" << a << "'";
         cmd << "\n";
@@ -192,6 +236,17 @@ int cmd_run(const std::vector<std::string>& args) {
     TrainResult res;
     try {
         res = engine.train();
+    } catch (const Interrupted& e) {
+        std::cerr << "\n" << e.format() << "\n";
+        if (!e.checkpoint().empty()) {
+            std::string cmd = "rnnflow run --resume " + shell_word(run_dir.string()) + " --threads " +
+                              std::to_string(engine.threads());
+            for (const auto& p : c.plugins) cmd += " --plugin " + shell_word(p);
+            std::cerr << "resume with: " << cmd << "\n";
+        } else {
+            std::cerr << "no checkpoint was written; start the run again in a new folder\n";
+        }
+        return 128 + e.signal();
     } catch (Error& e) {
         std::cerr << e.format() << "\n";
         if (fs::exists(run_dir / "checkpoints" / "last.safetensors"))

@@ -123,7 +123,11 @@ std::string graph_json_schema(const Registry& r) {
           "\"keep\":{\"type\":\"string\",\"pattern\":\"^(last|best\\\\([A-Za-z0-9_.]+\\\\))$\",\"description\":\"last, or best(<metric>.<split>)\"},"
           "\"threads\":{\"type\":\"integer\",\"minimum\":0},\"max_batches\":{\"type\":\"integer\",\"minimum\":0},"
           "\"prefetch\":{\"type\":\"integer\",\"minimum\":1},\"log_every\":{\"type\":\"integer\",\"minimum\":0},"
-          "\"test\":{\"type\":\"boolean\"},\"sample_length\":{\"type\":\"integer\",\"minimum\":0}}},"
+          "\"test\":{\"type\":\"boolean\"},\"sample_length\":{\"type\":\"integer\",\"minimum\":0},"
+          "\"checkpoint_every\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"also checkpoint every N training batches (0: epoch ends only)\"},"
+          "\"checkpoint_seconds\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"also checkpoint every S seconds of training (0: off)\"},"
+          "\"nonfinite\":{\"enum\":[\"stop\",\"skip_batch\"],\"description\":\"a NaN/Inf loss or gradient stops the run, or skips the batch\"},"
+          "\"max_skipped\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"skip_batch: stop after this many skipped batches in a row\"}}},"
           "\"stages\":{\"type\":\"object\",\"minProperties\":1,\"propertyNames\":{\"pattern\":\"^[A-Za-z_][A-Za-z0-9_]*$\"},"
           "\"additionalProperties\":{\"$ref\":\"#/definitions/stage\"}}},"
           "\"definitions\":{\"stage\":{\"type\":\"object\",\"required\":[\"type\"],\"properties\":{\"type\":{\"enum\":[";

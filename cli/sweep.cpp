@@ -14,6 +14,7 @@
 #include "cli/commands.hpp"
 #include "pipeline/exec/metrics_log.hpp"
 #include "pipeline/exec/progress.hpp"
+#include "pipeline/exec/resume.hpp"
 #include "pipeline/graph/graph.hpp"
 #include "pipeline/sweep/sweep.hpp"
 
@@ -33,7 +34,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
         ("parallel,j", po::value(&parallel), "trials at once (default: cores / threads-per-trial); under MPI: per rank 0")
         ("threads-per-trial,t", po::value(&threads), "oneDNN threads of each trial (default 1)")
         ("out,o", po::value(&out), "sweep folder (default sweeps/<sweep name>)")
-        ("resume", po::bool_switch(&resume), "continue the sweep in the folder: finished trials are kept, interrupted ones run again")
+        ("resume", po::bool_switch(&resume), "continue the sweep in the folder: finished trials are kept, interrupted ones continue from their last checkpoint")
         ("retry-failed", po::bool_switch(&retry_failed), "with --resume: run failed trials again too")
         ("quiet,q", po::bool_switch(&quiet), "no progress lines")
         ("log-format", po::value(&log_format), "progress as text (a bar on a terminal) or json lines")
@@ -131,7 +132,12 @@ int cmd_sweep(const std::vector<std::string>& args) {
     }
     if (sweep) sweep->set_progress_style(style);
     if (mpi.size() > 1) mpi_sweep(sweep.get(), mpi, parallel, threads, registry, log);
-    else sweep->run_local(parallel, threads, registry);
+    else {
+        // Ctrl-C / SIGTERM: running trials checkpoint and stop, no new one starts (one process;
+        // under MPI the default action stays).
+        install_interrupt_handlers();
+        sweep->run_local(parallel, threads, registry);
+    }
     if (mpi.rank() != 0) return 0;
     sweep->end_progress();
 
@@ -143,6 +149,13 @@ int cmd_sweep(const std::vector<std::string>& args) {
                   << format_number(*s.best_mean) << " ± " << format_number(*s.best_std) << " (trial " << *s.best_trial << ")";
     std::cout << "\n";
     for (const auto& f : s.files) std::cout << "  " << f.string() << "\n";
+    if (const int sig = interrupt_signal()) {
+        std::cerr << "sweep " << spec.name << " interrupted: " << sweep->interrupted()
+                  << " running trial(s) checkpointed, " << sweep->queued() << " not started\n"
+                  << "resume with: rnnflow sweep " << file << " --out " << dir.string() << " --resume"
+                  << " --threads-per-trial " << threads << "\n";
+        return 128 + sig;
+    }
     return s.done + s.pruned == 0 && s.failed > 0 ? 1 : 0;
 }
 

@@ -9,11 +9,13 @@ packages=(
   libboost-program-options-dev libboost-graph-dev   # command line; graph checks
   catch2               # tests
   libsqlite3-dev       # sweep state (sweep.db)
+  libsentencepiece-dev # the subword stage: BPE / unigram models (SentencePiece)
   gnuplot-nox          # sweep plots (plot.png)
   libplplot-dev plplot-driver-cairo   # run-folder plots (PLplot; PNGs through its cairo driver)
   graphviz             # `rnnflow report` draws the graph with dot (else it shows the DOT text)
   python3-yaml python3-jsonschema   # tests: graph files against `rnnflow schema`
   libopenmpi-dev openmpi-bin   # optional: sweeps across machines, data-parallel training (mpirun)
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev   # fuzzing (scripts/fuzz.sh): libFuzzer and clang's sanitizers
 )
 # Headless Chromium renders `rnnflow report` pages in tests/cli/report_html.sh (skipped without
 # it). It is large (about 400 MB installed on Debian 12 with its dependencies): RNNFLOW_NO_BROWSER=1 leaves

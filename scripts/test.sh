@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README, CI): build with warnings as errors and run every test, then build
-# and run the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
-#   bash scripts/test.sh            both passes
+# and run the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/),
+# then fuzz each reader for a few seconds on its committed corpus (scripts/fuzz.sh, build-fuzz/).
+#   bash scripts/test.sh            all three passes
 #   bash scripts/test.sh --quick    the normal build only
+# RNNFLOW_FUZZ_SECONDS (default 10) sets the fuzzing time per target; 0 skips it.
 # RNNFLOW_SANITIZE=thread (or another value) in the environment: only that sanitizer pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +28,5 @@ fi
 run_pass build
 if [ "${1:-}" != "--quick" ]; then
   sanitized address,undefined
+  if [ "${RNNFLOW_FUZZ_SECONDS:-10}" != 0 ]; then bash scripts/fuzz.sh "${RNNFLOW_FUZZ_SECONDS:-10}"; fi
 fi

@@ -1,17 +1,33 @@
 // The one list of built-in stages, registered exactly as a plug-in registers its own.
 #define RNNFLOW_BUILTIN
 #include "pipeline/core/registry.hpp"
+#include "stages/data/classify_batches.hpp"
+#include "stages/data/conllu.hpp"
+#include "stages/data/date_pairs.hpp"
+#include "stages/data/label_lines.hpp"
 #include "stages/data/lm_batches.hpp"
+#include "stages/data/parallel_text.hpp"
+#include "stages/data/seq2seq_batches.hpp"
+#include "stages/data/subword.hpp"
 #include "stages/data/text_file.hpp"
 #include "stages/data/tokenize.hpp"
+#include "stages/data/tsv_text.hpp"
 #include "stages/data/vocabulary.hpp"
-#include "stages/eval/sampler.hpp"
+#include "stages/eval/classification_metrics.hpp"
 #include "stages/eval/perplexity.hpp"
+#include "stages/eval/sampler.hpp"
+#include "stages/eval/translation_metrics.hpp"
+#include "stages/model/attention_decoder.hpp"
+#include "stages/model/char_word_encoder.hpp"
+#include "stages/model/concat.hpp"
+#include "stages/model/dropout.hpp"
 #include "stages/model/embedding.hpp"
 #include "stages/model/gru.hpp"
 #include "stages/model/linear.hpp"
 #include "stages/model/lstm.hpp"
+#include "stages/model/pool.hpp"
 #include "stages/model/rnn.hpp"
+#include "stages/model/word_dropout.hpp"
 #include "stages/train/adam.hpp"
 #include "stages/train/cross_entropy.hpp"
 #include "stages/train/sgd.hpp"
@@ -20,19 +36,36 @@ namespace rnnflow::stages {
 
 static void register_stages(Registry& r) {
     r.add<TextFile>();
+    r.add<TsvText>();
+    r.add<Subword>();
+    r.add<Conllu>();
+    r.add<LabelLines>();
     r.add<Tokenize>();
     r.add<Vocabulary>();
     r.add<LmBatches>();
+    r.add<ParallelText>();
+    r.add<DatePairs>();
+    r.add<Seq2seqBatches>();
+    r.add<ClassifyBatches>();
     r.add<Sampler>();
     r.add<Embedding>();
     r.add<Rnn>();
     r.add<Lstm>();
     r.add<Gru>();
     r.add<Linear>();
+    r.add<AttentionDecoder>();
+    // Many-to-one heads, character word encoder (issue 5, model side).
+    r.add<Pool>();
+    r.add<Concat>();
+    r.add<Dropout>();
+    r.add<CharWordEncoder>();
+    r.add<WordDropout>();
     r.add<CrossEntropy>();
     r.add<Sgd>();
     r.add<Adam>();
     r.add<Perplexity>();
+    r.add<TranslationMetrics>();
+    r.add<ClassificationMetrics>();
 }
 
 }  // namespace rnnflow::stages

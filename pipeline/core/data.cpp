@@ -25,7 +25,10 @@ static std::string ascii_lower(std::string s) {
 }
 
 std::vector<std::string> TokenizerSpec::tokenize(const std::string& raw) const {
-    const std::string text = lowercase ? ascii_lower(raw) : raw;
+    std::string text = lowercase ? ascii_lower(raw) : raw;
+    if (fold_numbers)
+        for (auto& ch : text)
+            if (ch >= '0' && ch <= '9') ch = '0';
     std::vector<std::string> out;
     if (mode == "char") {
         out.reserve(text.size());
@@ -42,11 +45,17 @@ std::vector<std::string> TokenizerSpec::tokenize(const std::string& raw) const {
         if (!cur.empty()) out.push_back(std::move(cur));
         cur.clear();
     };
-    for (char ch : text) {
+    // A byte that continues a word on both sides: an ASCII letter or digit, or any non-ASCII byte
+    // (letters of other scripts).
+    auto wordish = [](unsigned char c) { return c >= 0x80 || std::isalnum(c); };
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char ch = text[i];
         const auto u = static_cast<unsigned char>(ch);
         if (std::isspace(u)) {
             flush();
-        } else if (split_punct && u < 0x80 && std::ispunct(u)) {
+        } else if (split_punct && u < 0x80 && std::ispunct(u) &&
+                   !(keep_inner_punct && !cur.empty() && wordish(static_cast<unsigned char>(cur.back())) &&
+                     i + 1 < text.size() && wordish(static_cast<unsigned char>(text[i + 1])))) {
             flush();
             out.emplace_back(1, ch);
         } else {
@@ -139,7 +148,11 @@ void Vocabulary::save(const std::filesystem::path& file) const {
     std::ofstream os(file, std::ios::binary);
     RNNFLOW_CHECK(os.good(), "cannot write ", file.string());
     os << "#rnnflow-vocab 1\tmode=" << spec_.mode << "\tlowercase=" << (spec_.lowercase ? 1 : 0)
-       << "\tsplit_punct=" << (spec_.split_punct ? 1 : 0) << "\tspecials=" << specials_.size() << "\n";
+       << "\tsplit_punct=" << (spec_.split_punct ? 1 : 0);
+    // Written only when set, so vocabularies of runs that do not use them stay byte-identical.
+    if (spec_.keep_inner_punct) os << "\tkeep_inner_punct=1";
+    if (spec_.fold_numbers) os << "\tfold_numbers=1";
+    os << "\tspecials=" << specials_.size() << "\n";
     for (std::size_t i = 0; i < tokens_.size(); ++i)
         os << i << '\t' << escape(tokens_[i]) << '\t' << counts_[i] << '\n';
     os.flush();
@@ -164,6 +177,8 @@ Vocabulary Vocabulary::load(const std::filesystem::path& file) {
         if (k == "mode") spec.mode = v;
         else if (k == "lowercase") spec.lowercase = v == "1";
         else if (k == "split_punct") spec.split_punct = v == "1";
+        else if (k == "keep_inner_punct") spec.keep_inner_punct = v == "1";
+        else if (k == "fold_numbers") spec.fold_numbers = v == "1";
         else if (k == "specials") n_specials = static_cast<std::size_t>(parse_int(v, file.string() + ":1"));
     }
     std::vector<std::string> tokens;

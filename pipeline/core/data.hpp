@@ -20,6 +20,9 @@ struct TokenizerSpec {
     std::string mode = "char";  // "char" (UTF-8 code points) or "word"
     bool lowercase = false;
     bool split_punct = false;   // word mode: punctuation becomes tokens of its own
+    bool keep_inner_punct = false;  // with split_punct: punctuation between two letters or digits
+                                    // stays in the word (don't, e-mail, 3.14, 1,000)
+    bool fold_numbers = false;  // every ASCII digit becomes '0' (1984 → 0000, 3.14 → 0.00)
     std::vector<std::string> tokenize(const std::string& text) const;
     // Inverse for display: char mode concatenates, word mode joins with spaces.
     std::string detokenize(const std::vector<std::string>& tokens) const;

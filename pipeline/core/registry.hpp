@@ -13,8 +13,8 @@
 #include "schema.hpp"
 #include "stage.hpp"
 
-#define RNNFLOW_ABI_VERSION 1
-#define RNNFLOW_VERSION "0.1.0"
+#define RNNFLOW_ABI_VERSION 2
+#define RNNFLOW_VERSION "0.2.0"
 
 namespace rnnflow {
 

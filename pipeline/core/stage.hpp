@@ -16,6 +16,7 @@
 #include <memory>
 #include <random>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -104,12 +105,60 @@ public:
     virtual int threads() const = 0;
 };
 
+// ---------------------------------------------------------------------------------------------
+// Exact resume (docs/resume.md). A checkpoint holds the parameters and the optimiser state; a
+// stage that keeps more state that changes while a run trains — a recurrent state carried from
+// batch to batch, a metric's running sums, a random generator its batches advance — puts it in
+// a StageState, and gets it back when the run resumes. Stages whose behaviour depends only on
+// their parameters, the run seed and StepInfo (epoch, batch) have nothing to save.
+class StageState {
+public:
+    void put(const std::string& name, Tensor t) { tensors_[name] = std::move(t); }
+    void put_text(const std::string& name, std::string text) { texts_[name] = std::move(text); }
+    // Exact: the shortest text that reads back the same double.
+    void put_number(const std::string& name, double v);
+    // A standard random engine (std::mt19937_64, ...), through its text form.
+    template <class Rng> void put_rng(const std::string& name, const Rng& rng) {
+        std::ostringstream os;
+        os << rng;
+        put_text(name, os.str());
+    }
+
+    const Tensor* tensor(const std::string& name) const;           // nullptr if absent
+    const std::string* text(const std::string& name) const;        // nullptr if absent
+    double number(const std::string& name, double fallback) const; // fallback if absent
+    // false if absent; throws if the text is not an engine of this type.
+    template <class Rng> bool get_rng(const std::string& name, Rng& rng) const {
+        const std::string* t = text(name);
+        if (!t) return false;
+        std::istringstream is(*t);
+        is >> rng;
+        RNNFLOW_CHECK(!is.fail(), "saved random generator '", name, "' does not read back");
+        return true;
+    }
+
+    const std::map<std::string, Tensor>& tensors() const { return tensors_; }
+    const std::map<std::string, std::string>& texts() const { return texts_; }
+    bool empty() const { return tensors_.empty() && texts_.empty(); }
+
+private:
+    std::map<std::string, Tensor> tensors_;
+    std::map<std::string, std::string> texts_;
+};
+
 class Stage {
 public:
     virtual ~Stage() = default;
     virtual void prepare(PrepareContext& ctx) { (void)ctx; }
     // Resolved values other stages may refer to (schema().values()).
     virtual std::int64_t value(const std::string& name) const;
+
+    // Exact resume: put what the stage must get back in `state` (names are the stage's own).
+    // Called between steps, never while the stage computes; for a DataSource see there.
+    virtual void save_run_state(StageState& state) const { (void)state; }
+    // A resumed run: called once after prepare (a fresh fit on the same data) with what
+    // save_run_state gave, before the first step. The default ignores it.
+    virtual void load_run_state(const StageState& state) { (void)state; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -126,12 +175,22 @@ struct Batch {
     std::vector<std::int64_t> item_ids;  // see StepInfo::item_ids (one per column, or empty)
 };
 
+//
+// Resume: a pass must be a function of (split, epoch) and what prepare fitted — seed a shuffle
+// from the run seed and the epoch, not from a generator that lives across passes. The engine then
+// resumes a pass with begin(split, epoch) and skip(k), and every source gets exact resume
+// without code of its own. A source that nevertheless keeps state across passes saves it in
+// save_run_state, which the engine calls right before begin("train", epoch) of each training
+// pass (a source runs ahead of the model, so its state mid-pass would be the wrong one).
 class DataSource : public Stage {
 public:
     // Start a pass over `split`; returns the number of batches it will yield (for progress).
     virtual std::int64_t begin(const std::string& split, std::int64_t epoch) = 0;
     // Fill the next batch; false when the pass is over.
     virtual bool next(Batch& batch) = 0;
+    // Right after begin: move past the first `batches` batches of the pass. Returns false (the
+    // default) when the source cannot jump; the engine then calls next() that many times.
+    virtual bool skip(std::int64_t batches) { (void)batches; return false; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -211,6 +270,9 @@ struct OutputContext {
     std::int64_t epoch = 0;     // 1-based epoch of the pass; 0: the final evaluation (kept checkpoint)
 };
 
+// Resume: a metric that sums over a pass saves its running sums in save_run_state (a
+// checkpoint may fall in the middle of a training pass); without them the resumed pass reports
+// only the batches after the resume, and the engine warns.
 class MetricStage : public Stage {
 public:
     virtual void begin(const std::string& split) = 0;

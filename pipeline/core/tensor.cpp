@@ -1,7 +1,11 @@
 #include "tensor.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 
 #include "error.hpp"
@@ -24,11 +28,34 @@ void Tensor::Free::operator()(std::byte* p) const { std::free(p); }
 
 static std::int64_t count(const Shape& s) {
     std::int64_t n = 1;
-    for (auto d : s) {
+    for (auto d : s)
         RNNFLOW_CHECK(d >= 0, "tensor dimension must be >= 0, got ", d, " in ", shape_str(s));
+    for (auto d : s)
+        if (d == 0) return 0;
+    for (auto d : s) {
+        RNNFLOW_CHECK(n <= std::numeric_limits<std::int64_t>::max() / 8 / d, "tensor shape ",
+                      shape_str(s), " has too many elements to address");
         n *= d;
     }
     return n;
+}
+
+// Memory a single tensor may take: the machine's physical memory. Checked before allocating, so
+// a shape that cannot fit (a huge vocabulary times a wide layer) is a message naming the shape,
+// not std::bad_alloc or the kernel's OOM killer.
+static std::size_t tensor_byte_limit() {
+    static const std::size_t limit = [] {
+        const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
+                                     : std::numeric_limits<std::size_t>::max();
+    }();
+    return limit;
+}
+
+static std::string gib(std::size_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+    return buf;
 }
 
 Tensor::Tensor(DType dtype, Shape shape) {
@@ -70,6 +97,10 @@ void Tensor::resize(DType dtype, Shape shape) {
     const std::int64_t n = count(shape);
     const std::size_t need = static_cast<std::size_t>(n) * dtype_size(dtype);
     if (need > capacity_) {
+        if (need > tensor_byte_limit())
+            throw Error("a tensor of shape " + shape_str(shape) + " needs " + gib(need) +
+                            ", more than this machine's " + gib(tensor_byte_limit()) + " of memory",
+                        "lower the sizes that make it (vocabulary, hidden, dim, batch, bptt)");
         // 64-byte alignment for vector loads and oneDNN; round the size up as aligned_alloc wants.
         const std::size_t alloc = (need + 63) / 64 * 64;
         auto* p = static_cast<std::byte*>(std::aligned_alloc(64, alloc));

@@ -22,6 +22,7 @@
 #include "../report/run_plots.hpp"
 #include "metrics_log.hpp"
 #include "progress.hpp"
+#include "resume.hpp"
 
 namespace rnnflow {
 
@@ -136,6 +137,19 @@ struct Engine::Impl {
     std::unique_ptr<MetricsLog> metrics_log;
     std::unique_ptr<oneapi::tbb::task_arena> arena;
 
+    // Resume, checkpoints and numerical guards (docs/resume.md; helpers in resume.cpp).
+    std::function<void(bool training)> after_step;  // set by train(): checkpoints, interrupts
+    bool skip_nonfinite = false;               // train.nonfinite: skip_batch
+    bool step_skipped = false;                 // this training step's update is dropped
+    std::int64_t pass_skipped = 0, skipped_in_row = 0;
+    std::int64_t pass_batches = 0;             // what the source's begin() announced
+    std::int64_t train_batches = -1;           // ... for the training split
+    std::int64_t expect_train_batches = -1;    // a resumed run: what its checkpoint recorded
+    double pass_seconds_before = 0;            // a resumed pass: its seconds before the resume
+    Clock::time_point pass_t0;
+    std::map<int, StageState> resume_metric_state;  // a resumed pass: metric sums to restore
+    StageState source_snapshot;                // the source's run state before this training pass
+
     Impl(Engine& e, const CompiledGraph& graph) : self(e), g(graph) {}
 
     // --- graph structure -------------------------------------------------------------------
@@ -193,9 +207,80 @@ struct Engine::Impl {
             Outputs out(node.schema, false, std::move(outs));
             node.model->forward(in, out, node.saved, step);
         });
+        if (n == loss_idx && step.training() && !self.opt_.reduce_gradients) check_loss();
+    }
+
+    // --- numerical guards ---------------------------------------------------------------------
+    // Data parallelism leaves the decision to the gradient check after the reduction, which
+    // every process makes on the same numbers.
+    void check_loss() {
+        const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
+        if (std::isfinite(l[0])) return;
+        if (skip_nonfinite) {
+            step_skipped = true;
+            return;
+        }
+        throw nonfinite_forward_error();
+    }
+
+    std::string batch_text() const {
+        return step.split + " epoch " + std::to_string(step.epoch + 1) + " batch " + std::to_string(step.batch + 1);
+    }
+    Error nonfinite_error(const Node& node, const std::string& what, float v, const std::string& note = {}) const {
+        return Error("stage '" + node.def->id + "' (" + node.def->type + ", " + node.def->loc.str() + "): " +
+                         nonfinite_word(v) + " " + what + " at " + batch_text() + note,
+                     "lower the optimiser's lr or set clip_norm; train.nonfinite: skip_batch skips such "
+                     "batches; the last good checkpoint is kept");
+    }
+    // The loss is not finite: name the first stage, in forward order, whose parameters or
+    // outputs hold a NaN/Inf.
+    Error nonfinite_forward_error() const {
+        const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
+        const float loss = ln.outputs[static_cast<std::size_t>(loss_port)].data<float>()[0];
+        for (int n : g.order) {
+            const auto& node = nodes[static_cast<std::size_t>(n)];
+            if (!node.model) continue;
+            const std::string note = n == loss_idx ? std::string() : " (the loss is " + nonfinite_word(loss) + ")";
+            for (auto& p : node.model->params())
+                if (const auto i = first_nonfinite(p.value); i >= 0)
+                    return nonfinite_error(node, "in parameter '" + p.name + "'", p.value.data<float>()[i], note);
+            for (std::size_t o = 0; o < node.outputs.size(); ++o)
+                if (const auto i = first_nonfinite(node.outputs[o]); i >= 0)
+                    return nonfinite_error(node, "in output '" + node.schema->outputs()[o].name + "'",
+                                           node.outputs[o].data<float>()[i], note);
+        }
+        return nonfinite_error(ln, "loss", loss);
+    }
+    // After backward: true when every trainable gradient is finite. Else skip the step, or
+    // throw naming the first stage, in backward order, whose input or parameter gradient holds
+    // a NaN/Inf.
+    bool gradients_finite() {
+        bool ok = true;
+        for (const auto& tp : trainable) ok = ok && first_nonfinite(tp.second->grad) < 0;
+        if (ok) return true;
+        if (skip_nonfinite) {
+            step_skipped = true;
+            return false;
+        }
+        for (auto it = g.order.rbegin(); it != g.order.rend(); ++it) {
+            const auto& node = nodes[static_cast<std::size_t>(*it)];
+            if (!in_backward[static_cast<std::size_t>(*it)]) continue;
+            for (std::size_t i = 0; i < node.diff_src.size(); ++i) {
+                const auto* c = input_conn(*it, static_cast<int>(i));
+                if (!c || !in_backward[static_cast<std::size_t>(c->from_stage)]) continue;
+                if (const auto k = first_nonfinite(node.diff_src[i]); k >= 0)
+                    throw nonfinite_error(node, "in the gradient of its input '" + node.schema->inputs()[i].name + "'",
+                                          node.diff_src[i].data<float>()[k]);
+            }
+            for (auto& p : node.model->params())
+                if (const auto k = first_nonfinite(p.grad); k >= 0)
+                    throw nonfinite_error(node, "in the gradient of parameter '" + p.name + "'", p.grad.data<float>()[k]);
+        }
+        throw Error("a non-finite gradient at " + batch_text(), "lower the optimiser's lr or set clip_norm");
     }
 
     void backward(int n) {
+        if (step_skipped) return;  // the update is dropped anyway
         auto& node = nodes[static_cast<std::size_t>(n)];
         guarded(*node.def, [this] { return step_context("backward"); }, [&] {
             set_omp_threads(self.threads_);
@@ -314,7 +399,7 @@ struct Engine::Impl {
 
     // Runs the pass; `on_step_end` is called after each step (serially).
     void run_pass(PassKind kind, const std::string& split, std::int64_t epoch, std::int64_t max_batches,
-                  const std::function<void(std::int64_t)>& on_step_end) {
+                  const std::function<void(std::int64_t)>& on_step_end, std::int64_t first_index = 0) {
         const bool training = kind == PassKind::train;
         std::vector<int> targets;
         const std::vector<int> metrics = pass_metrics(kind);
@@ -361,6 +446,7 @@ struct Engine::Impl {
                 step.reset_state = m.batch ? m.batch->reset_state : step.reset_state;
                 if (m.batch) step.item_ids = m.batch->item_ids;
                 else step.item_ids = {};
+                step_skipped = false;
                 return flow::continue_msg();
             });
         flow::make_edge(begin_fn, *begin);
@@ -371,8 +457,9 @@ struct Engine::Impl {
             fwd[static_cast<std::size_t>(n)] = add_cont([this, n] { forward(n); });
         }
         // Forward edges: from each producing model stage (once per distinct producer), else begin.
-        auto wire_from_producers = [&](int n, flow::continue_node<flow::continue_msg>* target) {
+        auto wire_from_producers = [&](int n, flow::continue_node<flow::continue_msg>* target, int also = -1) {
             std::set<int> preds;
+            if (also >= 0 && fwd[static_cast<std::size_t>(also)]) preds.insert(also);
             const auto& node = nodes[static_cast<std::size_t>(n)];
             for (std::size_t i = 0; i < node.schema->inputs().size(); ++i)
                 if (const auto* c = input_conn(n, static_cast<int>(i)); c && fwd[static_cast<std::size_t>(c->from_stage)])
@@ -387,10 +474,12 @@ struct Engine::Impl {
         {
             for (int m : metrics) {
                 auto* node = add_cont([this, m] {
+                    if (step_skipped) return;  // a non-finite loss: the batch counts nowhere
                     auto& mn = nodes[static_cast<std::size_t>(m)];
                     guarded(*mn.def, [this] { return step_context("accumulate"); }, [&] { mn.metric->accumulate(inputs_of(m), step); });
                 });
-                wire_from_producers(m, node);
+                // Skipping batches: metrics wait for the loss check.
+                wire_from_producers(m, node, training && skip_nonfinite ? loss_idx : -1);
             }
         }
 
@@ -418,6 +507,12 @@ struct Engine::Impl {
                         const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
                         self.opt_.reduce_gradients(trainable, l[0], l[1]);
                     }
+                });
+                if (step_skipped || !gradients_finite()) {
+                    for (const auto& tp : trainable) tp.second->grad.zero();  // no update from this batch
+                    return;
+                }
+                guarded(*on.def, [this] { return step_context("step"); }, [&] {
                     pass_grad_norm_sum += on.optim->step(step);
                 });
             });
@@ -430,7 +525,17 @@ struct Engine::Impl {
         // end: bookkeeping once everything of the step is done.
         auto end = std::make_unique<flow::continue_node<flow::continue_msg>>(
             fg, [this, training, &on_step_end](const flow::continue_msg&) {
-                if (loss_in_pass && current.batch) {
+                if (training && step_skipped) {
+                    ++pass_skipped;
+                    if (++skipped_in_row >= g.def.train.max_skipped)
+                        throw Error(std::to_string(skipped_in_row) + " training batches in a row had a non-finite loss or "
+                                        "gradient (the last: " + batch_text() + ")",
+                                    "train.max_skipped is " + std::to_string(g.def.train.max_skipped) +
+                                        "; lower the optimiser's lr or set clip_norm; the last good checkpoint is kept");
+                } else if (training) {
+                    skipped_in_row = 0;
+                }
+                if (loss_in_pass && current.batch && !(training && step_skipped)) {
                     const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
                     if (training && !std::isfinite(l[0])) {
                         const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
@@ -460,7 +565,7 @@ struct Engine::Impl {
         }
 
         auto& src = nodes[static_cast<std::size_t>(source_idx)];
-        std::int64_t produced = 0;
+        std::int64_t produced = first_index;
         const bool shard = self.opt_.shard_count > 1 && (kind == PassKind::train || self.opt_.shard_evaluation);
         flow::input_node<BatchMsg> input(fg, [this, &src, &produced, max_batches, shard](oneapi::tbb::flow_control& fc) {
             if (max_batches > 0 && produced >= max_batches) {
@@ -492,12 +597,66 @@ struct Engine::Impl {
         fg.wait_for_all();
     }
 
+    // --- resumed passes (docs/resume.md) ------------------------------------------------------
+    // Right after begin(): move past the batches a checkpoint's position says are done.
+    void skip_batches(Node& src, std::int64_t k) {
+        bool jumped = false;
+        guarded(*src.def, "skip", [&] { jumped = src.source->skip(k); });
+        if (jumped) return;
+        Batch* b = take_batch();
+        for (std::int64_t i = 0; i < k; ++i) {
+            bool more = false;
+            guarded(*src.def, "next batch", [&] { more = src.source->next(*b); });
+            if (!more) {
+                give_back(b);
+                throw Error("the training split now ends after " + std::to_string(i) +
+                                " batches, before the checkpoint's position (batch " + std::to_string(k) + ")",
+                            "the data changed since the run started; a resume needs the same data");
+            }
+        }
+        give_back(b);
+    }
+    // A metric's running sums from the checkpoint, after its begin().
+    void restore_metric(int m, const std::string& split, std::int64_t epoch, std::int64_t done) {
+        auto& mn = nodes[static_cast<std::size_t>(m)];
+        auto it = resume_metric_state.find(m);
+        if (it == resume_metric_state.end() || it->second.empty()) {
+            if (self.opt_.log)
+                *self.opt_.log << "warning: stage '" << mn.def->id << "' (" << mn.def->type
+                               << ") saves no running sums, so its " << split << " value for epoch "
+                               << (epoch + 1) << " covers only the batches after " << done << "\n";
+            return;
+        }
+        guarded(*mn.def, "resume", [&] { mn.stage->load_run_state(it->second); });
+    }
+    PassTotals totals() const {
+        PassTotals t;
+        t.loss_sum = pass_loss_sum;
+        t.loss_count = pass_loss_count;
+        t.grad_norm_sum = pass_grad_norm_sum;
+        t.seconds = pass_seconds_before + std::chrono::duration<double>(Clock::now() - pass_t0).count();
+        t.steps = pass_steps;
+        t.items = pass_items;
+        t.skipped = pass_skipped;
+        return t;
+    }
+
     // --- metrics of a pass --------------------------------------------------------------------
+    // `from`: a resumed pass, its first from->steps batches done (docs/resume.md).
     MetricsRow run_split(PassKind kind, const std::string& split, std::int64_t epoch,
-                         Progress* progress) {
+                         Progress* progress, const PassTotals* from = nullptr) {
         auto& src = nodes[static_cast<std::size_t>(source_idx)];
         std::int64_t batches = 0;
         guarded(*src.def, "begin " + split, [&] { batches = src.source->begin(split, epoch); });
+        pass_batches = batches;
+        if (kind == PassKind::train) {
+            train_batches = batches;
+            if (expect_train_batches >= 0 && batches != expect_train_batches)
+                throw Error("the training split now gives " + std::to_string(batches) +
+                                " batches a pass, the interrupted run's gave " + std::to_string(expect_train_batches),
+                            "the data or the batch settings changed since the run started; a resume needs the same");
+            expect_train_batches = -1;
+        }
         const std::int64_t max_b = kind == PassKind::predict ? 0 : self.graph_.def.train.max_batches;
         const std::vector<int> metrics = pass_metrics(kind);
         if (max_b > 0) batches = std::min(batches, max_b);
@@ -505,20 +664,30 @@ struct Engine::Impl {
         row.epoch = epoch + 1;
         row.split = split;
         if (batches == 0) return row;
+        const std::int64_t done = from ? from->steps : 0;
+        if (done > 0) skip_batches(src, done);
         for (int m : metrics) {
             auto& mn = nodes[static_cast<std::size_t>(m)];
             guarded(*mn.def, "begin " + split, [&] { mn.metric->begin(split); });
+            if (done > 0) restore_metric(m, split, epoch, done);
         }
-        pass_loss_sum = pass_loss_count = pass_grad_norm_sum = 0;
-        pass_steps = pass_items = 0;
-        const auto t0 = Clock::now();
+        pass_loss_sum = from ? from->loss_sum : 0;
+        pass_loss_count = from ? from->loss_count : 0;
+        pass_grad_norm_sum = from ? from->grad_norm_sum : 0;
+        pass_steps = done;
+        pass_items = from ? from->items : 0;
+        pass_skipped = from ? from->skipped : 0;
+        pass_seconds_before = from ? from->seconds : 0;
+        pass_t0 = Clock::now();
+        const auto t0 = pass_t0;
         if (progress)
             progress->begin_pass(kind == PassKind::train ? "train" : kind == PassKind::predict ? "predict" : split, epoch, batches);
         run_pass(kind, split, epoch, max_b, [&](std::int64_t) {
             if (progress)
                 progress->step(pass_steps, pass_loss_count > 0 ? pass_loss_sum / pass_loss_count : 0.0, pass_items);
-        });
-        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+            if (after_step) after_step(kind == PassKind::train);
+        }, done);
+        const double secs = pass_seconds_before + std::chrono::duration<double>(Clock::now() - t0).count();
         if (progress) progress->end_pass();
         if (pass_loss_count > 0) row.values.emplace_back("loss", pass_loss_sum / pass_loss_count);
         const std::filesystem::path& folder = self.opt_.run_dir.empty() ? self.opt_.restore_dir : self.opt_.run_dir;
@@ -544,7 +713,9 @@ struct Engine::Impl {
         if (kind == PassKind::train) {
             auto& on = nodes[static_cast<std::size_t>(optim_idx)];
             row.values.emplace_back("lr", on.optim->learning_rate());
-            if (pass_steps > 0) row.values.emplace_back("grad_norm", pass_grad_norm_sum / static_cast<double>(pass_steps));
+            if (pass_steps > pass_skipped)
+                row.values.emplace_back("grad_norm", pass_grad_norm_sum / static_cast<double>(pass_steps - pass_skipped));
+            if (skip_nonfinite) row.values.emplace_back("skipped_batches", static_cast<double>(pass_skipped));
         }
         row.values.emplace_back("seconds", secs);
         row.values.emplace_back("items_per_second", secs > 0 ? static_cast<double>(pass_items) / secs : 0.0);
@@ -713,6 +884,8 @@ void Engine::prepare() {
     const std::vector<std::string>* infer_lines = infer ? &*opt_.infer_lines : nullptr;
     const std::filesystem::path state_root = opt_.mode == PrepareMode::fit ? opt_.run_dir : opt_.restore_dir;
     std::map<std::string, TensorFile> init_files;  // each init file read once
+    // A resumed run refits its data; what it fits must be what the run fitted (resume.hpp).
+    const auto fitted_before = opt_.resume ? read_state_files(opt_.run_dir) : std::map<std::string, std::string>{};
     im.arena->execute([&] {
         set_omp_threads(threads_);
         for (int n : graph_.order) {
@@ -760,6 +933,8 @@ void Engine::prepare() {
             });
         }
     });
+
+    if (opt_.resume) check_state_files(opt_.run_dir, fitted_before);
 
     // Roles: one data source, at most one optimiser, the minimised loss, metrics, a sampler.
     std::vector<std::string> sources;
@@ -842,7 +1017,7 @@ MetricsRow Engine::evaluate(const std::string& split, std::int64_t epoch) {
     return row;
 }
 
-void Engine::save_checkpoint(const std::filesystem::path& file, std::int64_t epoch) const {
+TensorFile Engine::checkpoint_file(std::int64_t epoch) const {
     TensorFile tf;
     for (auto& node : impl_->nodes) {
         if (node.model)
@@ -853,11 +1028,70 @@ void Engine::save_checkpoint(const std::filesystem::path& file, std::int64_t epo
     tf.metadata["rnnflow.version"] = RNNFLOW_VERSION;
     tf.metadata["experiment"] = graph_.def.experiment;
     tf.metadata["epoch"] = std::to_string(epoch);
+    return tf;
+}
+
+void Engine::save_checkpoint(const std::filesystem::path& file, std::int64_t epoch) const {
+    save_safetensors(file, checkpoint_file(epoch));
+}
+
+void Engine::save_checkpoint(const std::filesystem::path& file, const RunPosition& at,
+                             const std::map<int, StageState>* metric_sums) const {
+    auto& im = *impl_;
+    TensorFile tf = checkpoint_file(at.epoch);
+    if (opt_.shard_count > 1) {
+        // Data parallelism: this process holds its shard's run state only (a carried state of
+        // N / ranks columns); such runs do not resume, so their checkpoints hold weights only.
+        save_safetensors(file, tf);
+        return;
+    }
+    for (auto& node : im.nodes) {
+        if (!node.stage) continue;
+        StageState st;
+        if (node.source) st = im.source_snapshot;  // the state before this training pass began
+        else if (node.metric && metric_sums) {
+            auto it = metric_sums->find(node.idx);
+            if (it != metric_sums->end()) st = it->second;
+        } else guarded(*node.def, "save run state", [&] { node.stage->save_run_state(st); });
+        put_stage_state(tf, node.def->id, st);
+    }
+    at.write(tf.metadata);
     save_safetensors(file, tf);
 }
 
+RunPosition Engine::load_resume(const std::filesystem::path& file) {
+    auto& im = *impl_;
+    if (!std::filesystem::exists(file))
+        throw Error(opt_.run_dir.string() + " has no checkpoint to resume from (" + file.string() + ")",
+                    "the run stopped before its first checkpoint (the end of epoch 1, or train.checkpoint_every "
+                    "batches); start it again in a new folder");
+    const TensorFile tf = load_safetensors(file);
+    RunPosition at = RunPosition::read(tf.metadata, file.string());
+    if (at.epoch > graph_.def.train.epochs || (at.epoch == graph_.def.train.epochs && at.pass.steps > 0))
+        throw Error(file.string() + " is at " + at.describe() + ", beyond this graph's train.epochs = " +
+                        std::to_string(graph_.def.train.epochs),
+                    "resume with the run's own graph");
+    load_weights(tf, file.string());
+    auto states = stage_states(tf);
+    for (auto& node : im.nodes) {
+        if (!node.stage) continue;
+        auto it = states.find(node.def->id);
+        if (it == states.end()) continue;
+        if (node.metric) {
+            im.resume_metric_state[node.idx] = it->second;  // applied after the pass's begin()
+            continue;
+        }
+        guarded(*node.def, "resume", [&] { node.stage->load_run_state(it->second); });
+    }
+    return at;
+}
+
 void Engine::load_checkpoint(const std::filesystem::path& file) {
-    TensorFile tf = load_safetensors(file);
+    load_weights(load_safetensors(file), file.string());
+}
+
+void Engine::load_weights(const TensorFile& tf, const std::string& where) {
+    const std::filesystem::path file(where);
     for (auto& node : impl_->nodes) {
         if (node.model)
             for (auto& p : node.model->params()) {
@@ -877,7 +1111,7 @@ void Engine::load_checkpoint(const std::filesystem::path& file) {
             const std::string prefix = node.def->id + ".";
             for (const auto& [name, t] : tf.tensors)
                 if (name.rfind(prefix, 0) == 0) st.emplace(name.substr(prefix.size()), t);
-            node.optim->load_state(st);
+            guarded(*node.def, "load " + where, [&] { node.optim->load_state(st); });
         }
     }
 }
@@ -980,19 +1214,128 @@ TrainResult Engine::train() {
                             td.keep_split + " split",
                         "give the reader a " + td.keep_split + " file or fraction, or use keep: last", td.loc);
     }
+
+    // Where training starts: epoch 1, or a resumed run's checkpoint position (docs/resume.md).
+    const auto last_file = ckpt_dir / "last.safetensors";
+    const auto samples_file = opt_.run_dir / "samples.txt";
+    const bool writes = !opt_.run_dir.empty();
+    RunPosition at;
+    if (opt_.resume) {
+        at = load_resume(last_file);
+        result.rows = at.rows;
+        if (im.metrics_log) im.metrics_log->restore(at.rows);
+        std::error_code ec;
+        if (std::filesystem::exists(samples_file) &&
+            std::filesystem::file_size(samples_file) > static_cast<std::uintmax_t>(at.samples_bytes))
+            std::filesystem::resize_file(samples_file, static_cast<std::uintmax_t>(at.samples_bytes), ec);
+        best = at.best;
+        train_seconds = at.train_seconds;
+        result.train_items = at.train_items;
+        im.skipped_in_row = at.skipped_in_row;
+        im.expect_train_batches = at.train_batches;
+        if (opt_.log) {
+            *opt_.log << "resuming " << opt_.run_dir.string() << " at " << at.describe() << "\n";
+            if (at.threads != threads_)
+                *opt_.log << "warning: the run trained with " << at.threads << " threads, this resume with "
+                          << threads_ << ": its numbers will not be bit-identical to an uninterrupted run\n";
+        }
+        // Drivers above the run see every epoch, the restored ones included.
+        for (std::int64_t e = 1; e <= at.epoch && opt_.on_epoch && !result.stopped_early; ++e) {
+            MetricsRow tr, va;
+            for (const auto& r : at.rows) {
+                if (r.epoch == e && r.split == "train") tr = r;
+                if (r.epoch == e && r.split == td.keep_split) va = r;
+            }
+            if (!opt_.on_epoch(e - 1, tr, va)) result.stopped_early = true;
+        }
+    }
+    im.skip_nonfinite = td.nonfinite == "skip_batch";
+
+    // The run so far, as the checkpoint of a position within `epoch` records it.
+    std::int64_t epoch_now = at.epoch;
+    auto position = [&](std::int64_t epoch, const PassTotals& pass) {
+        RunPosition p;
+        p.epoch = epoch;
+        p.pass = pass;
+        p.train_batches = im.train_batches;
+        p.skipped_in_row = im.skipped_in_row;
+        p.best = best;
+        p.train_seconds = train_seconds;
+        p.train_items = result.train_items;
+        p.rows = result.rows;
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(samples_file, ec);
+        p.samples_bytes = ec ? 0 : static_cast<std::int64_t>(size);
+        p.threads = threads_;
+        return p;
+    };
+    // After every step: mid-epoch checkpoints, interrupts, injected faults (tests).
+    auto last_save = Clock::now();
+    im.after_step = [&](bool training) {
+        fault_after_step(training);
+        const int sig = interrupt_signal();
+        if (!training) {
+            // Validation (or test) stops; the epoch loop writes the checkpoint.
+            if (sig)
+                throw Interrupted(sig, "epoch " + std::to_string(epoch_now + 1) + ", " + im.step.split,
+                                  writes && std::filesystem::exists(last_file) ? last_file : std::filesystem::path());
+            return;
+        }
+        const std::int64_t done = im.pass_steps;
+        const bool due = (td.checkpoint_every > 0 && done % td.checkpoint_every == 0) ||
+                         (td.checkpoint_seconds > 0 &&
+                          std::chrono::duration<double>(Clock::now() - last_save).count() >= double(td.checkpoint_seconds));
+        if (writes && (due || sig)) {
+            save_checkpoint(last_file, position(epoch_now, im.totals()));
+            last_save = Clock::now();
+        }
+        if (sig)
+            throw Interrupted(sig, "epoch " + std::to_string(epoch_now + 1) + ", after batch " + std::to_string(done),
+                              writes ? last_file : std::filesystem::path());
+    };
+    struct ClearHook {
+        Impl& im;
+        ~ClearHook() { im.after_step = nullptr; }
+    } clear_hook{im};
+
     im.arena->execute([&] {
-        for (std::int64_t epoch = 0; epoch < td.epochs; ++epoch) {
+        for (std::int64_t epoch = at.epoch; epoch < td.epochs && !result.stopped_early; ++epoch) {
+            epoch_now = epoch;
             auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
             on.optim->begin_epoch(epoch);
-            MetricsRow tr = im.run_split(Impl::PassKind::train, "train", epoch, &progress);
+            auto& src = im.nodes[static_cast<std::size_t>(im.source_idx)];
+            im.source_snapshot = StageState();
+            guarded(*src.def, "save run state", [&] { src.stage->save_run_state(im.source_snapshot); });
+            if (const int sig = interrupt_signal()) {
+                // Interrupted before the first step (e.g. while reading the data): a checkpoint
+                // of the untrained start, so that the run resumes like any other.
+                if (writes && !std::filesystem::exists(last_file)) save_checkpoint(last_file, position(epoch, PassTotals{}));
+                throw Interrupted(sig, "the start of epoch " + std::to_string(epoch + 1),
+                                  writes ? last_file : std::filesystem::path());
+            }
+            const bool resumed = opt_.resume && epoch == at.epoch && at.pass.steps > 0;
+            MetricsRow tr = im.run_split(Impl::PassKind::train, "train", epoch, &progress, resumed ? &at.pass : nullptr);
             RNNFLOW_CHECK(!tr.values.empty(), "the training split gave no batches",
                           "check the training data and the batch settings");
+            // What an interrupt during validation checkpoints: the end of this training pass.
+            const RunPosition trained = position(epoch, im.totals());
+            std::map<int, StageState> metric_sums;
+            for (int m : im.metric_idx) {
+                auto& mn = im.nodes[static_cast<std::size_t>(m)];
+                guarded(*mn.def, "save run state", [&] { mn.stage->save_run_state(metric_sums[m]); });
+            }
             train_seconds += tr.get("seconds");
             result.train_items += static_cast<std::int64_t>(tr.get("items_per_second") * tr.get("seconds") + 0.5);
             record(tr);
-            MetricsRow va = im.run_split(Impl::PassKind::evaluate, graph_.def.train.keep_split, epoch, &progress);
+            MetricsRow va;
+            try {
+                va = im.run_split(Impl::PassKind::evaluate, graph_.def.train.keep_split, epoch, &progress);
+            } catch (const Interrupted& e) {
+                if (writes) save_checkpoint(last_file, trained, &metric_sums);
+                throw Interrupted(e.signal(), "epoch " + std::to_string(epoch + 1) + ", during validation",
+                                  writes ? last_file : std::filesystem::path());
+            }
             if (!va.values.empty()) record(va);
-            if (!opt_.run_dir.empty()) save_checkpoint(ckpt_dir / "last.safetensors", epoch + 1);
             if (!opt_.run_dir.empty()) report::update_run_plots(opt_.run_dir, result.rows, td.keep_metric, opt_.log);
             if (keep_best) {
                 const double v = va.get(td.keep_metric);
@@ -1006,16 +1349,20 @@ TrainResult Engine::train() {
                     if (!opt_.run_dir.empty()) save_checkpoint(ckpt_dir / "best.safetensors", epoch + 1);
                 }
             }
-            if (opt_.on_epoch && !opt_.on_epoch(epoch, tr, va)) {
-                result.stopped_early = true;
-                break;
-            }
             if (td.sample_length > 0 && im.sampler_idx >= 0 && !opt_.run_dir.empty()) {
                 SampleRequest req;
                 req.length = td.sample_length;
                 const std::string text = generate(req);
-                std::ofstream os(opt_.run_dir / "samples.txt", std::ios::app);
+                std::ofstream os(samples_file, std::ios::app);
                 os << "=== epoch " << (epoch + 1) << " ===\n" << text << "\n";
+            }
+            // The epoch's last act: everything above is in this checkpoint.
+            epoch_now = epoch + 1;
+            if (writes) save_checkpoint(last_file, position(epoch + 1, PassTotals{}));
+            last_save = Clock::now();
+            if (opt_.on_epoch && !opt_.on_epoch(epoch, tr, va)) {
+                result.stopped_early = true;
+                break;
             }
         }
     });

@@ -26,6 +26,8 @@
 
 namespace rnnflow {
 
+struct RunPosition;  // resume.hpp
+
 // One row of metrics: a pass over a split, or a summary.
 struct MetricsRow {
     std::int64_t epoch = 0;  // 1-based; 0 for the final test evaluation
@@ -44,6 +46,10 @@ struct RunOptions {
     // branches heavier than their oneDNN calls.
     int graph_threads = 1;
     PrepareMode mode = PrepareMode::fit;
+    // Continue the run in run_dir from checkpoints/last.safetensors: weights, optimiser, stage
+    // run state, epoch and data position, metrics so far (docs/resume.md). prepare() refits the
+    // data and refuses a resume whose fitted state (state/) came out different.
+    bool resume = false;
     std::filesystem::path restore_dir; // restore mode: the run folder to take fitted state from
     // Restore mode, prediction runs: the lines readers put out as split "infer" (see
     // PrepareContext::infer_lines); Engine::predict labels them.
@@ -110,6 +116,14 @@ public:
     struct Impl;  // opaque: the flow graphs and per-stage buffers
 
 private:
+    TensorFile checkpoint_file(std::int64_t epoch) const;  // weights and optimiser state
+    // A resumable checkpoint: also every stage's run state and the position. metric_sums:
+    // metric run states to write instead of the metrics' current ones.
+    void save_checkpoint(const std::filesystem::path& file, const RunPosition& at,
+                         const std::map<int, StageState>* metric_sums = nullptr) const;
+    RunPosition load_resume(const std::filesystem::path& file);
+    void load_weights(const TensorFile& tf, const std::string& where);
+
     CompiledGraph graph_;
     RunOptions opt_;
     int threads_ = 1;

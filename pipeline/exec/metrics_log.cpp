@@ -32,17 +32,40 @@ std::string json_number(double v) {
 
 MetricsLog::MetricsLog(std::filesystem::path run_dir) : dir_(std::move(run_dir)) {}
 
+namespace {
+std::string json_line(const MetricsRow& row) {
+    std::ostringstream os;
+    os << "{\"epoch\":" << row.epoch << ",\"split\":\"" << row.split << "\"";
+    for (const auto& [k, v] : row.values) os << ",\"" << k << "\":" << json_number(v);
+    os << "}\n";
+    return os.str();
+}
+}  // namespace
+
+void MetricsLog::restore(const std::vector<MetricsRow>& rows) {
+    std::string jsonl;
+    for (const auto& r : rows) jsonl += json_line(r);
+    write_file_atomic(dir_ / "metrics.jsonl", jsonl);
+    rows_ = rows;
+    if (rows_.empty()) {
+        std::error_code ec;
+        std::filesystem::remove(dir_ / "metrics.csv", ec);
+        return;
+    }
+    write_csv();
+}
+
 void MetricsLog::append(const MetricsRow& row) {
     rows_.push_back(row);
     {
         std::ofstream os(dir_ / "metrics.jsonl", std::ios::app);
-        os << "{\"epoch\":" << row.epoch << ",\"split\":\"" << row.split << "\"";
-        for (const auto& [k, v] : row.values) {
-            os << ",\"" << k << "\":" << json_number(v);
-        }
-        os << "}\n";
+        os << json_line(row);
         os.flush();
     }
+    write_csv();
+}
+
+void MetricsLog::write_csv() const {
     std::vector<std::string> cols;
     std::set<std::string> seen;
     for (const auto& r : rows_)

@@ -15,10 +15,14 @@ class MetricsLog {
 public:
     explicit MetricsLog(std::filesystem::path run_dir);
     void append(const MetricsRow& row);
+    // A resumed run: the rows its checkpoint recorded replace both files (rows written after
+    // that checkpoint, by the interrupted process, are dropped).
+    void restore(const std::vector<MetricsRow>& rows);
     void write_summary(const std::vector<MetricsRow>& rows, double seconds, double items_per_second,
                        const std::string& kept_checkpoint);
 
 private:
+    void write_csv() const;
     std::filesystem::path dir_;
     std::vector<MetricsRow> rows_;
 };

@@ -3,13 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "../core/error.hpp"
+#include "resume.hpp"
 
 namespace rnnflow {
 
@@ -53,17 +57,22 @@ void write_file_atomic(const std::filesystem::path& file, const std::string& byt
     const std::filesystem::path tmp = file.string() + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     RNNFLOW_CHECK(fd >= 0, "cannot write ", tmp.string(), ": ", std::strerror(errno));
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            const int e = errno;
-            ::close(fd);
-            throw Error("failed writing " + tmp.string() + ": " + std::strerror(e));
+    auto write_until = [&](std::size_t& done, std::size_t end) {
+        while (done < end) {
+            const ssize_t w = ::write(fd, bytes.data() + done, end - done);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                const int e = errno;
+                ::close(fd);
+                throw Error("failed writing " + tmp.string() + ": " + std::strerror(e));
+            }
+            done += static_cast<std::size_t>(w);
         }
-        done += static_cast<std::size_t>(w);
-    }
+    };
+    std::size_t done = 0;
+    write_until(done, bytes.size() / 2);
+    if (file.extension() == ".safetensors") fault_in_checkpoint_write();  // tests: a kill mid-write
+    write_until(done, bytes.size());
     if (::fsync(fd) != 0 || ::close(fd) != 0)
         throw Error("failed writing " + tmp.string() + ": " + std::strerror(errno));
     std::error_code ec;
@@ -117,8 +126,8 @@ namespace {
 // A small JSON reader for the safetensors header: objects, arrays, strings, integers.
 struct Json {
     enum Kind { object, array, string, number } kind = string;
-    std::vector<std::pair<std::string, Json>> obj;
-    std::vector<Json> arr;
+    std::vector<std::string> keys;  // object: keys[i] names arr[i]
+    std::vector<Json> arr;           // array items, or object values
     std::string str;
     long long num = 0;
 };
@@ -150,9 +159,11 @@ private:
             ++i_;
             if (peek() == '}') { ++i_; return v; }
             for (;;) {
+                if (peek() != '"') fail("expected a key");
                 std::string k = string_lit();
                 expect(':');
-                v.obj.emplace_back(std::move(k), value(depth + 1));
+                v.keys.push_back(std::move(k));
+                v.arr.push_back(value(depth + 1));
                 if (peek() == ',') { ++i_; continue; }
                 expect('}');
                 return v;
@@ -173,32 +184,65 @@ private:
         if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) {
             v.kind = Json::number;
             std::size_t j = i_;
-            if (s_[j] == '-') ++j;
+            const bool neg = s_[j] == '-';
+            if (neg) ++j;
+            const std::size_t digits = j;
             while (j < s_.size() && std::isdigit(static_cast<unsigned char>(s_[j]))) ++j;
-            if (j - i_ > 18) fail("number too large");
-            v.num = std::stoll(s_.substr(i_, j - i_));
+            if (j == digits) fail("a number without digits");
+            if (j - digits > 18) fail("number too large");
+            long long n = 0;
+            for (std::size_t k = digits; k < j; ++k) n = n * 10 + (s_[k] - '0');
+            v.num = neg ? -n : n;
             i_ = j;
             return v;
         }
         fail("unexpected character");
+    }
+    static int hex(char c) {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
     }
     std::string string_lit() {
         expect('"');
         std::string out;
         while (i_ < s_.size() && s_[i_] != '"') {
             char c = s_[i_++];
-            if (c == '\\') {
-                if (i_ >= s_.size()) fail("bad escape");
-                const char e = s_[i_++];
-                if (e == 'u') {
-                    if (i_ + 4 > s_.size()) fail("bad escape");
-                    out += static_cast<char>(std::stoi(s_.substr(i_, 4), nullptr, 16));
-                    i_ += 4;
-                } else if (e == 'n') out += '\n';
-                else if (e == 't') out += '\t';
-                else out += e;
-            } else {
+            if (c != '\\') {
                 out += c;
+                continue;
+            }
+            if (i_ >= s_.size()) fail("bad escape");
+            const char e = s_[i_++];
+            switch (e) {
+                case 'n': out += '\n'; break;
+                case 't': out += '\t'; break;
+                case 'r': out += '\r'; break;
+                case 'b': out += '\b'; break;
+                case 'f': out += '\f'; break;
+                case '"': case '\\': case '/': out += e; break;
+                case 'u': {
+                    unsigned cp = 0;
+                    for (int k = 0; k < 4; ++k) {
+                        const int h = i_ < s_.size() ? hex(s_[i_]) : -1;
+                        if (h < 0) fail("bad \\u escape");
+                        cp = cp * 16 + static_cast<unsigned>(h);
+                        ++i_;
+                    }
+                    // UTF-8 (a lone surrogate is kept as its three bytes; names only compare).
+                    if (cp < 0x80) out += static_cast<char>(cp);
+                    else if (cp < 0x800) {
+                        out += static_cast<char>(0xC0 | (cp >> 6));
+                        out += static_cast<char>(0x80 | (cp & 0x3F));
+                    } else {
+                        out += static_cast<char>(0xE0 | (cp >> 12));
+                        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+                        out += static_cast<char>(0x80 | (cp & 0x3F));
+                    }
+                    break;
+                }
+                default: fail(std::string("bad escape \\") + e);
             }
         }
         if (i_ >= s_.size()) fail("unterminated string");
@@ -214,9 +258,16 @@ private:
 
 TensorFile load_safetensors(const std::filesystem::path& file) {
     const std::string where = file.string();
+    std::error_code ec;
+    if (std::filesystem::is_directory(file, ec))
+        throw Error(where + ": is a directory, not a checkpoint", "give a .safetensors file");
     std::ifstream is(file, std::ios::binary);
     RNNFLOW_CHECK(is.good(), where, ": cannot open checkpoint");
     const std::string bytes((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
+    return load_safetensors_bytes(bytes, where);
+}
+
+TensorFile load_safetensors_bytes(const std::string& bytes, const std::string& where) {
     auto bad = [&](const std::string& what) {
         return Error(where + ": not a valid safetensors file: " + what,
                      "the checkpoint is truncated or corrupted; use another one (e.g. checkpoints/last)");
@@ -230,54 +281,105 @@ TensorFile load_safetensors(const std::filesystem::path& file) {
     const std::size_t data_size = bytes.size() - data_begin;
     Json root = Parser(header, where).parse();
     if (root.kind != Json::object) throw bad("header is not a JSON object");
-    TensorFile tf;
-    std::size_t covered = 0;
-    for (auto& [name, v] : root.obj) {
+    struct Entry {
+        std::string name;
+        DType dtype;
+        Shape shape;
+        std::size_t begin, end;
+    };
+    std::vector<Entry> entries;
+    std::map<std::string, std::string> metadata;
+    std::set<std::string> names;
+    bool have_metadata = false;
+    for (std::size_t e_i = 0; e_i < root.keys.size(); ++e_i) {
+        const std::string& name = root.keys[e_i];
+        const Json& v = root.arr[e_i];
         if (name == "__metadata__") {
+            if (have_metadata) throw bad("__metadata__ appears twice");
+            have_metadata = true;
             if (v.kind != Json::object) throw bad("__metadata__ is not an object");
-            for (auto& [k, mv] : v.obj) {
+            for (std::size_t m_i = 0; m_i < v.keys.size(); ++m_i) {
+                const std::string& k = v.keys[m_i];
+                const Json& mv = v.arr[m_i];
                 if (mv.kind != Json::string) throw bad("metadata '" + k + "' is not a string");
-                tf.metadata[k] = mv.str;
+                if (!metadata.emplace(k, mv.str).second) throw bad("metadata '" + k + "' appears twice");
             }
             continue;
         }
+        if (!names.insert(name).second) throw bad("tensor '" + name + "' appears twice");
         const Json* dtype = nullptr;
         const Json* shape = nullptr;
         const Json* offs = nullptr;
         if (v.kind != Json::object) throw bad("entry '" + name + "' is not an object");
-        for (auto& [k, f] : v.obj) {
+        for (std::size_t f_i = 0; f_i < v.keys.size(); ++f_i) {
+            const std::string& k = v.keys[f_i];
+            const Json& f = v.arr[f_i];
             if (k == "dtype") dtype = &f;
             else if (k == "shape") shape = &f;
             else if (k == "data_offsets") offs = &f;
         }
         if (!dtype || !shape || !offs || dtype->kind != Json::string || shape->kind != Json::array ||
-            offs->kind != Json::array || offs->arr.size() != 2)
+            offs->kind != Json::array || offs->arr.size() != 2 || offs->arr[0].kind != Json::number ||
+            offs->arr[1].kind != Json::number)
             throw bad("entry '" + name + "' lacks dtype, shape or data_offsets");
-        DType dt;
-        if (dtype->str == "F32") dt = DType::f32;
-        else if (dtype->str == "I32") dt = DType::i32;
+        Entry e{name, DType::f32, {}, 0, 0};
+        if (dtype->str == "F32") e.dtype = DType::f32;
+        else if (dtype->str == "I32") e.dtype = DType::i32;
         else throw bad("entry '" + name + "' has dtype " + dtype->str + " (rnnflow reads F32 and I32)");
-        Shape s;
+        // Sizes are checked against the file before anything is allocated.
         for (const auto& d : shape->arr) {
-            if (d.kind != Json::number || d.num < 0 || d.num > (1LL << 40)) throw bad("entry '" + name + "' has a bad shape");
-            s.push_back(d.num);
+            if (d.kind != Json::number || d.num < 0) throw bad("entry '" + name + "' has a bad shape");
+            e.shape.push_back(d.num);
         }
-        const long long b = offs->arr[0].num, e = offs->arr[1].num;
-        Tensor t(dt, s);
-        if (b < 0 || e < b || static_cast<std::size_t>(e) > data_size ||
-            static_cast<std::size_t>(e - b) != t.bytes())
-            throw bad("entry '" + name + "' has data offsets [" + std::to_string(b) + ", " + std::to_string(e) +
-                      "] that do not fit its shape " + shape_str(s) + " or the file's " +
+        std::uint64_t elems = 1;
+        bool overflow = false;  // more elements than the data section has bytes
+        if (std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end()) elems = 0;
+        else
+            for (const auto d : e.shape) {
+                const auto u = static_cast<std::uint64_t>(d);
+                if (elems > data_size / u) { overflow = true; break; }
+                elems *= u;
+            }
+        const long long b = offs->arr[0].num, en = offs->arr[1].num;
+        const bool fits = !overflow && b >= 0 && en >= b && static_cast<std::uint64_t>(en) <= data_size &&
+                          static_cast<std::uint64_t>(en - b) == elems * dtype_size(e.dtype);
+        if (!fits)
+            throw bad("entry '" + name + "' has data offsets [" + std::to_string(b) + ", " + std::to_string(en) +
+                      "] that do not fit its shape " + shape_str(e.shape) + " or the file's " +
                       std::to_string(data_size) + " data bytes");
-        std::memcpy(t.raw(), bytes.data() + data_begin + b, t.bytes());
-        covered += t.bytes();
-        tf.tensors.emplace_back(name, std::move(t));
+        e.begin = static_cast<std::size_t>(b);
+        e.end = static_cast<std::size_t>(en);
+        entries.push_back(std::move(e));
     }
-    if (covered != data_size) throw bad("data section has " + std::to_string(data_size) + " bytes, tensors cover " + std::to_string(covered));
-    auto it = tf.metadata.find("rnnflow.crc32");
-    if (it != tf.metadata.end()) {
-        const std::uint32_t want = static_cast<std::uint32_t>(std::stoul(it->second));
+    // The tensors tile the data section: no gap, no overlap.
+    std::vector<const Entry*> by_offset;
+    for (const auto& e : entries) by_offset.push_back(&e);
+    std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+        return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+    });
+    std::size_t at = 0;
+    for (const Entry* e : by_offset) {
+        if (e->begin != at)
+            throw bad(e->begin < at ? "tensor '" + e->name + "' overlaps another"
+                                    : "data bytes [" + std::to_string(at) + ", " + std::to_string(e->begin) +
+                                          ") belong to no tensor");
+        at = e->end;
+    }
+    if (at != data_size) throw bad("data section has " + std::to_string(data_size) + " bytes, tensors cover " + std::to_string(at));
+    auto it = metadata.find("rnnflow.crc32");
+    if (it != metadata.end()) {
+        std::uint32_t want = 0;
+        const auto r = std::from_chars(it->second.data(), it->second.data() + it->second.size(), want);
+        if (r.ec != std::errc() || r.ptr != it->second.data() + it->second.size())
+            throw bad("checksum '" + it->second + "' is not a number");
         if (crc32(bytes.data() + data_begin, data_size) != want) throw bad("checksum mismatch (data corrupted)");
+    }
+    TensorFile tf;
+    tf.metadata = std::move(metadata);
+    for (auto& e : entries) {
+        Tensor t(e.dtype, e.shape);
+        if (t.bytes()) std::memcpy(t.raw(), bytes.data() + data_begin + e.begin, t.bytes());
+        tf.tensors.emplace_back(std::move(e.name), std::move(t));
     }
     return tf;
 }

@@ -27,6 +27,9 @@ struct TensorFile {
 void save_safetensors(const std::filesystem::path& file, const TensorFile& tf);
 // Throws Error naming the file and what is wrong (size, header, offsets, checksum).
 TensorFile load_safetensors(const std::filesystem::path& file);
+// The same from the file's bytes; `where` names it in messages. Every size in the header is
+// checked against the bytes before anything is allocated.
+TensorFile load_safetensors_bytes(const std::string& bytes, const std::string& where);
 
 std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc = 0);
 

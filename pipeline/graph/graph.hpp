@@ -60,6 +60,14 @@ struct TrainDef {
     std::int64_t log_every = 0;     // plain log line every N batches; 0: about 10 per epoch
     bool test = true;               // evaluate the test split (if any) with the kept checkpoint
     std::int64_t sample_length = 0; // tokens written to samples.txt after each epoch; 0: none
+    // Mid-epoch checkpoints (checkpoints/last, with the data position; docs/resume.md): every
+    // N training batches and/or every S seconds; 0: only at epoch ends.
+    std::int64_t checkpoint_every = 0;
+    std::int64_t checkpoint_seconds = 0;
+    // A non-finite loss or gradient: "stop" the run, or "skip_batch" (no update; the run stops
+    // after max_skipped skipped batches in a row).
+    std::string nonfinite = "stop";
+    std::int64_t max_skipped = 10;
     SourceLoc loc;
 };
 
@@ -103,6 +111,11 @@ GraphDef load_graph(const std::filesystem::path& file, const std::vector<std::st
 GraphDef load_graph_text(const std::string& text, const std::string& name,
                          const std::filesystem::path& base_dir,
                          const std::vector<std::string>& overrides, const Registry& registry);
+
+// Graph and sweep files are UTF-8 text of at most 16 MiB: the first problem (a NUL byte of a
+// binary file, an invalid UTF-8 byte, the size), with its 1-based line and byte column, or
+// nothing. load_graph_text and load_sweep_text check it before YAML sees the text.
+std::optional<Diagnostic> text_problem(const std::string& text, const std::string& name);
 
 // Check connections and order the stages. Throws LoadError.
 CompiledGraph compile(GraphDef def, const Registry& registry);

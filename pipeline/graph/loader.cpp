@@ -3,6 +3,7 @@
 // node parsed out of a --set value, and yaml-cpp drops duplicate keys silently. On that tree we
 // apply --set overrides, then ${var} substitution, then read the sections against the registry's
 // schemas. Every problem becomes a Diagnostic; all are thrown together at the end.
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -65,7 +66,9 @@ const Entry* Doc::find(const std::string& key) const {
 const std::vector<std::string> kTopKeys = {"experiment", "description", "seed",  "vars",
                                            "plugins",    "stages",      "train", "base_dir"};
 const std::vector<std::string> kTrainKeys = {"epochs", "keep",     "threads", "max_batches",
-                                             "prefetch", "log_every", "test", "sample_length"};
+                                             "prefetch", "log_every", "test", "sample_length",
+                                             "checkpoint_every", "checkpoint_seconds", "nonfinite",
+                                             "max_skipped"};
 
 std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
     std::string out;
@@ -554,6 +557,14 @@ private:
             else if (k.key == "prefetch") read_int(v, what, 1, t.prefetch);
             else if (k.key == "log_every") read_int(v, what, 0, t.log_every);
             else if (k.key == "sample_length") read_int(v, what, 0, t.sample_length);
+            else if (k.key == "checkpoint_every") read_int(v, what, 0, t.checkpoint_every);
+            else if (k.key == "checkpoint_seconds") read_int(v, what, 0, t.checkpoint_seconds);
+            else if (k.key == "max_skipped") read_int(v, what, 1, t.max_skipped);
+            else if (k.key == "nonfinite") {
+                if (v.is_scalar() && (v.text == "stop" || v.text == "skip_batch")) t.nonfinite = v.text;
+                else error(v.loc, what + " must be stop or skip_batch, got " + kind_word(v),
+                           "stop ends the run at the first NaN/Inf; skip_batch drops that batch's update");
+            }
             else if (k.key == "test") {
                 const auto b = v.is_scalar() ? parse_bool(v.text) : std::nullopt;
                 if (b) t.test = *b;
@@ -902,15 +913,74 @@ int GraphDef::index(const std::string& id) const {
     return -1;
 }
 
+std::optional<Diagnostic> text_problem(const std::string& text, const std::string& name) {
+    constexpr std::size_t kMaxBytes = std::size_t{16} << 20;
+    if (text.size() > kMaxBytes)
+        return Diagnostic{SourceLoc{name, 0, 0},
+                          "the file is " + std::to_string(text.size()) + " bytes; graph and sweep files are at most " +
+                              std::to_string(kMaxBytes) + " (16 MiB)",
+                          "is this the right file? data goes in files the graph names, not in the graph"};
+    int line = 1, col = 1;
+    auto at = [&](const std::string& what, const std::string& hint) {
+        return Diagnostic{SourceLoc{name, line, col}, what, hint};
+    };
+    auto hex = [](unsigned char c) {
+        char b[8];
+        std::snprintf(b, sizeof b, "0x%02x", static_cast<unsigned>(c));
+        return std::string(b);
+    };
+    const std::size_t start = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;  // a UTF-8 byte-order mark
+    if (text.rfind("\xFF\xFE", 0) == 0 || text.rfind("\xFE\xFF", 0) == 0)
+        return at("the file is UTF-16 text (it starts with a UTF-16 byte-order mark)",
+                  "graph and sweep files are UTF-8; convert it, e.g. iconv -f utf-16 -t utf-8");
+    const std::string nul_what = "NUL byte: this is a binary file, not YAML text";
+    // A binary file shows a NUL byte early: say so rather than "invalid UTF-8" at its first byte.
+    if (const std::size_t nul = text.find('\0'); nul < 8192) {
+        for (std::size_t i = start; i < nul; ++i) {
+            if (text[i] == '\n') { ++line; col = 1; } else ++col;
+        }
+        return at(nul_what, "give the graph's .yaml file");
+    }
+    for (std::size_t i = start; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\n') { ++line; col = 1; ++i; continue; }
+        if (c == 0) return at(nul_what, "give the graph's .yaml file");
+        std::size_t n = 1;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c < 0x80) n = 1;
+        else if (c >= 0xC2 && c <= 0xDF) n = 2;
+        else if (c == 0xE0) { n = 3; lo = 0xA0; }
+        else if (c == 0xED) { n = 3; hi = 0x9F; }
+        else if (c >= 0xE1 && c <= 0xEF) n = 3;
+        else if (c == 0xF0) { n = 4; lo = 0x90; }
+        else if (c >= 0xF1 && c <= 0xF3) n = 4;
+        else if (c == 0xF4) { n = 4; hi = 0x8F; }
+        else n = 0;
+        bool ok = n > 0 && i + n <= text.size();
+        for (std::size_t k = 1; ok && k < n; ++k) {
+            const auto b = static_cast<unsigned char>(text[i + k]);
+            ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+        }
+        if (!ok) return at("invalid UTF-8 byte " + hex(c), "graph and sweep files are UTF-8; convert it, e.g. iconv -f latin1 -t utf-8");
+        i += n;
+        col += static_cast<int>(n);
+    }
+    return std::nullopt;
+}
+
 GraphDef load_graph_text(const std::string& text, const std::string& name,
                          const std::filesystem::path& base_dir,
                          const std::vector<std::string>& overrides, const Registry& registry) {
+    if (auto bad = text_problem(text, name)) throw LoadError({*bad});
     Diags diags;
     Doc root;
     try {
         std::string protected_text = text;
         const Rewrites rw = protect_vars(protected_text);
         root = from_yaml(YAML::Load(protected_text), name, nullptr, rw, diags);
+    } catch (const YAML::DeepRecursion& e) {
+        throw LoadError({Diagnostic{mark_loc(name, e.mark), "YAML nested too deeply (the parser gives up at recursion depth " + std::to_string(e.depth()) + ")",
+                                    "graph files nest a few levels; is this the right file?"}});
     } catch (const YAML::ParserException& e) {
         throw LoadError({Diagnostic{mark_loc(name, e.mark), e.msg,
                                     "check indentation, colons and closing brackets here or just above"}});

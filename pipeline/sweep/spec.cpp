@@ -3,6 +3,9 @@
 // mapping is read by iterating and duplicates are reported here.
 #include "spec.hpp"
 
+#include "../graph/graph.hpp"
+
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -58,7 +61,16 @@ std::string flow_text(const YAML::Node& n) {
 
 std::string kind_word(const YAML::Node& n) {
     if (n.IsMap()) return "a mapping";
-    if (n.IsSequence()) return "a list";
+    if (n.IsSequence()) {
+        if (n.size() == 0) return "an empty list";
+        // A short list of plain values reads best as itself: [1, 0].
+        std::string items;
+        for (const auto& i : n) {
+            if (!i.IsScalar() || n.size() > 4) return "a list";
+            items += (items.empty() ? "" : ", ") + i.Scalar();
+        }
+        return "[" + items + "]";
+    }
     if (n.IsNull()) return "nothing";
     return "'" + n.Scalar() + "'";
 }
@@ -189,17 +201,28 @@ public:
                 diags_.push_back({loc_of(file_, *samples_node), "'samples' without a `random:` section",
                                   "samples draws the random parameters; remove it or add `random:`"});
         }
+        // Sizes multiply: saturate instead of overflowing, and refuse an expansion that would not
+        // fit in memory before building it.
+        constexpr std::int64_t kBig = std::int64_t{1} << 50;
+        auto times = [](std::int64_t a, std::int64_t b) { return b != 0 && a > kBig / b ? kBig : a * b; };
         std::int64_t grid_points = 1;
-        for (const auto& a : axes_) grid_points *= static_cast<std::int64_t>(a.size());
+        for (const auto& a : axes_) grid_points = times(grid_points, static_cast<std::int64_t>(a.size()));
         const auto nseeds = static_cast<std::int64_t>(std::max<std::size_t>(1, seeds_.size()));
         if (samples == 0) {
-            if (s.max_trials > 0) samples = (s.max_trials + grid_points * nseeds - 1) / (grid_points * nseeds);
+            if (s.max_trials > 0) samples = (s.max_trials + times(grid_points, nseeds) - 1) / times(grid_points, nseeds);
             else {
                 diags_.push_back({SourceLoc{file_, 1, 1}, "`random:` needs `samples` or `max_trials`",
                                   "e.g. samples: 8 (draws per grid point)"});
                 samples = 1;
             }
         }
+        const std::int64_t total = times(times(grid_points, samples), nseeds);
+        constexpr std::int64_t kMaxTrials = 100000;
+        if (s.max_trials == 0 && total > kMaxTrials)
+            diags_.push_back({SourceLoc{file_, 1, 1},
+                              "the sweep expands to " + (total >= kBig ? std::string("more than 2^50") : std::to_string(total)) +
+                                  " trials (grid points x samples x seeds), more than " + std::to_string(kMaxTrials),
+                              "set max_trials, or search fewer values"});
         if (!diags_.empty()) return;
         expand(s, samples, static_cast<std::uint64_t>(random_seed));
         if (s.name.empty()) s.name = std::filesystem::path(file_).stem().string();
@@ -463,30 +486,28 @@ private:
 
     void expand(SweepSpec& s, std::int64_t samples, std::uint64_t random_seed) {
         Rng rng(random_seed);
+        s.param_paths.clear();
+        for (const auto& a : axes_)
+            for (const auto& v : a.front()) s.param_paths.push_back(v.path);
+        for (const auto& d : random_) s.param_paths.push_back(d.path);
+        // With max_trials the expansion stops there (the same first trials as a full one).
+        const auto full = [&] { return s.max_trials > 0 && static_cast<std::int64_t>(s.trials.size()) >= s.max_trials; };
+
         // Grid points: odometer over the axes, last axis fastest.
-        std::vector<Choice> points;
+        int config = 0;
         std::vector<std::size_t> idx(axes_.size(), 0);
-        for (;;) {
+        for (bool more = true; more && !full();) {
             Choice p;
             for (std::size_t a = 0; a < axes_.size(); ++a)
                 for (const auto& v : axes_[a][idx[a]]) p.push_back(v);
-            points.push_back(std::move(p));
             int a = static_cast<int>(axes_.size()) - 1;
             for (; a >= 0; --a) {
                 const auto ua = static_cast<std::size_t>(a);
                 if (++idx[ua] < axes_[ua].size()) break;
                 idx[ua] = 0;
             }
-            if (a < 0) break;
-        }
-        s.param_paths.clear();
-        for (const auto& a : axes_)
-            for (const auto& v : a.front()) s.param_paths.push_back(v.path);
-        for (const auto& d : random_) s.param_paths.push_back(d.path);
-
-        int config = 0;
-        for (const auto& p : points) {
-            for (std::int64_t k = 0; k < samples; ++k, ++config) {
+            more = a >= 0;
+            for (std::int64_t k = 0; k < samples && !full(); ++k, ++config) {
                 Choice values = p;
                 for (const auto& d : random_) values.push_back(SweepValue{d.path, d.draw(rng)});
                 const std::size_t nseeds = std::max<std::size_t>(1, seeds_.size());
@@ -524,10 +545,15 @@ std::optional<bool> metric_minimized(const std::string& metric) {
 
 SweepSpec load_sweep_text(const std::string& text, const std::string& name,
                           const std::filesystem::path& base_dir) {
+    if (auto bad = text_problem(text, name)) throw LoadError({*bad});
     Diags diags;
     YAML::Node root;
     try {
         root = YAML::Load(text);
+    } catch (const YAML::DeepRecursion& e) {
+        throw LoadError({Diagnostic{e.mark.line < 0 ? SourceLoc{name, 0, 0} : SourceLoc{name, e.mark.line + 1, e.mark.column + 1},
+                                    "YAML nested too deeply (the parser gives up at recursion depth " + std::to_string(e.depth()) + ")",
+                                    "sweep files nest a few levels; is this the right file?"}});
     } catch (const YAML::ParserException& e) {
         const SourceLoc l = e.mark.line < 0 ? SourceLoc{name, 0, 0} : SourceLoc{name, e.mark.line + 1, e.mark.column + 1};
         throw LoadError({Diagnostic{l, e.msg, "check indentation, colons and closing brackets here or just above"}});

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "../exec/metrics_log.hpp"
+#include "../exec/resume.hpp"
 #include "../graph/graph.hpp"
 
 namespace rnnflow {
@@ -61,7 +62,8 @@ MetricsRow decode_row(const std::string& line) {
 }  // namespace
 
 std::string encode_task(const TrialTask& t) {
-    std::string s = std::to_string(t.id) + "\t" + t.graph.string() + "\t" + t.run_dir.string() + "\n";
+    std::string s = std::to_string(t.id) + "\t" + t.graph.string() + "\t" + t.run_dir.string() + "\t" +
+                    (t.resume ? "1" : "0") + "\n";
     for (const auto& o : t.overrides) s += o + "\n";
     return s;
 }
@@ -70,10 +72,11 @@ TrialTask decode_task(const std::string& s) {
     const auto lines = split(s, '\n');
     TrialTask t;
     const auto head = split(lines.at(0), '\t');
-    if (head.size() != 3) throw Error("malformed trial message");
+    if (head.size() != 4) throw Error("malformed trial message");
     t.id = std::stoi(head[0]);
     t.graph = head[1];
     t.run_dir = head[2];
+    t.resume = head[3] == "1";
     for (std::size_t i = 1; i < lines.size(); ++i)
         if (!lines[i].empty()) t.overrides.push_back(lines[i]);
     return t;
@@ -118,6 +121,13 @@ TrialOutcome decode_outcome(const std::string& s) {
 // ---------------------------------------------------------------------------------------------
 // One trial
 
+namespace {
+std::string read_text(const fs::path& f) {
+    std::ifstream is(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(is), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
 TrialOutcome run_trial(const TrialTask& task, int threads, const Registry& registry,
                        const std::function<bool(const MetricsRow&, const MetricsRow&)>& on_epoch) {
     TrialOutcome out;
@@ -125,16 +135,22 @@ TrialOutcome run_trial(const TrialTask& task, int threads, const Registry& regis
     try {
         GraphDef def = load_graph(task.graph, task.overrides, registry);
         CompiledGraph g = compile(std::move(def), registry);
+        // An interrupted attempt continues from its last checkpoint when its folder is the same
+        // graph's and has one; otherwise it starts again from scratch.
+        const bool resume = task.resume && fs::exists(task.run_dir / "checkpoints" / "last.safetensors") &&
+                            !fs::exists(task.run_dir / "summary.txt") &&
+                            read_text(task.run_dir / "resolved.yaml") == g.def.resolved_yaml;
         std::error_code ec;
-        fs::remove_all(task.run_dir, ec);  // an interrupted attempt starts again from scratch
+        if (!resume) fs::remove_all(task.run_dir, ec);
         RunOptions o;
         o.run_dir = task.run_dir;
+        o.resume = resume;
         o.threads = threads;
         o.graph_threads = 1;  // the trial's stages run on this thread: one OpenMP team per trial
         o.on_epoch = [&](std::int64_t, const MetricsRow& tr, const MetricsRow& va) { return on_epoch(tr, va); };
         Engine engine(std::move(g), o);
         {
-            std::ofstream cmd(task.run_dir / "command.txt");
+            std::ofstream cmd(task.run_dir / "command.txt", resume ? std::ios::app : std::ios::trunc);
             cmd << "rnnflow run '" << task.graph.string() << "'";
             for (const auto& ov : task.overrides) cmd << " --set '" << ov << "'";
             cmd << "\n";
@@ -144,6 +160,9 @@ TrialOutcome run_trial(const TrialTask& task, int threads, const Registry& regis
         for (const auto& row : r.rows)
             if (row.epoch == 0) out.final_rows.push_back(row);
         out.status = r.stopped_early ? "pruned" : "done";
+    } catch (const Interrupted& e) {
+        out.status = "interrupted";
+        out.error = e.format();
     } catch (const Error& e) {
         out.status = "failed";
         out.error = e.format();
@@ -230,8 +249,9 @@ Sweep::Sweep(SweepSpec spec, fs::path dir, bool resume, bool retry_failed, std::
     }());
 
     const auto interrupted = state_->reset_interrupted();
+    interrupted_.insert(interrupted.begin(), interrupted.end());
     if (log_ && !interrupted.empty())
-        *log_ << "sweep: " << interrupted.size() << " interrupted trial(s) run again from scratch\n";
+        *log_ << "sweep: " << interrupted.size() << " interrupted trial(s) continue from their last checkpoint\n";
     if (retry_failed) {
         const auto failed = state_->reset_failed();
         if (log_ && !failed.empty()) *log_ << "sweep: " << failed.size() << " failed trial(s) run again\n";
@@ -274,9 +294,14 @@ int Sweep::queued() const {
     return static_cast<int>(queue_.size() - next_);
 }
 
+int Sweep::interrupted() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return interrupted_here_;
+}
+
 std::optional<TrialTask> Sweep::next(const std::string& worker) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (next_ >= queue_.size()) return std::nullopt;
+    if (next_ >= queue_.size() || interrupt_signal() != 0) return std::nullopt;
     const int id = queue_[next_++];
     const TrialRecord r = state_->trial(id);
     TrialTask t;
@@ -286,6 +311,7 @@ std::optional<TrialTask> Sweep::next(const std::string& worker) {
     char name[16];
     std::snprintf(name, sizeof name, "%04d", id);
     t.run_dir = dir_ / "trials" / name;
+    t.resume = interrupted_.count(id) != 0;
     state_->mark_running(id, t.run_dir.string(), worker);
     ++running_;
     progress_locked("trial " + std::to_string(id) + " started on " + worker);
@@ -309,6 +335,13 @@ bool Sweep::report_epoch(int id, const MetricsRow& train, const MetricsRow& vali
 
 void Sweep::finish(int id, const TrialOutcome& outcome) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (outcome.status == "interrupted") {
+        // Left `running`: the next --resume makes it pending and continues it from its checkpoint.
+        --running_;
+        ++interrupted_here_;
+        progress_locked("trial " + std::to_string(id) + " interrupted (checkpoint kept)");
+        return;
+    }
     for (const auto& row : outcome.final_rows) state_->add_metrics(id, row);
     std::string status = outcome.status, error = outcome.error;
     std::optional<double> objective;

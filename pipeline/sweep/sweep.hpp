@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -31,10 +32,14 @@ struct TrialTask {
     std::filesystem::path graph;
     std::vector<std::string> overrides;
     std::filesystem::path run_dir;
+    // An interrupted trial: continue from its run folder's last checkpoint when it has a usable
+    // one (docs/resume.md), else start again.
+    bool resume = false;
 };
 
 struct TrialOutcome {
-    std::string status = "failed";      // done | pruned | failed
+    std::string status = "failed";      // done | pruned | failed | interrupted (SIGINT/SIGTERM:
+                                        // checkpointed, left running for --resume)
     std::string error;
     double seconds = 0;
     std::vector<MetricsRow> final_rows; // the test evaluation (epoch 0), if any
@@ -50,8 +55,9 @@ std::string encode_outcome(const TrialOutcome& o);
 TrialOutcome decode_outcome(const std::string& s);
 
 // Train one trial on the calling thread: load the graph with the trial's overrides, run it in
-// its own run folder with `threads` oneDNN threads and a one-thread graph arena. Never throws:
-// any failure is the outcome's error.
+// its own run folder with `threads` oneDNN threads and a one-thread graph arena (resumed from its
+// checkpoint when task.resume and the folder has one). Never throws: any failure is the
+// outcome's error.
 TrialOutcome run_trial(const TrialTask& task, int threads, const Registry& registry,
                        const std::function<bool(const MetricsRow& train, const MetricsRow& valid)>& on_epoch);
 
@@ -66,7 +72,8 @@ class Sweep {
 public:
     // Opens (or creates) <dir>/sweep.db and registers the spec's trials. With resume = false a
     // folder that already holds trials is refused; with resume = true, finished trials are kept,
-    // interrupted ones are rerun from scratch, and failed ones too when retry_failed.
+    // interrupted ones continue from their last checkpoint (or start again without one), and
+    // failed ones run again from scratch when retry_failed.
     Sweep(SweepSpec spec, std::filesystem::path dir, bool resume, bool retry_failed,
           std::ostream* log = nullptr);
     ~Sweep();
@@ -75,8 +82,10 @@ public:
     const std::filesystem::path& dir() const { return dir_; }
     int total() const { return static_cast<int>(ids_.size()); }
     int queued() const;
+    int interrupted() const;  // trials stopped by an interrupt in this process
 
-    // Claim the next pending trial (marked running), or nothing when none is left.
+    // Claim the next pending trial (marked running), or nothing when none is left or the
+    // process was interrupted (SIGINT/SIGTERM).
     std::optional<TrialTask> next(const std::string& worker);
     // Record an epoch's metrics; false: the early-stopping rule stops the trial.
     bool report_epoch(int id, const MetricsRow& train, const MetricsRow& valid);
@@ -102,8 +111,9 @@ private:
     std::unique_ptr<EarlyStopper> stopper_;
     std::vector<int> ids_;          // trial ids in spec order
     std::vector<int> queue_;        // pending ids, next first
+    std::set<int> interrupted_;     // ids left running by an interrupted or killed sweep
     std::size_t next_ = 0;
-    int running_ = 0, done_ = 0, pruned_ = 0, failed_ = 0, finished_here_ = 0;
+    int running_ = 0, done_ = 0, pruned_ = 0, failed_ = 0, finished_here_ = 0, interrupted_here_ = 0;
     std::optional<double> best_;    // best objective so far (in the metric's direction)
     int best_id_ = 0;
     std::chrono::steady_clock::time_point start_;

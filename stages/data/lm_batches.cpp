@@ -83,4 +83,9 @@ bool LmBatches::next(Batch& batch) {
     return true;
 }
 
+bool LmBatches::skip(std::int64_t batches) {
+    pos_ = std::min(batches_, pos_ + std::max<std::int64_t>(0, batches));
+    return true;
+}
+
 }  // namespace rnnflow::stages

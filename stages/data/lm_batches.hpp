@@ -13,7 +13,8 @@
 // reset_state is true only on the first one, so the model carries its state across the rest.
 // A split too short for N streams (L < 1) is an error at prepare.
 // Not supported: shuffling, random BPTT lengths (AWD-LSTM), item boundaries as state resets.
-// In restore mode there are no datasets and begin returns 0.
+// In restore mode there are no datasets and begin returns 0. A pass depends only on the split,
+// so a resumed pass jumps to its batch (skip).
 #pragma once
 
 #include <map>
@@ -29,6 +30,7 @@ public:
     void prepare(PrepareContext& ctx) override;
     std::int64_t begin(const std::string& split, std::int64_t epoch) override;
     bool next(Batch& batch) override;
+    bool skip(std::int64_t batches) override;  // a batch is a position: jump there
 
 private:
     std::int64_t batch_, bptt_;

@@ -1,7 +1,9 @@
 #include "text_file.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -25,6 +27,9 @@ StageSchema TextFile::schema() {
                      "when test is \"\": this last fraction of the training text becomes test")
         .param_int("max_line_bytes", std::int64_t{1} << 20, Range{1.0, 1073741824.0},
                    "by: line only: a longer line is an error (guards against files without newlines)")
+        .param_int("max_file_bytes", std::int64_t{4} << 30, Range{1.0, 1099511627776.0},
+                   "a larger file is an error, found before it is read into memory (a wrong path to a "
+                   "disk image or a device is refused instead of exhausting memory)")
         .details("Items are lines without their '\\n' (and a '\\r' before it), or whole files. "
                  "Fractions cut the tail of the training text as train | valid | test. "
                  "Errors name file:line:col for invalid UTF-8 and NUL bytes.");
@@ -33,7 +38,8 @@ StageSchema TextFile::schema() {
 TextFile::TextFile(const Params& p)
     : train_(p.get_list("train")), valid_(p.get_string("valid")), test_(p.get_string("test")),
       by_(p.get_string("by")), valid_fraction_(p.get_float("valid_fraction")),
-      test_fraction_(p.get_float("test_fraction")), max_line_bytes_(p.get_int("max_line_bytes")) {}
+      test_fraction_(p.get_float("test_fraction")), max_line_bytes_(p.get_int("max_line_bytes")),
+      max_file_bytes_(p.get_int("max_file_bytes")) {}
 
 namespace {
 
@@ -43,8 +49,9 @@ std::string hex_byte(unsigned char c) {
     return buf;
 }
 
-// Whole file as bytes; errors name the path as the user wrote it.
-std::string read_bytes(const fs::path& base, const std::string& written, const std::string& role) {
+// Whole file as bytes, at most `cap` of them; errors name the path as the user wrote it.
+std::string read_bytes(const fs::path& base, const std::string& written, const std::string& role,
+                       std::int64_t cap) {
     const fs::path full = fs::path(written).is_absolute() ? fs::path(written) : base / written;
     std::error_code ec;
     const auto st = fs::status(full, ec);
@@ -55,11 +62,22 @@ std::string read_bytes(const fs::path& base, const std::string& written, const s
     if (fs::is_directory(st))
         throw Error(detail::concat(role, " file '", written, "' is a directory"),
                     "name a text file");
+    auto too_big = [&] {
+        return Error(detail::concat(role, " file '", written, "' is larger than max_file_bytes = ", cap, " bytes"),
+                     "raise max_file_bytes if the file is really text to train on");
+    };
+    // Regular files are measured before reading; other files (pipes, devices) while reading.
+    if (fs::is_regular_file(st) && fs::file_size(full, ec) > static_cast<std::uintmax_t>(cap) && !ec) throw too_big();
     std::ifstream is(full, std::ios::binary);
     if (!is.is_open())
         throw Error(detail::concat("cannot read ", role, " file '", written, "'"),
                     "check that the file is readable (permissions)");
-    std::string bytes((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
+    std::string bytes;
+    char chunk[1 << 16];
+    while (is.read(chunk, sizeof chunk) || is.gcount() > 0) {
+        if (static_cast<std::int64_t>(bytes.size()) + is.gcount() > cap) throw too_big();
+        bytes.append(chunk, static_cast<std::size_t>(is.gcount()));
+    }
     if (is.bad())
         throw Error(detail::concat("error while reading ", role, " file '", written, "'"),
                     "check the file and the disk");
@@ -75,6 +93,15 @@ void check_text(const std::string& s, const std::string& written, std::int64_t m
         return Error(where(col + static_cast<std::int64_t>(at)) + what,
                      "the file must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
     };
+    // A binary file usually shows a NUL byte early: say "binary" rather than "invalid UTF-8" at
+    // whatever byte comes first.
+    if (const void* nul = std::memchr(s.data(), 0, std::min<std::size_t>(s.size(), 8192))) {
+        const auto at = static_cast<std::size_t>(static_cast<const char*>(nul) - s.data());
+        for (std::size_t i = 0; i < at; ++i) {
+            if (s[i] == '\n') { ++line; col = 1; } else ++col;
+        }
+        throw Error(where(col) + "NUL byte: this looks like a binary file, not text", "give a UTF-8 text file");
+    }
     for (std::size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c == '\n') {
@@ -189,7 +216,7 @@ void TextFile::prepare(PrepareContext& ctx) {
     const std::int64_t cap = by_line ? max_line_bytes_ : 0;
     auto read_items = [&](const std::string& written, const std::string& role,
                           std::vector<std::string>& items) {
-        std::string bytes = read_bytes(ctx.base_dir(), written, role);
+        std::string bytes = read_bytes(ctx.base_dir(), written, role, max_file_bytes_);
         check_text(bytes, written, cap);
         if (by_line) {
             for (auto& l : split_lines(bytes)) items.push_back(std::move(l));

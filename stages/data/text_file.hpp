@@ -12,6 +12,7 @@
 // boundary, so a file may end in one split and go on in the next).
 // Errors name file:line:col (1-based; col counts bytes) for bad UTF-8 (strict: no overlong
 // forms, surrogates or code points above U+10FFFF) and NUL bytes (binary files).
+// Sizes are capped before they are read: max_file_bytes per file, max_line_bytes per line.
 // In restore mode nothing is read and nothing is output.
 // Not supported: encodings other than UTF-8, compressed files, globs, streaming corpora larger
 // than memory, shuffling.
@@ -31,7 +32,7 @@ private:
     std::vector<std::string> train_;
     std::string valid_, test_, by_;
     double valid_fraction_, test_fraction_;
-    std::int64_t max_line_bytes_;
+    std::int64_t max_line_bytes_, max_file_bytes_;
 };
 
 }  // namespace rnnflow::stages

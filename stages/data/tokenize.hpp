@@ -5,7 +5,9 @@
 //   out (tokens)  TokenSplit per split that the input has; TokenSplit::spec = this stage's spec
 //
 // char: one token per UTF-8 code point (whitespace included). word: split at ASCII whitespace;
-// split_punct makes each ASCII punctuation character a token of its own.
+// split_punct makes each ASCII punctuation character a token of its own; keep_inner_punct keeps
+// one between two word characters (ASCII letters or digits, or non-ASCII bytes) in the word.
+// fold_numbers maps every ASCII digit to '0' (in both modes), so numbers share their shapes.
 // Not supported: lowercasing beyond ASCII (lowercase leaves non-ASCII letters as they are),
 // Unicode word boundaries or punctuation, subword units (BPE), normalisation (NFC).
 // In restore mode there is no data: only the output info is set.

@@ -16,6 +16,9 @@ StageSchema Vocabulary::schema() {
         .param_int("min_count", 1, Range{1.0, 1e9}, "keep tokens seen at least this often in train")
         .param_int("max_size", 0, Range{0.0, 1e8},
                    "at most this many ids, specials included; 0 = no limit")
+        .param_int("size_cap", 1000000, Range{1.0, 1e9},
+                   "with max_size 0: a vocabulary of more ids is an error, caught before the model "
+                   "allocates V-sized weights (a word vocabulary of a big corpus can fill memory)")
         .param_list("specials", {"<unk>"}, {"<pad>", "<unk>", "<sos>", "<eos>"},
                     "special tokens, given the first ids in this order")
         .param_bool("append_eos", false, "append <eos> to every item (needs <eos> in specials)")
@@ -27,7 +30,7 @@ StageSchema Vocabulary::schema() {
 
 Vocabulary::Vocabulary(const Params& p)
     : min_count_(p.get_int("min_count")), max_size_(p.get_int("max_size")),
-      specials_(p.get_list("specials")), append_eos_(p.get_bool("append_eos")) {
+      size_cap_(p.get_int("size_cap")), specials_(p.get_list("specials")), append_eos_(p.get_bool("append_eos")) {
     for (std::size_t i = 0; i < specials_.size(); ++i)
         for (std::size_t j = 0; j < i; ++j)
             if (specials_[i] == specials_[j])
@@ -70,6 +73,10 @@ rnnflow::Vocabulary Vocabulary::fit(const TokenSplit& train) const {
     if (max_size_ > 0) {
         const auto room = static_cast<std::size_t>(max_size_) - specials_.size();
         if (regular.size() > room) regular.resize(room);
+    } else if (static_cast<std::int64_t>(regular.size() + specials_.size()) > size_cap_) {
+        throw Error(detail::concat("the vocabulary would have ", regular.size() + specials_.size(),
+                                   " ids, more than size_cap = ", size_cap_, " (", train.origin, ")"),
+                    "keep the most frequent tokens with max_size (or min_count), or raise size_cap");
     }
     if (regular.empty())
         throw Error(detail::concat("no training token is seen min_count = ", min_count_,

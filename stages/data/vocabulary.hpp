@@ -28,7 +28,7 @@ public:
     const std::shared_ptr<const rnnflow::Vocabulary>& vocab() const { return vocab_; }
 
 private:
-    std::int64_t min_count_, max_size_;
+    std::int64_t min_count_, max_size_, size_cap_;
     std::vector<std::string> specials_;
     bool append_eos_;
     std::shared_ptr<const rnnflow::Vocabulary> vocab_;

@@ -39,4 +39,16 @@ std::vector<MetricValue> Perplexity::end() {
             {"bpc", loss / std::numbers::ln2, false}};
 }
 
+void Perplexity::save_run_state(StageState& state) const {
+    state.put_text("split", split_);
+    state.put_number("sum", sum_);
+    state.put_number("count", count_);
+}
+
+void Perplexity::load_run_state(const StageState& state) {
+    if (const std::string* s = state.text("split")) split_ = *s;
+    sum_ = state.number("sum", 0);
+    count_ = state.number("count", 0);
+}
+
 }  // namespace rnnflow::stages

@@ -20,6 +20,8 @@ public:
     void begin(const std::string& split) override;
     void accumulate(const Inputs& in, const StepInfo& step) override;
     std::vector<MetricValue> end() override;
+    void save_run_state(StageState& state) const override;   // the running sums
+    void load_run_state(const StageState& state) override;
 
 private:
     std::string split_;

@@ -5,8 +5,19 @@
 // Param:  weight (V, C), row v is the vector of id v; init uniform [-init_scale, init_scale].
 // Backward: weight.grad[in[t, n], :] += diff_out[t, n, :] over valid steps, in (t, n) order
 // (sequential, so deterministic); ids get no gradient; padded steps contribute nothing.
+// pretrained: FILE (fit mode only; restored runs take the weights from their checkpoint): word
+// vectors in the GloVe text format ("token v1 ... vC" per line) or word2vec's (the same after a
+// "count C" header line), read line by line keeping only the vocabulary's tokens. A vocabulary
+// token takes the file's vector of the same text, else of its ASCII-lowercased text (GloVe is
+// lowercase); specials and tokens not found keep the uniform initialisation. The coverage (types
+// found, exactly and by lowercase, and the share of training token occurrences they cover) is
+// printed to standard error. Errors: file:line for a row with the wrong count of numbers or a
+// field that is not a number; a file dimension other than `dim` (hint: set dim to it).
+// freeze: true makes `weight` untrained (Param::trainable false): the optimiser leaves every row,
+// pretrained or not, as initialised.
 // Not supported: padding_idx, max_norm renormalisation, sparse gradients, weight tying (the
-// engine's `tie:` would share `weight`).
+// engine's `tie:` would share `weight`), the binary word2vec format, freezing only the
+// pretrained rows.
 #pragma once
 
 #include <array>
@@ -30,6 +41,10 @@ private:
     std::int64_t dim_;     // C
     double init_scale_;
     std::int64_t vocab_ = 0;  // V, known after prepare
+    std::string pretrained_;
+    bool freeze_;
+    // Copies the file's vectors into rows of `weight`; returns the coverage line.
+    std::string load_pretrained(const rnnflow::Vocabulary& vocab, const std::filesystem::path& file, float* w) const;
     std::array<Param, 1> params_;  // weight (V, C)
 };
 

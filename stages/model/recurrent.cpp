@@ -990,4 +990,15 @@ void Recurrent::set_carried_state(const std::string& split, Tensor state) {
     carried_[split] = std::move(state);
 }
 
+void Recurrent::save_run_state(StageState& state) const {
+    for (const auto& [split, t] : carried_)
+        if (!t.empty()) state.put("carried." + split, t);
+}
+
+void Recurrent::load_run_state(const StageState& state) {
+    carried_.clear();
+    for (const auto& [name, t] : state.tensors())
+        if (name.rfind("carried.", 0) == 0) set_carried_state(name.substr(8), t);
+}
+
 }  // namespace rnnflow::stages

@@ -93,6 +93,9 @@ public:
     // The carried state of a split, as the state output (S, L*D, N, H); empty when none.
     Tensor carried_state(const std::string& split) const;
     void set_carried_state(const std::string& split, Tensor state);
+    // Resume: the carried states ("carried.<split>"), bit for bit.
+    void save_run_state(StageState& state) const override;
+    void load_run_state(const StageState& state) override;
 
     Cell cell() const { return cell_; }
     std::int64_t hidden() const { return hidden_; }

@@ -13,13 +13,36 @@ StageSchema CrossEntropy::schema() {
         .output("loss", PortType::loss, "(sum of -log p(target), number of counted positions)")
         .param_int("ignore_index", -1, Range{-1, 2147483647},
                    "target id that is not counted (e.g. a padding id); -1: none")
+        .param_list("class_weights", {},
+                    "a weight per class (numbers, in id order), or [balanced]: n / (K · n_k) from the "
+                    "target vocabulary's training counts; [] = all 1")
+        .param_float("label_smoothing", 0.0, Range{0.0, 0.999},
+                     "ε: the target distribution is (1 - ε) on the target plus ε / V on every class")
         .differentiable()
-        .details("loss = sum over counted (t, n) of -log softmax(logits[t, n])[target[t, n]], "
-                 "with the count; a position counts when t < target length and target != "
-                 "ignore_index. Not supported: label smoothing, class weights, soft targets.");
+        .details("loss = sum over counted (t, n) of w_y · (-(1 - ε) log p_y - ε/V Σ_v log p_v), "
+                 "p = softmax(logits[t, n]), with count Σ w_y (the number of positions without "
+                 "weights); a position counts when t < target length and target != ignore_index. "
+                 "Not supported: soft targets given as distributions.");
 }
 
-CrossEntropy::CrossEntropy(const Params& p) : ignore_index_(p.get_int("ignore_index")) {}
+CrossEntropy::CrossEntropy(const Params& p)
+    : ignore_index_(p.get_int("ignore_index")), smoothing_(p.get_float("label_smoothing")),
+      weight_spec_(p.get_list("class_weights")) {
+    if (weight_spec_.size() == 1 && weight_spec_[0] == "balanced") return;
+    for (const auto& w : weight_spec_) {
+        std::size_t used = 0;
+        double v = 0;
+        try {
+            v = std::stod(w, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != w.size() || w.empty() || !std::isfinite(v) || v < 0)
+            throw Error("class_weights: '" + w + "' is not a non-negative number",
+                        "give one number per class, or [balanced]");
+        weights_.push_back(static_cast<float>(v));
+    }
+}
 
 void CrossEntropy::prepare(PrepareContext& ctx) {
     const PortInfo& logits = ctx.input_info("logits");
@@ -27,6 +50,23 @@ void CrossEntropy::prepare(PrepareContext& ctx) {
     RNNFLOW_CHECK(logits.channels <= 0 || target.classes <= 0 || logits.channels == target.classes,
                   "cross_entropy: 'logits' has ", logits.channels, " channels but 'target' has ",
                   target.classes, " classes; they must be equal (hint: out_dim: vocab.size)");
+    if (weight_spec_.size() == 1 && weight_spec_[0] == "balanced") {
+        RNNFLOW_CHECK(target.vocab != nullptr, "cross_entropy: class_weights: [balanced] needs the target's "
+                      "vocabulary (its training counts); connect 'target' to ids from a vocabulary");
+        const auto K = target.vocab->size();
+        double total = 0;
+        for (std::int32_t k = 0; k < K; ++k) total += static_cast<double>(target.vocab->count(k));
+        RNNFLOW_CHECK(total > 0, "cross_entropy: class_weights: [balanced]: the target vocabulary has no counts");
+        weights_.assign(static_cast<std::size_t>(K), 0.f);
+        for (std::int32_t k = 0; k < K; ++k) {
+            const auto n = static_cast<double>(target.vocab->count(k));
+            if (n > 0) weights_[static_cast<std::size_t>(k)] = static_cast<float>(total / (static_cast<double>(K) * n));
+        }
+    } else if (!weights_.empty()) {
+        const std::int64_t K = target.classes > 0 ? target.classes : logits.channels;
+        RNNFLOW_CHECK(K <= 0 || static_cast<std::int64_t>(weights_.size()) == K, "cross_entropy: class_weights has ",
+                      weights_.size(), " numbers but there are ", K, " classes");
+    }
     PortInfo out;
     out.type = PortType::loss;
     ctx.set_output_info("loss", out);
@@ -57,8 +97,11 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
     float* mx = max.data<float>();
     float* ls = log_sum.data<float>();
 
+    RNNFLOW_CHECK(weights_.empty() || static_cast<std::int64_t>(weights_.size()) == V, "cross_entropy: class_weights has ",
+                  weights_.size(), " numbers but 'logits' has ", V, " classes");
+    const double eps = smoothing_;
     double sum = 0;
-    std::int64_t count = 0;
+    double count = 0;
     for (std::int64_t t = 0; t < T; ++t)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t r = t * N + n;
@@ -73,8 +116,15 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
             for (std::int64_t v = 0; v < V; ++v) s += double(std::exp(row[v] - m));  // float exp, double sum
             mx[r] = m;
             ls[r] = static_cast<float>(std::log(s));
-            sum += std::log(s) - double(row[y[r]] - m);
-            ++count;
+            const double w = weights_.empty() ? 1.0 : weights_[static_cast<std::size_t>(y[r])];
+            double l = std::log(s) - (1.0 - eps) * double(row[y[r]] - m);
+            if (eps > 0) {
+                double centred = 0;  // Σ_v (x_v - m)
+                for (std::int64_t v = 0; v < V; ++v) centred += double(row[v] - m);
+                l -= eps / double(V) * centred;
+            }
+            sum += w * l;
+            count += w;
         }
     Tensor& loss = out.at("loss");  // (2)
     loss.resize(DType::f32, {2});
@@ -110,8 +160,11 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
                 continue;
             }
             const float* row = logits + r * V;
-            for (std::int64_t v = 0; v < V; ++v) drow[v] = scale * std::exp((row[v] - mx[r]) - ls[r]);
-            drow[y[r]] -= scale;
+            const float ws = scale * (weights_.empty() ? 1.f : weights_[static_cast<std::size_t>(y[r])]);
+            const auto eps = static_cast<float>(smoothing_);
+            const float spread = eps / static_cast<float>(V);
+            for (std::int64_t v = 0; v < V; ++v) drow[v] = ws * (std::exp((row[v] - mx[r]) - ls[r]) - spread);
+            drow[y[r]] -= ws * (1.f - eps);
         }
 }
 

@@ -1,16 +1,22 @@
-// cross_entropy: loss = (Σ_{counted (t, n)} -log softmax(logits[t, n, :])[target[t, n]], count)
+// cross_entropy: loss = (Σ_{counted (t, n)} w_y · ℓ(t, n), Σ_{counted} w_y), y = target[t, n],
+//   ℓ = -(1 - ε) log p_y - (ε / V) Σ_v log p_v,  p = softmax(logits[t, n, :])
+//   w = class_weights (1 for every class by default), ε = label_smoothing (0 by default): with
+//   neither, ℓ = -log p_y and the count is the number of counted positions.
 //
 // Ports:  logits  tensor f32 (T, N, V) + lengths
 //         target  ids    i32 (T, N) + lengths; a position is counted when t < length(n) of
 //                 `target` and target[t, n] != ignore_index
-//         loss    loss   f32 (2) = (sum over counted positions, number counted);
-//                 the objective is sum / count
+//         loss    loss   f32 (2) = (weighted sum over counted positions, Σ weights of their
+//                 targets); the objective is sum / count, a weighted mean (as PyTorch's
+//                 reduction='mean' with weights)
 // Forward: fused log-softmax, lse = m + log Σ_v exp(x_v - m) with m = max_v x_v (stable); the
 //   loss sum is accumulated in double. Saved: m (T, N) and log Σ exp(x - m) (T, N) for backward
 //   (kept apart so large logits lose no precision).
-// Backward: diff_logits[t, n, v] = diff_loss[0] · (exp(x_v - lse) - [v == target]) at counted
-//   positions, 0 elsewhere. diff_loss[1] multiplies the count, a constant: ignored.
-// Not supported: label smoothing, class weights, soft targets.
+// class_weights: one number per class, or "balanced": w_k = n / (K · n_k) from the target
+//   vocabulary's training counts n_k (n = Σ n_k; 0 for a class never seen).
+// Backward: diff_logits[t, n, v] = diff_loss[0] · w_y · (p_v - (1 - ε)[v == y] - ε / V) at
+//   counted positions, 0 elsewhere. diff_loss[1] multiplies the count, a constant: ignored.
+// Not supported: soft targets given as distributions, focal loss.
 #pragma once
 
 #include "pipeline/core/stage.hpp"
@@ -32,6 +38,9 @@ private:
         return t < target.length(n) && y != ignore_index_;
     }
     std::int64_t ignore_index_;
+    double smoothing_;
+    std::vector<std::string> weight_spec_;  // as given: [], ["balanced"] or numbers
+    std::vector<float> weights_;            // per class; empty = all 1
 };
 
 }  // namespace rnnflow::stages

@@ -8,8 +8,10 @@ for g in "$src"/graphs/*.yaml; do
   case "$dot" in *digraph*) ;; *) echo "no digraph from $g"; exit 1;; esac
 done
 all=$("$rnnflow" stages)
-for t in text_file tokenize vocabulary lm_batches embedding lstm linear cross_entropy sgd adam perplexity sampler; do
-  printf '%s\n' "$all" | grep -q "^$t " || { echo "stages does not list $t"; exit 1; }
+for t in text_file tokenize vocabulary lm_batches embedding lstm linear cross_entropy sgd adam perplexity sampler \
+         parallel_text date_pairs seq2seq_batches translation_metrics \
+         pool concat dropout char_word_encoder word_dropout; do
+  grep -q "^$t " <<< "$all" || { echo "stages does not list $t"; exit 1; }
 done
 one=$("$rnnflow" stages lstm)
 case "$one" in *layers*) ;; *) echo "stages lstm lacks 'layers'"; exit 1;; esac

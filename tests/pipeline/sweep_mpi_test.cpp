@@ -127,7 +127,8 @@ TEST_CASE("run under mpirun -np 2: data-parallel training matches one process on
     const TensorFile two = load_safetensors(dir / "two" / "checkpoints" / "last.safetensors");
     int compared = 0;
     for (const auto& [name, x] : one.tensors) {
-        if (x.dtype() != DType::f32) continue;
+        // Run state for resuming (a carried recurrent state) is in one-process checkpoints only.
+        if (x.dtype() != DType::f32 || name.rfind("resume/", 0) == 0) continue;
         const Tensor* y = two.find(name);
         REQUIRE(y != nullptr);
         REQUIRE(y->numel() == x.numel());

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "pipeline/exec/resume.hpp"
 #include "pipeline/sweep/scheduler.hpp"
 #include "pipeline/sweep/spec.hpp"
 #include "pipeline/sweep/state.hpp"
@@ -202,9 +203,12 @@ TEST_CASE("sweep early stopping: ASHA keeps the best 1/eta at each rung", "[swee
 }
 
 TEST_CASE("sweep messages: tasks, metrics and outcomes survive their text form", "[sweep]") {
-    TrialTask t{7, "/a/g.yaml", {"rnn.hidden=8", "corpus.train=[a.txt, b.txt]", "seed=2"}, "/s/trials/0007"};
+    TrialTask t{7, "/a/g.yaml", {"rnn.hidden=8", "corpus.train=[a.txt, b.txt]", "seed=2"}, "/s/trials/0007", true};
     const TrialTask u = decode_task(encode_task(t));
     REQUIRE(u.id == 7);
+    REQUIRE(u.resume);
+    t.resume = false;
+    REQUIRE_FALSE(decode_task(encode_task(t)).resume);
     REQUIRE(u.graph == t.graph);
     REQUIRE(u.run_dir == t.run_dir);
     REQUIRE(u.overrides == t.overrides);
@@ -277,6 +281,46 @@ TEST_CASE("sweep: resuming skips finished trials and reruns interrupted ones", "
     REQUIRE(st.trial(2).objective == first_objective);  // same seed and threads: same numbers
     // Nothing is left to run.
     REQUIRE(Sweep(spec_text(dir, body), dir / "out", true, false).queued() == 0);
+}
+
+TEST_CASE("sweep: an interrupted sweep continues its running trial from its checkpoint, exactly", "[sweep][e2e][resume]") {
+    const fs::path dir = scratch("interrupt");
+    pattern_graph(dir);
+    const std::string body = "grid: {optim.lr: [0.01, 0.02]}\nset: {train.epochs: 3, train.checkpoint_every: 2}\n"
+                             "objective: {metric: ppl}\n";
+    {
+        Sweep ref(spec_text(dir, body), dir / "ref", false, false);
+        ref.run_local(1, 1, Registry::global());
+    }
+    {
+        // SIGINT during trial 1's 5th step (epoch 2): it checkpoints and stops; trial 2 never starts.
+        set_fault("interrupt@batch:5");
+        Sweep sweep(spec_text(dir, body), dir / "out", false, false);
+        sweep.run_local(1, 1, Registry::global());
+        set_fault("");
+        REQUIRE(sweep.interrupted() == 1);
+        REQUIRE(sweep.queued() == 1);
+        request_interrupt(0);
+    }
+    SweepState before(dir / "out" / "sweep.db");
+    REQUIRE(before.trial(1).status == "running");
+    REQUIRE(before.trial(2).status == "pending");
+    Sweep again(spec_text(dir, body), dir / "out", true, false);
+    REQUIRE(again.queued() == 2);
+    again.run_local(1, 1, Registry::global());
+    SweepState ref(dir / "ref" / "sweep.db"), st(dir / "out" / "sweep.db");
+    for (int id : {1, 2}) {
+        INFO("trial " << id);
+        REQUIRE(st.trial(id).status == "done");
+        REQUIRE(st.trial(id).objective == ref.trial(id).objective);  // bit for bit
+        REQUIRE(st.history(id, "valid", "ppl") == ref.history(id, "valid", "ppl"));  // restored epochs too
+        REQUIRE(st.history(id, "train", "loss") == ref.history(id, "train", "loss"));
+    }
+    // Trial 1 continued (its folder's command.txt holds both starts); it did not start over.
+    std::ifstream cmd(dir / "out" / "trials" / "0001" / "command.txt");
+    int starts = 0;
+    for (std::string l; std::getline(cmd, l);) starts += l.rfind("rnnflow run", 0) == 0;
+    REQUIRE(starts == 2);
 }
 
 TEST_CASE("sweep: early stopping prunes trials through the engine's on_epoch hook", "[sweep][e2e]") {

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "stages/data/tokenize.hpp"
 #include "support/harness.hpp"
 
@@ -69,4 +73,39 @@ TEST_CASE("tokenize: restore mode outputs nothing", "[stage][data]") {
     auto ctx = run({}, {}, PrepareMode::restore);
     REQUIRE(ctx.out_info("out").type == PortType::tokens);
     REQUIRE_FALSE(ctx.has_out("out", "train"));
+}
+
+TEST_CASE("tokenize: inner punctuation and number folding", "[stage][data]") {
+    const std::vector<std::string> text{"It's 3.14, not 1,000 -- e-mail me in 1984."};
+    SECTION("keep_inner_punct keeps punctuation between word characters") {
+        auto ctx = run({{"mode", std::string("word")}, {"split_punct", true}, {"keep_inner_punct", true}}, text);
+        REQUIRE(ctx.out<TokenSplit>("out", "train").items ==
+                Toks{{"It's", "3.14", ",", "not", "1,000", "-", "-", "e-mail", "me", "in", "1984", "."}});
+    }
+    SECTION("fold_numbers maps digits to 0, in word and char mode") {
+        auto ctx = run({{"mode", std::string("word")}, {"split_punct", true}, {"keep_inner_punct", true},
+                        {"fold_numbers", true}}, text);
+        const auto& items = ctx.out<TokenSplit>("out", "train").items;
+        REQUIRE(items[0][1] == "0.00");
+        REQUIRE(items[0][4] == "0,000");
+        REQUIRE(items[0][10] == "0000");
+        REQUIRE(ctx.out<TokenSplit>("out", "train").spec.fold_numbers);
+        auto chars = run({{"fold_numbers", true}}, {"a7"});
+        REQUIRE(chars.out<TokenSplit>("out", "train").items == Toks{{"a", "0"}});
+    }
+    SECTION("the settings travel with the vocabulary file") {
+        TokenizerSpec spec;
+        spec.mode = "word";
+        spec.split_punct = spec.keep_inner_punct = spec.fold_numbers = true;
+        const rnnflow::Vocabulary v({"<unk>", "a"}, {0, 1}, {"<unk>"}, spec);
+        const auto file = std::filesystem::temp_directory_path() / ("rnnflow_tok_vocab_" + std::to_string(::getpid()) + ".tsv");
+        v.save(file);
+        const auto back = rnnflow::Vocabulary::load(file);
+        std::filesystem::remove(file);
+        REQUIRE(back.tokenizer().keep_inner_punct);
+        REQUIRE(back.tokenizer().fold_numbers);
+        REQUIRE(back.tokenizer().tokenize("x 12") == std::vector<std::string>{"x", "00"});
+    }
+    REQUIRE_THROWS_WITH(Tokenize(params_for(Tokenize::schema(), {{"keep_inner_punct", true}})),
+                        "keep_inner_punct needs split_punct: true");
 }

@@ -141,3 +141,80 @@ TEST_CASE("cross_entropy: backward matches finite differences with padding and i
     REQUIRE(r.ok);
     REQUIRE(r.checked == 24);
 }
+
+TEST_CASE("cross_entropy: class weights and label smoothing against hand-computed numbers", "[stage][cross_entropy]") {
+    const StageSchema s = CrossEntropy::schema();
+    const Tensor logits = make_logits({1, 2, 3}, {0, 0, 0, 1, 2, 3});
+    const Tensor target = make_ids(1, 2, {1, 2});
+    const double e = std::exp(1.0), z = e + e * e + e * e * e;
+    const double lse1 = std::log(z);  // column 1: log Σ exp
+    auto run = [&](const std::map<std::string, ParamValue>& set, float* loss) {
+        CrossEntropy ce(params_for(s, set));
+        Tensor out, dx;
+        Saved saved;
+        auto in = make_inputs(s, {&logits, &target});
+        auto o = make_outputs(s, {&out});
+        ce.forward(in, o, saved, StepInfo{});
+        loss[0] = out.data<float>()[0];
+        loss[1] = out.data<float>()[1];
+    };
+    float l[2];
+    SECTION("weights: sum Σ w_y ℓ, count Σ w_y") {
+        run({{"class_weights", std::vector<std::string>{"1", "0.5", "2"}}}, l);
+        REQUIRE(l[0] == Approx(0.5 * std::log(3.0) + 2 * (lse1 - 3)).epsilon(1e-6));
+        REQUIRE(l[1] == Approx(2.5));
+    }
+    SECTION("smoothing ε = 0.3: ℓ = lse - 0.7 x_y - 0.1 Σ x") {
+        run({{"label_smoothing", 0.3}}, l);
+        REQUIRE(l[0] == Approx(std::log(3.0) + (lse1 - 0.7 * 3 - 0.1 * 6)).epsilon(1e-6));
+        REQUIRE(l[1] == 2.f);
+    }
+    SECTION("balanced weights from the target vocabulary's counts") {
+        CrossEntropy ce(params_for(s, {{"class_weights", std::vector<std::string>{"balanced"}}}));
+        FakePrepare ctx(s);
+        PortInfo li, ti;
+        li.channels = 3;
+        ti.type = PortType::ids;
+        ti.classes = 3;
+        // counts 6, 3, 1 of 10: weights 10/18, 10/9, 10/3.
+        ti.vocab = std::make_shared<const rnnflow::Vocabulary>(std::vector<std::string>{"a", "b", "c"},
+                                                               std::vector<std::int64_t>{6, 3, 1},
+                                                               std::vector<std::string>{}, TokenizerSpec{});
+        ctx.info("logits", li).info("target", ti);
+        ce.prepare(ctx);
+        Tensor out;
+        Saved saved;
+        auto in = make_inputs(s, {&logits, &target});
+        auto o = make_outputs(s, {&out});
+        ce.forward(in, o, saved, StepInfo{});
+        REQUIRE(out.data<float>()[0] == Approx(10.0 / 9 * std::log(3.0) + 10.0 / 3 * (lse1 - 3)).epsilon(1e-6));
+        REQUIRE(out.data<float>()[1] == Approx(10.0 / 9 + 10.0 / 3));
+    }
+    REQUIRE_THROWS_WITH(CrossEntropy(params_for(s, {{"class_weights", std::vector<std::string>{"1", "x"}}})),
+                        "class_weights: 'x' is not a non-negative number");
+    CrossEntropy two(params_for(s, {{"class_weights", std::vector<std::string>{"1", "2"}}}));
+    Tensor out;
+    Saved saved;
+    auto in = make_inputs(s, {&logits, &target});
+    auto o = make_outputs(s, {&out});
+    REQUIRE_THROWS_WITH(two.forward(in, o, saved, StepInfo{}),
+                        "cross_entropy: class_weights has 2 numbers but 'logits' has 3 classes");
+}
+
+TEST_CASE("cross_entropy: backward matches finite differences with class weights and label smoothing",
+          "[stage][cross_entropy][grad]") {
+    const StageSchema s = CrossEntropy::schema();
+    CrossEntropy ce(params_for(s, {{"ignore_index", std::int64_t(1)},
+                                   {"class_weights", std::vector<std::string>{"0.5", "1", "2", "3"}},
+                                   {"label_smoothing", 0.2}}));
+    Tensor logits = Tensor::f32({3, 2, 4});
+    std::mt19937_64 rng(5);
+    std::uniform_real_distribution<float> uni(-2.f, 2.f);
+    for (std::int64_t i = 0; i < logits.numel(); ++i) logits.data<float>()[i] = uni(rng);
+    logits.lengths = {3, 2};
+    Tensor target = make_ids(3, 2, {0, 3, 1, 2, 3, 0}, {3, 2});  // (1, 0) ignored, (2, 1) padding
+    const auto r = check_gradients(ce, s, {&logits, &target});
+    INFO(r.report);
+    REQUIRE(r.ok);
+    REQUIRE(r.checked == 24);
+}

@@ -1,0 +1,95 @@
+#include "line_reader.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "pipeline/core/error.hpp"
+
+namespace rnnflow::stages {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::string hex_byte(unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(c));
+    return buf;
+}
+}  // namespace
+
+void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line) {
+    std::int64_t line = first_line, col = 1;  // col: 1-based byte column
+    auto bad = [&](std::size_t at, const std::string& what) {
+        return Error(detail::concat(where, ":", line, ":", col + static_cast<std::int64_t>(at), ": ", what),
+                     "the text must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
+    };
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == '\n') {
+            ++line;
+            col = 1;
+            ++i;
+            continue;
+        }
+        if (c == 0)
+            throw Error(detail::concat(where, ":", line, ":", col,
+                                       ": NUL byte: this looks like a binary file, not text"),
+                        "give a UTF-8 text file");
+        std::size_t n = 1;
+        unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte (no overlongs/surrogates)
+        if (c < 0x80) n = 1;
+        else if (c >= 0xC2 && c <= 0xDF) n = 2;
+        else if (c == 0xE0) { n = 3; lo = 0xA0; }
+        else if (c == 0xED) { n = 3; hi = 0x9F; }
+        else if (c >= 0xE1 && c <= 0xEF) n = 3;
+        else if (c == 0xF0) { n = 4; lo = 0x90; }
+        else if (c >= 0xF1 && c <= 0xF3) n = 4;
+        else if (c == 0xF4) { n = 4; hi = 0x8F; }
+        else throw bad(0, "invalid UTF-8 byte " + hex_byte(c));
+        for (std::size_t k = 1; k < n; ++k) {
+            if (i + k >= s.size()) throw bad(0, "truncated UTF-8 sequence at end of text");
+            const auto b = static_cast<unsigned char>(s[i + k]);
+            const bool ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+            if (!ok) throw bad(k, "invalid UTF-8 byte " + hex_byte(b));
+        }
+        i += n;
+        col += static_cast<std::int64_t>(n);
+    }
+}
+
+std::vector<std::string> read_utf8_lines(const fs::path& base, const std::string& written,
+                                         const std::string& role) {
+    const fs::path full = fs::path(written).is_absolute() ? fs::path(written) : base / written;
+    std::error_code ec;
+    const auto st = fs::status(full, ec);
+    if (!fs::exists(st))
+        throw Error(detail::concat(role, " file '", written, "' not found"),
+                    detail::concat("looked for '", full.string(),
+                                   "'; relative paths start at the graph file's folder"));
+    if (fs::is_directory(st))
+        throw Error(detail::concat(role, " file '", written, "' is a directory"), "name a text file");
+    std::ifstream is(full, std::ios::binary);
+    if (!is.is_open())
+        throw Error(detail::concat("cannot read ", role, " file '", written, "'"),
+                    "check that the file is readable (permissions)");
+    std::string bytes((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
+    if (is.bad())
+        throw Error(detail::concat("error while reading ", role, " file '", written, "'"),
+                    "check the file and the disk");
+    if (bytes.rfind("\xEF\xBB\xBF", 0) == 0) bytes.erase(0, 3);
+    check_utf8(bytes, written);
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < bytes.size()) {
+        std::size_t end = bytes.find('\n', start);
+        if (end == std::string::npos) end = bytes.size();
+        std::size_t stop = end;
+        if (stop > start && bytes[stop - 1] == '\r') --stop;
+        out.emplace_back(bytes, start, stop - start);
+        start = end + 1;
+    }
+    return out;
+}
+
+}  // namespace rnnflow::stages

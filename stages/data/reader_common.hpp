@@ -1,0 +1,52 @@
+// Shared pieces of the labelled-text readers (tsv_text, conllu, label_lines): reading a file with
+// the checks text_file makes, splitting lines, and the malformed-line policy.
+//
+// A reader names each bad line as "file:line: what" (1-based; the file as written in the graph).
+// on_error: error stops at the first one (an Error with that text); skip drops the record, counts
+// it and the reader prints one warning per file to standard error ("skipped 3 malformed lines of
+// train.tsv; first: train.tsv:7: ...").
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "pipeline/core/stage.hpp"
+
+namespace rnnflow::stages::reader {
+
+// The whole file as bytes, byte-order mark dropped. Errors name the path as written: missing,
+// a directory, unreadable; invalid UTF-8 or a NUL byte with file:line:col.
+std::string read_text(const std::filesystem::path& base, const std::string& written,
+                      const std::string& role);
+
+// Lines without '\n' and a '\r' before it; a final '\n' does not start an empty line.
+std::vector<std::string> split_lines(const std::string& bytes);
+
+// Counts the records dropped under on_error: skip, or throws under on_error: error.
+class BadLines {
+public:
+    BadLines(bool skip, std::string file) : skip_(skip), file_(std::move(file)) {}
+    // A malformed record at `line` (1-based). Throws unless skipping.
+    void bad(std::int64_t line, const std::string& what, const std::string& hint);
+    std::int64_t count() const { return count_; }
+    // One warning line to standard error when something was skipped; `unit` names the records.
+    void report(const std::string& stage_id, const std::string& unit) const;
+
+private:
+    bool skip_;
+    std::string file_;
+    std::int64_t count_ = 0;
+    std::string first_;
+};
+
+// The common parameters: train / valid / test files and on_error.
+StageSchema& add_split_params(StageSchema& s, const std::string& what);
+struct SplitFiles {
+    std::vector<std::pair<std::string, std::string>> files;  // (split, file as written), non-empty only
+    bool skip = false;
+    explicit SplitFiles(const Params& p);
+};
+
+}  // namespace rnnflow::stages::reader

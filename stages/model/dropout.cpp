@@ -1,0 +1,101 @@
+#include "dropout.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace rnnflow::stages {
+
+StageSchema Dropout::schema() {
+    return StageSchema("dropout", "randomly zero activations in training (inverted dropout)",
+                       Role::model)
+        .input("in", PortType::tensor, "activations (T, N, C) + lengths")
+        .output("out", PortType::tensor, "(T, N, C): in * mask / (1 - p) in training, in otherwise")
+        .param_float("p", 0.5, Range{0, 0.95}, "probability of zeroing each element in training")
+        .differentiable()
+        .details("Training: out = in * m / (1 - p), m ~ Bernoulli(1 - p) per element, from a hash "
+                 "of (seed, epoch, batch, element); evaluation and prediction: out = in. 0 at "
+                 "padded steps. Ref: Srivastava et al. 2014.");
+}
+
+Dropout::Dropout(const Params& p) : p_(p.get_float("p")) {}
+
+void Dropout::prepare(PrepareContext& ctx) {
+    channels_ = ctx.input_info("in").channels;
+    RNNFLOW_CHECK(channels_ > 0, "dropout needs the channel count of input 'in', got ", channels_);
+    seed_ = ctx.rng()();
+    PortInfo out;
+    out.type = PortType::tensor;
+    out.channels = channels_;
+    ctx.set_output_info("out", out);
+}
+
+static std::uint64_t mix(std::uint64_t x) {  // splitmix64
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+float Dropout::scale(const StepInfo& step, std::uint64_t e) const {
+    const std::uint64_t key = mix(seed_ ^ mix(static_cast<std::uint64_t>(step.epoch) ^
+                                              mix(static_cast<std::uint64_t>(step.batch))));
+    const auto threshold = static_cast<std::uint64_t>(p_ * double(1 << 24));
+    return (mix(key + e) >> 40) >= threshold ? static_cast<float>(1.0 / (1.0 - p_)) : 0.f;
+}
+
+void Dropout::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
+    (void)saved;
+    const Tensor& x = in.at("in");
+    RNNFLOW_ASSERT(channels_ > 0);  // prepare ran
+    RNNFLOW_CHECK(x.dtype() == DType::f32 && x.rank() == 3 && x.dim(2) == channels_,
+                  "dropout: input 'in' must be f32 (T, N, ", channels_, "), got ",
+                  to_string(x.dtype()), " ", shape_str(x.shape()));
+    const std::int64_t T = x.dim(0), N = x.dim(1), C = channels_;
+    Tensor& y = out.at("out");
+    y.resize(DType::f32, {T, N, C});
+    y.lengths = x.lengths;
+    const bool on = step.training() && p_ > 0;
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t n = 0; n < N; ++n) {
+            const std::int64_t r = (t * N + n) * C;
+            if (t >= x.length(n)) {
+                std::fill_n(py + r, C, 0.f);
+            } else if (!on) {
+                std::memcpy(py + r, px + r, static_cast<std::size_t>(C) * sizeof(float));
+            } else {
+                for (std::int64_t c = 0; c < C; ++c)
+                    py[r + c] = px[r + c] * scale(step, static_cast<std::uint64_t>(r + c));
+            }
+        }
+}
+
+void Dropout::backward(const Inputs& in, const Outputs& out, Saved& saved, const Grads& diff_dst,
+                       Grads& diff_src, const StepInfo& step) {
+    (void)out; (void)saved;
+    if (!diff_src.has("in")) return;
+    const Tensor& x = in.at("in");
+    const Tensor& dy = diff_dst.at("out");
+    const std::int64_t T = x.dim(0), N = x.dim(1), C = channels_;
+    Tensor& dx = diff_src.at("in");
+    dx.resize(DType::f32, {T, N, C});
+    dx.lengths = x.lengths;
+    const bool on = step.training() && p_ > 0;
+    const float* g = dy.data<float>();
+    float* d = dx.data<float>();
+    for (std::int64_t t = 0; t < T; ++t)
+        for (std::int64_t n = 0; n < N; ++n) {
+            const std::int64_t r = (t * N + n) * C;
+            if (t >= x.length(n)) {
+                std::fill_n(d + r, C, 0.f);
+            } else if (!on) {
+                std::memcpy(d + r, g + r, static_cast<std::size_t>(C) * sizeof(float));
+            } else {
+                for (std::int64_t c = 0; c < C; ++c)
+                    d[r + c] = g[r + c] * scale(step, static_cast<std::uint64_t>(r + c));
+            }
+        }
+}
+
+}  // namespace rnnflow::stages

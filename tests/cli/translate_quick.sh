@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The date translation graph, tiny: run, then translate (stdin and file) and eval from the run folder.
+set -euo pipefail
+rnnflow=$1; src=$2
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+"$rnnflow" run "$src/graphs/date_translation.yaml" --out "$work/run" --quiet \
+  --set train.epochs=1 --set dates.train=640 --set dates.valid=40 --set dates.test=30 \
+  --set vars.hidden=16 --set train.max_batches=10 > "$work/out.txt"
+grep -q "^test:" "$work/out.txt"
+for f in metrics/valid.translations.txt metrics/test.translations.txt metrics/valid.attention_0.png \
+         metrics/valid.attention_0.tsv state/src_vocab/vocab.tsv state/tgt_vocab/vocab.tsv checkpoints/last.safetensors; do
+  [ -s "$work/run/$f" ] || { echo "missing $f in the run folder"; exit 1; }
+done
+# One translation per item, in item order.
+[ "$(wc -l < "$work/run/metrics/test.translations.txt")" = 30 ]
+[ "$(wc -l < "$work/run/metrics/valid.translations.txt")" = 40 ]
+
+# translate: one line out per line in, from standard input or a file, the same either way.
+printf '3 may 1979\nTuesday, March 4, 2003\n\n05/03/79\n' > "$work/in.txt"
+set +e; "$rnnflow" translate "$work/run" "$work/in.txt" > "$work/t_file.txt" 2> "$work/err.txt"; rc=$?; set -e
+# The empty third line has nothing to encode: a clear error, exit 2.
+[ "$rc" = 2 ] || { echo "translate with an empty line: exit $rc"; cat "$work/err.txt"; exit 1; }
+grep -q "empty source" "$work/err.txt"
+printf '3 may 1979\nTuesday, March 4, 2003\n05/03/79\n' > "$work/in.txt"
+"$rnnflow" translate "$work/run" "$work/in.txt" > "$work/t_file.txt"
+"$rnnflow" translate "$work/run" < "$work/in.txt" > "$work/t_stdin.txt"
+[ "$(wc -l < "$work/t_file.txt")" = 3 ]
+cmp "$work/t_file.txt" "$work/t_stdin.txt"
+"$rnnflow" translate "$work/run" "$work/in.txt" -o "$work/t_out.txt"
+cmp "$work/t_file.txt" "$work/t_out.txt"
+
+# eval regenerates the data (same seed), loads the vocabularies and the kept checkpoint: the
+# test metrics equal the run's own test line.
+"$rnnflow" eval "$work/run" --split test --log-format json > "$work/eval.json"
+/usr/bin/python3 - "$work/eval.json" "$work/run/metrics.jsonl" <<'PY'
+import json, sys
+got = json.load(open(sys.argv[1]))
+assert got["split"] == "test", got
+for k in ("metrics", "metrics.bleu_lc", "metrics.exact", "metrics.token_accuracy"):
+    assert k in got, (k, got)
+rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+test = [r for r in rows if r["split"] == "test"]
+assert test, rows
+for k in ("metrics", "metrics.exact"):
+    assert abs(test[-1][k] - got[k]) < 1e-9, (k, test[-1][k], got[k])
+PY
+[ -s "$work/run/metrics/test.translations.txt" ]
+echo "translate quick run: ok"
