@@ -684,7 +684,7 @@ struct Engine::Impl {
             progress->begin_pass(kind == PassKind::train ? "train" : kind == PassKind::predict ? "predict" : split, epoch, batches);
         run_pass(kind, split, epoch, max_b, [&](std::int64_t) {
             if (progress)
-                progress->step(pass_steps, pass_loss_count > 0 ? pass_loss_sum / pass_loss_count : 0.0, pass_items);
+                progress->step(pass_steps, pass_loss_count > 0 ? pass_loss_sum / pass_loss_count : std::nan(""), pass_items);
             if (after_step) after_step(kind == PassKind::train);
         }, done);
         const double secs = pass_seconds_before + std::chrono::duration<double>(Clock::now() - t0).count();

@@ -577,6 +577,9 @@ void write_png(const Heatmap& map, const std::filesystem::path& file, int width,
         plfill(4, xs, ys);
     }
     plcol0(kInk);
+    // Plain numbers on the bar: PLplot would otherwise scale small ones ("1.25" with a
+    // "(x10^-1)" note above the bar, which the page edge cuts off).
+    plsyax(12, 0);
     plbox("bc", 0, 0, "bcmstv", 0, 0);
 
     stream.check("drawing");

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # docs/tutorial.md stays true: its ```bash blocks run in order in a scratch folder laid out like
-# the source tree (graphs/, plugins/, build -> the build under test), its ```yaml file=NAME
-# blocks are written to NAME first, a command annotated `# exits with status N` must exit with
-# N, and a ```text output block must appear in the output of the bash block before it.
-# `rnnflow run` and `rnnflow sweep` get --set train.epochs=2 --set train.max_batches=3 (and
-# no samples) so the whole tutorial runs in about a minute.
+# the source tree (graphs/, plugins/, build -> the build under test); a ```yaml file=NAME block
+# is written to NAME first; the lines of a ```yaml excerpt=FILE block must be in FILE; a command
+# annotated `# exits with status N` must exit with N; a ```text output block must appear in the
+# output of the bash block before it. `rnnflow run` and `rnnflow sweep` get
+# --set train.epochs=2 --set train.max_batches=3 (and no samples): the whole tutorial runs in
+# about two minutes on 2 cores.
 set -euo pipefail
 rnnflow=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); src=$(cd "$2" && pwd)
 build=$(dirname "$rnnflow")
@@ -52,6 +53,16 @@ for info, body in blocks:
         name = words[1][5:]
         lines.append("cat > %s <<'RNNFLOW_TUTORIAL_EOF'\n%sRNNFLOW_TUTORIAL_EOF" % (shlex.quote(name), body))
         n_files += 1
+    elif kind == "yaml" and len(words) > 1 and words[1].startswith("excerpt="):
+        # Shown lines of a shipped file: each (without its comment) must be in that file.
+        name = words[1][8:]
+        for line in body.splitlines():
+            code = line.split("#", 1)[0].rstrip()
+            if code.strip():
+                lines.append("grep -qF -- %s %s || { echo %s; exit 1; }" % (
+                    shlex.quote(code), shlex.quote(name),
+                    shlex.quote("FAIL: the tutorial quotes '%s' from %s, which does not have it" % (code, name))))
+        n_files += 1
     elif kind == "bash":
         n_bash += 1
         last_log = "block%d.log" % n_bash
@@ -93,11 +104,13 @@ start=$(date +%s)
 # What the tutorial says the commands leave behind.
 t=$work/tree
 for f in runs/first/report.html runs/first/plots/loss.png runs/gru/resolved.yaml compare.png runs/my_lm/metrics.csv \
-         my_lm.dot sweeps/cells/results.md sweeps/cells/report.html build-highway/libhighway.so runs/highway/summary.txt \
+         my_lm.dot runs/dates/report.html runs/dates/metrics/test.translations.txt sweeps/cells/results.md sweeps/cells/report.html build-highway/libhighway.so runs/highway/summary.txt \
          "$work/home/rnnflow/share/bash-completion/completions/rnnflow"; do
   case $f in /*) p=$f ;; *) p=$t/$f ;; esac
   [ -s "$p" ] || { echo "FAIL: the tutorial's commands did not leave $f"; exit 1; }
 done
+ls "$t"/runs/dates/metrics/*.attention_*.png > /dev/null   # the attention maps, drawn as PNG
+grep -q 'alt="metrics/[a-z]*.attention_[0-9]*.png"' "$t/runs/dates/report.html"
 (cd "$t" && "$rnnflow" compare runs/first runs/gru) | grep -Eq "^  rnn\.type +lstm +gru$" ||
   { echo "FAIL: compare does not show rnn.type lstm/gru"; exit 1; }
 [ "$(grep -c '^| [0-9]' "$t/sweeps/cells/results.md")" = 4 ] || { echo "FAIL: not 4 configurations in results.md"; exit 1; }
