@@ -3,6 +3,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -256,13 +257,21 @@ void Progress::metrics(const MetricsRow& row) {
         os << "}\n";
     } else {
         os << (row.epoch > 0 ? "epoch " + std::to_string(row.epoch) : std::string("final")) << " " << row.split;
+        // Per-class values (`acc.f1.NOUN`: a stage, a measure and a class) would make the line
+        // hundreds of columns wide; they are counted here and written in full to metrics.jsonl.
+        std::size_t per_class = 0;
         for (const auto& [k, v] : row.values) {
+            if (std::count(k.begin(), k.end(), '.') >= 2) {
+                ++per_class;
+                continue;
+            }
             char buf[64];
             if (k == "seconds") std::snprintf(buf, sizeof buf, "%.1f", v);
             else if (k == "items_per_second") std::snprintf(buf, sizeof buf, "%.0f", v);
             else std::snprintf(buf, sizeof buf, "%.5g", v);
             os << " " << k << "=" << buf;
         }
+        if (per_class > 0) os << " (+" << per_class << " per-class values in metrics.jsonl)";
         os << "\n";
     }
     os.flush();

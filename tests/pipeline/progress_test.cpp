@@ -60,6 +60,20 @@ TEST_CASE("progress: plain lines every log_every steps, with epoch, loss, rate a
     }
 }
 
+TEST_CASE("progress: plain metric lines count per-class values instead of listing them", "[progress]") {
+    std::ostringstream os;
+    Progress p(&os, false, 1, "text");
+    p.metrics(MetricsRow{3, "valid", {{"acc", 0.9375}, {"acc.macro_f1", 0.875}, {"acc.f1.NOUN", 0.5},
+                                      {"acc.recall.VERB", 0.25}, {"loss", 0.5}}});
+    const std::string s = os.str();
+    CHECK(s == "epoch 3 valid acc=0.9375 acc.macro_f1=0.875 loss=0.5 (+2 per-class values in metrics.jsonl)\n");
+
+    std::ostringstream o2;
+    Progress q(&o2, false, 1, "json");  // JSON lines keep every value
+    q.metrics(MetricsRow{3, "valid", {{"acc", 0.5}, {"acc.f1.NOUN", 0.25}}});
+    CHECK(o2.str().find("\"acc.f1.NOUN\":0.25") != std::string::npos);
+}
+
 TEST_CASE("progress: JSON lines", "[progress]") {
     std::ostringstream os;
     Progress p(&os, false, 1, "json");
