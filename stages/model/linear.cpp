@@ -223,11 +223,18 @@ void Linear::backward(const Inputs& in, const Outputs& out, Saved& saved, const 
     execute(p.bwd_weights, *stream_, p.weights_args);
     stream_->wait();
 
-    if (has_bias_) {
+    if (has_bias_) {  // db += Σ_rows g: columns in blocks in parallel, rows in order in each
         float* db = params_[1].grad.data<float>();
-        for (std::int64_t r = 0; r < T * N; ++r) {
-            const float* row = g + r * O;
-            for (std::int64_t o = 0; o < O; ++o) db[o] += row[o];
+        constexpr std::int64_t kBlock = 256;
+        const std::int64_t blocks = (O + kBlock - 1) / kBlock, rows = T * N;
+#pragma omp parallel for schedule(static) if (rows * O > (1 << 15))
+        for (std::int64_t b = 0; b < blocks; ++b) {
+            const std::int64_t o0 = b * kBlock, o1 = std::min(O, o0 + kBlock);
+            float* __restrict acc = db + o0;
+            for (std::int64_t r = 0; r < rows; ++r) {
+                const float* __restrict row = g + r * O + o0;
+                for (std::int64_t o = 0; o < o1 - o0; ++o) acc[o] += row[o];
+            }
         }
     }
 }
