@@ -1,8 +1,10 @@
 #!/bin/bash
 # PTB word LM (Zaremba et al. 2014 small and medium): rnnflow against PyTorch in one run, 2 threads,
 # plus the oneDNN fp32 matmul ceiling and the whole step's GFLOP/s against it.
-# Usage: bench/ptb_lm.sh [build dir=build] [steps=100] [configs=small,medium] [data dir]
-#   data dir defaults to ../shared/data/ptb next to the repository.
+# Usage: [SETUPS=t2-default,t2-passive,t1-passive] bench/ptb_lm.sh [build dir=build] [steps=100]
+#          [configs=small,medium] [data dir]
+#   data dir defaults to ../shared/data/ptb next to the repository; SETUPS are the threading
+#   set-ups (threads, OMP_WAIT_POLICY) run on both sides; each side's best is compared.
 # rnnflow is timed through the real engine: `rnnflow run graphs/ptb_<cfg>.yaml` for one epoch
 # limited to warm-up + steps batches, tokens/s taken between the progress events after the
 # warm-up and after the last step (so graph loading, data preparation, primitive creation and the
@@ -13,6 +15,7 @@ build=${1:-$here/../build}
 steps=${2:-100}
 configs=${3:-small,medium}
 data=${4:-$here/../../shared/data/ptb}
+setups=${SETUPS:-t2-default,t2-passive,t1-passive}
 warmup=10
 if [ ! -f "$data/ptb.train.txt" ]; then
     echo "no PTB data at $data (ptb.train.txt); give its folder as the 4th argument" >&2
@@ -40,16 +43,26 @@ for cfg in ${configs//,/ }; do
         medium) T=35 H=650 ;;
         *) echo "unknown configuration '$cfg' (small, medium)" >&2; exit 1 ;;
     esac
-    echo "== rnnflow $cfg: $warmup warm-up + $steps timed steps"
-    /usr/bin/time -f "%M" -o "$tmp/rss" "$build/rnnflow" run "$here/../graphs/ptb_$cfg.yaml" \
-        --out "$tmp/run-$cfg" --threads 2 --log-format json \
-        --set vars.data="$data" --set train.epochs=1 \
-        --set train.max_batches=$((warmup + steps)) --set train.log_every=$warmup \
-        > "$tmp/log-$cfg" 2>&1 || { cat "$tmp/log-$cfg"; exit 1; }
-    python3 - "$tmp/log-$cfg" "$warmup" "$((warmup + steps))" "$T" "$(flops $T $H)" "$(cat "$tmp/rss")" \
-        "$ceiling" "$cfg" <<'EOF' | tee -a "$tmp/rnnflow"
+    # The same threading set-ups as PyTorch's script, each in a fresh process (libgomp reads the
+    # wait policy at start-up); t2-default is oneDNN's default (spinning) OpenMP threads.
+    for setup in ${setups//,/ }; do
+        case $setup in
+            t2-default) threads=2 policy= ;;
+            t2-passive) threads=2 policy=passive ;;
+            t1-passive) threads=1 policy=passive ;;
+            *) echo "unknown set-up '$setup' (t2-default, t2-passive, t1-passive)" >&2; exit 1 ;;
+        esac
+        echo "== rnnflow $cfg $setup: $warmup warm-up + $steps timed steps"
+        env ${policy:+OMP_WAIT_POLICY=$policy} /usr/bin/time -f "%M" -o "$tmp/rss" \
+            "$build/rnnflow" run "$here/../graphs/ptb_$cfg.yaml" \
+            --out "$tmp/run-$cfg-$setup" --threads $threads --log-format json \
+            --set vars.data="$data" --set train.epochs=1 \
+            --set train.max_batches=$((warmup + steps)) --set train.log_every=$warmup \
+            > "$tmp/log-$cfg" 2>&1 || { cat "$tmp/log-$cfg"; exit 1; }
+        python3 - "$tmp/log-$cfg" "$warmup" "$((warmup + steps))" "$T" "$(flops $T $H)" "$(cat "$tmp/rss")" \
+            "$ceiling" "$cfg" "$setup" <<'EOF' | tee -a "$tmp/rnnflow"
 import json, sys
-log, w, last, T, flops, rss_kb, ceiling, cfg = sys.argv[1:]
+log, w, last, T, flops, rss_kb, ceiling, cfg, setup = sys.argv[1:]
 w, last, T, flops, ceiling = int(w), int(last), int(T), float(flops), float(ceiling)
 ev = {}
 for line in open(log):
@@ -66,12 +79,13 @@ secs = lambda b: items(b) / ev[b]["items_per_second"]
 dt = secs(last) - secs(w)
 tps = (items(last) - items(w)) / dt
 step_s = dt / (last - w)
-print(f"RNNFLOW {cfg} tokens_per_s={tps:.0f} step_ms={1e3 * step_s:.1f} "
+print(f"RNNFLOW {cfg} {setup} tokens_per_s={tps:.0f} step_ms={1e3 * step_s:.1f} "
       f"gflops={flops / step_s / 1e9:.1f} ceiling_share={flops / step_s / 1e9 / ceiling:.2f} "
       f"peak_rss_mb={int(rss_kb) / 1024:.0f} loss={ev[last].get('loss', float('nan')):.3f}")
 EOF
+    done
 done
 
 echo "== PyTorch (Debian python3-torch): $steps timed steps after 5 warm-ups"
 /usr/bin/python3 "$here/pytorch_ptb.py" --data "$data" --configs "$configs" --steps "$steps" \
-    --warmup 5 --rnnflow "$tmp/rnnflow" --ceiling "$ceiling"
+    --warmup 5 --setups "$setups" --rnnflow "$tmp/rnnflow" --ceiling "$ceiling"

@@ -14,10 +14,11 @@ in the output projection + loss (timed separately on the same shapes). Each set-
 process because OpenMP reads OMP_WAIT_POLICY at start-up:
   t1-passive  torch.set_num_threads(1), OMP_WAIT_POLICY=passive
   t2-passive  torch.set_num_threads(2), OMP_WAIT_POLICY=passive
+  t2-default  torch.set_num_threads(2), OMP_WAIT_POLICY unset
 OPENBLAS_NUM_THREADS is set to the set-up's thread count (OpenBLAS keeps a pool of its own).
 
 Usage: pytorch_ptb.py --data DIR [--configs small,medium] [--steps 50] [--warmup 5]
-         [--setups t1-passive,t2-passive] [--epochs-for N]
+         [--setups t1-passive,t2-passive,t2-default] [--rnnflow FILE --ceiling GFLOPS]
 """
 import argparse
 import json
@@ -32,7 +33,7 @@ CONFIGS = {
     "small": (200, 20, 0.0, 0.1),
     "medium": (650, 35, 0.5, 0.05),
 }
-SETUPS = {"t1-passive": (1, "passive"), "t2-passive": (2, "passive")}
+SETUPS = {"t1-passive": (1, "passive"), "t2-passive": (2, "passive"), "t2-default": (2, None)}
 BATCH = 20
 
 
@@ -124,7 +125,10 @@ def run_setup(a, setup):
     threads, policy = SETUPS[setup]
     env = dict(os.environ)
     env["OPENBLAS_NUM_THREADS"] = str(threads)
-    env["OMP_WAIT_POLICY"] = policy
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    else:  # the library's default (spinning) threads, whatever the caller exported
+        env.pop("OMP_WAIT_POLICY", None)
     # One process per configuration: peak RSS is then the configuration's own.
     res = {}
     for cfg in a.configs.split(","):
@@ -148,7 +152,7 @@ def main():
     ap.add_argument("--configs", default="small,medium")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--setups", default="t1-passive,t2-passive")
+    ap.add_argument("--setups", default="t1-passive,t2-passive,t2-default")
     ap.add_argument("--rnnflow", help="file of RNNFLOW lines from bench/ptb_lm.sh to join")
     ap.add_argument("--ceiling", type=float, default=0.0, help="measured matmul GFLOP/s ceiling")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -169,29 +173,36 @@ def main():
                   f"loss={c['last_loss']:.3f}", flush=True)
     if not a.rnnflow:
         return
-    ours = {}
+    ours = {}  # config -> set-up -> figures
     for line in open(a.rnnflow):
         f = line.split()
         if f and f[0] == "RNNFLOW":
-            ours[f[1]] = {k: float(v) for k, v in (x.split("=") for x in f[2:])}
+            ours.setdefault(f[1], {})[f[2]] = {k: float(v) for k, v in (x.split("=") for x in f[3:])}
     print()
-    hdr = ("| config | rnnflow tokens/s | " + " | ".join(f"torch {s} tokens/s" for s in setups) +
-           " | rnnflow / torch best | rnnflow step GFLOP/s | share of ceiling | torch best GFLOP/s "
-           "| torch proj+loss share | rnnflow peak RSS MB | torch peak RSS MB |")
+    hdr = ("| config | side | " + " | ".join(f"{s} tokens/s" for s in setups) +
+           " | best tokens/s | step GFLOP/s (best) | share of ceiling | peak RSS MB (best) |")
     print(hdr)
     print("|" + " --- |" * (hdr.count("|") - 1))
+    share = lambda g: f"{g / a.ceiling:.0%}" if a.ceiling > 0 else ""
     for cfg in configs:
         if cfg not in ours:
             continue
         o = ours[cfg]
-        best = max(setups, key=lambda s: torch_res[s][cfg]["tokens_per_s"])
-        t = torch_res[best][cfg]
-        torch_gflops = o["gflops"] * t["tokens_per_s"] / o["tokens_per_s"]  # same flops per token
-        share = f"{o['gflops'] / a.ceiling:.0%}" if a.ceiling > 0 else ""
-        print(f"| {cfg} | {o['tokens_per_s']:.0f} | " +
-              " | ".join(f"{torch_res[s][cfg]['tokens_per_s']:.0f}" for s in setups) +
-              f" | {o['tokens_per_s'] / t['tokens_per_s']:.2f}x | {o['gflops']:.0f} | {share} | {torch_gflops:.0f} "
-              f"| {t['proj_loss_share']:.0%} | {o['peak_rss_mb']:.0f} | {t['peak_rss_mb']:.0f} |")
+        ob = max(o, key=lambda s: o[s]["tokens_per_s"])
+        tb = max(setups, key=lambda s: torch_res[s][cfg]["tokens_per_s"])
+        t = torch_res[tb][cfg]
+        tg = o[ob]["gflops"] / o[ob]["tokens_per_s"] * t["tokens_per_s"]  # same flops per token
+        print(f"| {cfg} | rnnflow | " + " | ".join(f"{o[s]['tokens_per_s']:.0f}" if s in o else "" for s in setups) +
+              f" | {o[ob]['tokens_per_s']:.0f} ({ob}) | {o[ob]['gflops']:.0f} | {share(o[ob]['gflops'])} "
+              f"| {o[ob]['peak_rss_mb']:.0f} |")
+        print(f"| {cfg} | PyTorch | " + " | ".join(f"{torch_res[s][cfg]['tokens_per_s']:.0f}" for s in setups) +
+              f" | {t['tokens_per_s']:.0f} ({tb}) | {tg:.0f} | {share(tg)} | {t['peak_rss_mb']:.0f} |")
+        print(f"| {cfg} | rnnflow / PyTorch | " + " | ".join(
+              f"{o[s]['tokens_per_s'] / torch_res[s][cfg]['tokens_per_s']:.2f}x" if s in o else "" for s in setups) +
+              f" | **{o[ob]['tokens_per_s'] / t['tokens_per_s']:.2f}x** | | | |")
+    for cfg in configs:
+        tb = max(setups, key=lambda s: torch_res[s][cfg]["tokens_per_s"])
+        print(f"PyTorch {cfg} ({tb}): output projection + loss {torch_res[tb][cfg]['proj_loss_share']:.0%} of the step")
 
 
 if __name__ == "__main__":
