@@ -45,8 +45,11 @@ for cfg in ${configs//,/ }; do
     esac
     # The same threading set-ups as PyTorch's script, each in a fresh process (libgomp reads the
     # wait policy at start-up); t2-default is oneDNN's default (spinning) OpenMP threads.
-    for setup in ${setups//,/ }; do
-        case $setup in
+    # The last set-up again with the output layer in bf16 (logits.dtype=bf16): "<set-up>-bf16".
+    for setup in ${setups//,/ } ${setups##*,}-bf16; do
+        extra=()
+        case $setup in *-bf16) extra=(--set logits.dtype=bf16) ;; esac
+        case ${setup%-bf16} in
             t2-default) threads=2 policy= ;;
             t2-passive) threads=2 policy=passive ;;
             t1-passive) threads=1 policy=passive ;;
@@ -57,7 +60,7 @@ for cfg in ${configs//,/ }; do
             "$build/rnnflow" run "$here/../graphs/ptb_$cfg.yaml" \
             --out "$tmp/run-$cfg-$setup" --threads $threads --log-format json \
             --set vars.data="$data" --set train.epochs=1 \
-            --set train.max_batches=$((warmup + steps)) --set train.log_every=$warmup \
+            --set train.max_batches=$((warmup + steps)) --set train.log_every=$warmup "${extra[@]}" \
             > "$tmp/log-$cfg" 2>&1 || { cat "$tmp/log-$cfg"; exit 1; }
         python3 - "$tmp/log-$cfg" "$warmup" "$((warmup + steps))" "$T" "$(flops $T $H)" "$(cat "$tmp/rss")" \
             "$ceiling" "$cfg" "$setup" <<'EOF' | tee -a "$tmp/rnnflow"
