@@ -297,6 +297,21 @@ struct Engine::Impl {
                     continue;
                 }
                 if (node.outputs[o].dtype() != DType::f32) continue;
+                // One consumer in backward (the common case, e.g. logits → loss): read its
+                // gradient where it lies instead of zeroing and adding a copy.
+                const Tensor* only = nullptr;
+                int consumers = 0;
+                for (int ci : g.output_conns[static_cast<std::size_t>(n)][o]) {
+                    const auto& c = g.connections[static_cast<std::size_t>(ci)];
+                    if (!in_backward[static_cast<std::size_t>(c.to_stage)]) continue;
+                    ++consumers;
+                    only = &nodes[static_cast<std::size_t>(c.to_stage)].diff_src[static_cast<std::size_t>(c.to_port)];
+                }
+                if (consumers == 1 && only->dtype() == DType::f32 && only->shape() == node.outputs[o].shape() &&
+                    only->lengths == node.outputs[o].lengths) {
+                    dd[o] = const_cast<Tensor*>(only);  // diff_dst is read-only to the stage
+                    continue;
+                }
                 d.resize(DType::f32, node.outputs[o].shape());
                 d.lengths = node.outputs[o].lengths;
                 d.zero();

@@ -22,6 +22,11 @@ struct Linear::Plan {
     memory fwd_pad, data_pad, weights_pad;     // scratchpads
     // Argument lists for the C API: the C++ execute() builds a vector on every call.
     std::vector<dnnl_exec_arg_t> fwd_args, data_args, weights_args;
+    // dtype bf16: f32 → bf16 reorders of in (M, C), weight (C, O) and diff_out (M, O); the
+    // products read the bf16 copies (bound to the memories above) and write f32.
+    dnnl::reorder to_bf16_x, to_bf16_w, to_bf16_dy;
+    memory x_f32, x_bf16, w_f32, w_bf16, dy_f32, dy_bf16;
+    std::vector<dnnl_exec_arg_t> x_args, w_args, dy_args;
 };
 
 StageSchema Linear::schema() {
@@ -33,14 +38,18 @@ StageSchema Linear::schema() {
         .param_bool("bias", true, "add a learned bias (O); starts at zero")
         .param_float("init_scale", 0.0, Range{0, 10},
                      "weights start uniform in [-s, s]; 0 means s = 1/sqrt(C)")
+        .param_choice("dtype", "f32", {"f32", "bf16"},
+                      "bf16: the three matrix products read bf16 copies of in, weight and the "
+                      "output gradient (AMX / AVX512-BF16 where the CPU has them) and write f32; "
+                      "weights, gradients and outputs stay f32 (f32 master weights)")
         .differentiable()
         .details("out = in · weight + bias over the channel axis. weight (C, O), bias (O). "
-                 "Not supported: weight tying with an embedding (its layout is (V, C)), bf16.");
+                 "Not supported: weight tying with an embedding (its layout is (V, C)).");
 }
 
 Linear::Linear(const Params& p)
     : out_dim_(p.get_int("out_dim")), has_bias_(p.get_bool("bias")),
-      init_scale_(p.get_float("init_scale")) {}
+      init_scale_(p.get_float("init_scale")), bf16_(p.get_string("dtype") == "bf16") {}
 
 Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
@@ -90,12 +99,15 @@ Linear::Plan& Linear::plan(std::int64_t m) {
     auto& eng = cpu_engine();
     const memory::dim M = m, C = in_dim_, O = out_dim_;
     const auto f32 = memory::data_type::f32;
-    const memory::desc src_md({M, C}, f32, tag::ab);
-    const memory::desc w_md({C, O}, f32, tag::ab);
+    const auto in_t = bf16_ ? memory::data_type::bf16 : f32;  // what the products read
+    const memory::desc src_md({M, C}, in_t, tag::ab);
+    const memory::desc w_md({C, O}, in_t, tag::ab);
     const memory::desc b_md({1, O}, f32, tag::ab);
     const memory::desc dst_md({M, O}, f32, tag::ab);
-    const memory::desc wt_md({O, C}, f32, tag::ba);    // weight (C, O) seen as Wᵀ (O, C)
-    const memory::desc src_t_md({C, M}, f32, tag::ba); // in (M, C) seen as inᵀ (C, M)
+    const memory::desc dy_md({M, O}, in_t, tag::ab);     // diff_out as the products read it
+    const memory::desc wt_md({O, C}, in_t, tag::ba);    // weight (C, O) seen as Wᵀ (O, C)
+    const memory::desc src_t_md({C, M}, in_t, tag::ba); // in (M, C) seen as inᵀ (C, M)
+    const memory::desc dw_md({C, O}, f32, tag::ab);
 
     auto p = std::make_unique<Plan>();
     dnnl::primitive_attr attr = user_scratchpad_attr();
@@ -103,12 +115,13 @@ Linear::Plan& Linear::plan(std::int64_t m) {
     const auto fwd_d = has_bias_ ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md)
                                  : dnnl::matmul::desc(src_md, w_md, dst_md);
     const dnnl::matmul::primitive_desc fwd_pd(fwd_d, attr, eng);
-    const dnnl::matmul::primitive_desc data_pd(dnnl::matmul::desc(dst_md, wt_md, src_md), attr, eng);
+    const memory::desc dsrc_md({M, C}, f32, tag::ab);
+    const dnnl::matmul::primitive_desc data_pd(dnnl::matmul::desc(dy_md, wt_md, dsrc_md), attr, eng);
     dnnl::post_ops accumulate;
     accumulate.append_sum(1.0f);  // diff_weights += product, no temporary
     dnnl::primitive_attr wattr = user_scratchpad_attr();
     wattr.set_post_ops(accumulate);
-    const dnnl::matmul::primitive_desc weights_pd(dnnl::matmul::desc(src_t_md, dst_md, w_md), wattr, eng);
+    const dnnl::matmul::primitive_desc weights_pd(dnnl::matmul::desc(src_t_md, dy_md, dw_md), wattr, eng);
 
     p->fwd = dnnl::matmul(fwd_pd);
     p->bwd_data = dnnl::matmul(data_pd);
@@ -119,11 +132,11 @@ Linear::Plan& Linear::plan(std::int64_t m) {
     p->weights = none(w_md);
     p->bias = none(b_md);
     p->dst = none(dst_md);
-    p->diff_dst = none(dst_md);
+    p->diff_dst = none(dy_md);
     p->weights_t = none(wt_md);
-    p->diff_src = none(src_md);
+    p->diff_src = none(dsrc_md);
     p->src_t = none(src_t_md);
-    p->diff_weights = none(w_md);
+    p->diff_weights = none(dw_md);
     p->fwd_pad = none(fwd_pd.scratchpad_desc());
     p->data_pad = none(data_pd.scratchpad_desc());
     p->weights_pad = none(weights_pd.scratchpad_desc());
@@ -139,6 +152,22 @@ Linear::Plan& Linear::plan(std::int64_t m) {
     p->weights_args = {{DNNL_ARG_SRC, p->src_t.get()}, {DNNL_ARG_WEIGHTS, p->diff_dst.get()},
                        {DNNL_ARG_DST, p->diff_weights.get()},
                        {DNNL_ARG_SCRATCHPAD, p->weights_pad.get()}};
+    if (bf16_) {
+        auto reorder = [&](const memory::desc& from, const memory::desc& to, memory& f, memory& t,
+                           std::vector<dnnl_exec_arg_t>& args) {
+            f = none(from);
+            t = none(to);
+            dnnl::reorder r(dnnl::reorder::primitive_desc(eng, from, eng, to));
+            args = {{DNNL_ARG_FROM, f.get()}, {DNNL_ARG_TO, t.get()}};
+            return r;
+        };
+        p->to_bf16_x = reorder(memory::desc({M, C}, f32, tag::ab), src_md, p->x_f32, p->x_bf16, p->x_args);
+        p->to_bf16_w = reorder(memory::desc({C, O}, f32, tag::ab), w_md, p->w_f32, p->w_bf16, p->w_args);
+        p->to_bf16_dy = reorder(dst_md, dy_md, p->dy_f32, p->dy_bf16, p->dy_args);
+        reserve_bytes(x_bf16_, src_md.get_size());
+        reserve_bytes(w_bf16_, w_md.get_size());
+        reserve_bytes(dy_bf16_, dy_md.get_size());
+    }
     return *plans_.emplace(m, std::move(p)).first->second;
 }
 
@@ -147,6 +176,16 @@ static void execute(const dnnl::primitive& prim, dnnl::stream& s,
     dnnl::error::wrap_c_api(dnnl_primitive_execute(prim.get(), s.get(), static_cast<int>(args.size()),
                                                    args.data()),
                             "linear: could not execute a matmul");
+}
+
+// f32 → bf16 copy through a cached reorder (handles bound per call).
+static void convert(dnnl::stream& s, const dnnl::reorder& r, dnnl::memory& from, dnnl::memory& to,
+                    const std::vector<dnnl_exec_arg_t>& args, const void* src, void* dst) {
+    from.set_data_handle(const_cast<void*>(src));
+    to.set_data_handle(dst);
+    dnnl::error::wrap_c_api(dnnl_primitive_execute(r.get(), s.get(), static_cast<int>(args.size()), args.data()),
+                            "linear: could not convert to bf16");
+    s.wait();
 }
 
 // Zero rows (t, n) with t >= length(n) of a time-major (T, N, K) buffer.
@@ -178,8 +217,15 @@ void Linear::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInf
     if (T * N == 0) return;
 
     Plan& p = plan(T * N);
-    p.src.set_data_handle(const_cast<void*>(x.raw()));  // oneDNN only reads sources
-    p.weights.set_data_handle(params_[0].value.raw());
+    if (bf16_) {  // the products read bf16 copies of in and weight
+        convert(*stream_, p.to_bf16_x, p.x_f32, p.x_bf16, p.x_args, x.raw(), x_bf16_.raw());
+        convert(*stream_, p.to_bf16_w, p.w_f32, p.w_bf16, p.w_args, params_[0].value.raw(), w_bf16_.raw());
+        p.src.set_data_handle(x_bf16_.raw());
+        p.weights.set_data_handle(w_bf16_.raw());
+    } else {
+        p.src.set_data_handle(const_cast<void*>(x.raw()));  // oneDNN only reads sources
+        p.weights.set_data_handle(params_[0].value.raw());
+    }
     if (has_bias_) p.bias.set_data_handle(params_[1].value.raw());
     p.dst.set_data_handle(y.raw());
     p.fwd_pad.set_data_handle(fwd_scratch_.raw());
@@ -206,28 +252,45 @@ void Linear::backward(const Inputs& in, const Outputs& out, Saved& saved, const 
         g = masked_diff_.data<float>();
     }
 
+    const float* g32 = g;  // diff_out in f32 (the bias gradient sums it)
     Plan& p = plan(T * N);
+    const void* w = params_[0].value.raw();
+    const void* xs = x.raw();
+    if (bf16_) {  // weight's bf16 copy is forward's (the weights have not changed since)
+        convert(*stream_, p.to_bf16_dy, p.dy_f32, p.dy_bf16, p.dy_args, g, dy_bf16_.raw());
+        convert(*stream_, p.to_bf16_x, p.x_f32, p.x_bf16, p.x_args, x.raw(), x_bf16_.raw());
+        g = dy_bf16_.data<float>();  // (bf16 bytes)
+        w = w_bf16_.raw();
+        xs = x_bf16_.raw();
+    }
     p.diff_dst.set_data_handle(const_cast<float*>(g));
     if (diff_src.has("in")) {
         Tensor& dx = diff_src.at("in");  // (T, N, C)
         dx.resize(DType::f32, {T, N, C});
         dx.lengths = x.lengths;
-        p.weights_t.set_data_handle(params_[0].value.raw());
+        p.weights_t.set_data_handle(const_cast<void*>(w));
         p.diff_src.set_data_handle(dx.raw());
         p.data_pad.set_data_handle(bwd_scratch_.raw());
         execute(p.bwd_data, *stream_, p.data_args);
     }
-    p.src_t.set_data_handle(const_cast<void*>(x.raw()));
+    p.src_t.set_data_handle(const_cast<void*>(xs));
     p.diff_weights.set_data_handle(params_[0].grad.raw());
     p.weights_pad.set_data_handle(bwd_scratch_.raw());
     execute(p.bwd_weights, *stream_, p.weights_args);
     stream_->wait();
 
-    if (has_bias_) {
+    if (has_bias_) {  // db += Σ_rows g: columns in blocks in parallel, rows in order in each
         float* db = params_[1].grad.data<float>();
-        for (std::int64_t r = 0; r < T * N; ++r) {
-            const float* row = g + r * O;
-            for (std::int64_t o = 0; o < O; ++o) db[o] += row[o];
+        constexpr std::int64_t kBlock = 256;
+        const std::int64_t blocks = (O + kBlock - 1) / kBlock, rows = T * N;
+#pragma omp parallel for schedule(static) if (rows * O > (1 << 15))
+        for (std::int64_t b = 0; b < blocks; ++b) {
+            const std::int64_t o0 = b * kBlock, o1 = std::min(O, o0 + kBlock);
+            float* __restrict acc = db + o0;
+            for (std::int64_t r = 0; r < rows; ++r) {
+                const float* __restrict row = g32 + r * O + o0;
+                for (std::int64_t o = 0; o < o1 - o0; ++o) acc[o] += row[o];
+            }
         }
     }
 }

@@ -14,8 +14,11 @@
 // All three products are oneDNN 2.x matmul primitives, cached by M, with user scratchpads and
 // a stream of this stage; a steady-state step allocates nothing.
 // Inputs at padded steps must be finite (they multiply a zero gradient).
+// dtype bf16: in, weight and diff_out are converted to bf16 (oneDNN reorders) and the three
+//   products read those (AMX on this CPU), writing f32; parameters, their gradients, outputs and
+//   diff_in stay f32 — f32 master weights, updated by the optimiser in f32.
 // Not supported: weight tying with an embedding's (V, C) weight (it would need (O, C)),
-// bf16, activation fused into the output.
+// activation fused into the output.
 #pragma once
 
 #include <array>
@@ -51,12 +54,14 @@ private:
     std::int64_t out_dim_;   // O
     bool has_bias_;
     double init_scale_;
+    bool bf16_;                // dtype: bf16 (f32 master weights)
     std::int64_t in_dim_ = 0;  // C, known after prepare
     std::array<Param, 2> params_;  // weight (C, O), bias (O)
     std::map<std::int64_t, std::unique_ptr<Plan>> plans_;  // by M = T·N
     std::unique_ptr<dnnl::stream> stream_;
     Tensor fwd_scratch_, bwd_scratch_;  // user scratchpads, grow-only (bytes as f32 words)
     Tensor masked_diff_;                // diff_out with padded rows zeroed, grow-only (M, O)
+    Tensor x_bf16_, w_bf16_, dy_bf16_;  // dtype bf16: the copies the products read (bytes), grow-only
 };
 
 }  // namespace rnnflow::stages

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <limits>
+
+#include "stages/fast_math.hpp"
 
 namespace rnnflow::stages {
 
@@ -72,6 +75,66 @@ void CrossEntropy::prepare(PrepareContext& ctx) {
     ctx.set_output_info("loss", out);
 }
 
+namespace {
+
+// The row kernels, written once and compiled twice: for AVX-512 (chosen at run time where the CPU
+// has it; the project builds for baseline x86-64) and for the baseline. `omp simd` makes the
+// loops vector loops (float reductions in vector lanes: a fixed order for a given CPU path).
+#define RNNFLOW_CE_KERNELS(SUFFIX, ATTR)                                                           \
+    ATTR float row_max_##SUFFIX(const float* __restrict row, std::int64_t V) {                     \
+        float m = -std::numeric_limits<float>::infinity();                                         \
+        _Pragma("omp simd reduction(max : m)") for (std::int64_t v = 0; v < V; ++v) m =            \
+            m > row[v] ? m : row[v];                                                               \
+        return m;                                                                                  \
+    }                                                                                              \
+    /* e[v] = exp(row[v] - m); returns Σ e. */                                                     \
+    ATTR float exp_row_##SUFFIX(const float* __restrict row, float m, float* __restrict e,         \
+                                std::int64_t V) {                                                  \
+        float s = 0;                                                                               \
+        _Pragma("omp simd reduction(+ : s)") for (std::int64_t v = 0; v < V; ++v) {                \
+            const float x = fast_exp(row[v] - m);                                                  \
+            e[v] = x;                                                                              \
+            s += x;                                                                                \
+        }                                                                                          \
+        return s;                                                                                  \
+    }                                                                                              \
+    /* d[v] = a · e[v] - b */                                                                      \
+    ATTR void affine_row_##SUFFIX(const float* __restrict e, float a, float b, float* __restrict d, \
+                                  std::int64_t V) {                                                \
+        _Pragma("omp simd") for (std::int64_t v = 0; v < V; ++v) d[v] = a * e[v] - b;              \
+    }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define RNNFLOW_CE_AVX512 1
+RNNFLOW_CE_KERNELS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"))))
+#endif
+RNNFLOW_CE_KERNELS(base, )
+#undef RNNFLOW_CE_KERNELS
+
+struct Kernels {
+    float (*row_max)(const float*, std::int64_t);
+    float (*exp_row)(const float*, float, float*, std::int64_t);
+    void (*affine_row)(const float*, float, float, float*, std::int64_t);
+};
+
+const Kernels& kernels() {
+    static const Kernels k = [] {
+#ifdef RNNFLOW_CE_AVX512
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("fma"))
+            return Kernels{row_max_avx512, exp_row_avx512, affine_row_avx512};
+#endif
+        return Kernels{row_max_base, exp_row_base, affine_row_base};
+    }();
+    return k;
+}
+
+}  // namespace
+
+// One fused pass per row, rows in parallel (OpenMP, the team oneDNN uses): max, then
+// exp(x - max) summed and kept (backward scales it instead of recomputing exp), then the row's
+// loss. Row losses are added in row order afterwards, so the sum does not depend on the threads.
 void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
     (void)step;
     const Tensor& x = in.at("logits");       // (T, N, V)
@@ -85,46 +148,63 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
     RNNFLOW_CHECK(target.lengths.empty() || std::ssize(target.lengths) == N,
                   "cross_entropy: 'target' has ", target.lengths.size(), " lengths for ", N,
                   " batch columns");
-    // lse = max + log Σ exp(x - max), kept as its two parts: adding them in float would lose
-    // the low digits of log Σ when |max| is large, and backward needs exp((x - max) - log Σ).
-    if (saved.tensors.size() < 2) saved.tensors.resize(2);
-    Tensor& max = saved.tensors[0];      // (T, N)
-    Tensor& log_sum = saved.tensors[1];  // (T, N)
-    max.resize(DType::f32, {T, N});
-    log_sum.resize(DType::f32, {T, N});
-    const float* logits = x.data<float>();
-    const std::int32_t* y = target.data<std::int32_t>();
-    float* mx = max.data<float>();
-    float* ls = log_sum.data<float>();
-
     RNNFLOW_CHECK(weights_.empty() || static_cast<std::int64_t>(weights_.size()) == V, "cross_entropy: class_weights has ",
                   weights_.size(), " numbers but 'logits' has ", V, " classes");
-    const double eps = smoothing_;
-    double sum = 0;
-    double count = 0;
+    const std::int64_t R = T * N;
+    // Saved: exp(x - max) (R, V); log Σ exp(x - max) (R), or -1 at rows not counted (the sum is
+    // >= 1, so its log is >= 0). Buffers only grow.
+    if (saved.tensors.size() < 2) saved.tensors.resize(2);
+    Tensor& e = saved.tensors[0];
+    Tensor& log_sum = saved.tensors[1];
+    if (e.numel() < R * V) e.resize(DType::f32, {R * V});
+    if (log_sum.numel() < R) log_sum.resize(DType::f32, {R});
+    if (std::ssize(row_loss_) < R) row_loss_.resize(static_cast<std::size_t>(R));
+    const float* logits = x.data<float>();
+    const std::int32_t* y = target.data<std::int32_t>();
+    float* ex = e.data<float>();
+    float* ls = log_sum.data<float>();
+    double* rl = row_loss_.data();
+
+    // Checks first: nothing may throw inside the parallel loop.
+    std::vector<char>& use = counted_;
+    use.assign(static_cast<std::size_t>(R), 0);
     for (std::int64_t t = 0; t < T; ++t)
         for (std::int64_t n = 0; n < N; ++n) {
             const std::int64_t r = t * N + n;
-            mx[r] = 0.f;
-            ls[r] = 0.f;
             if (!counted(target, t, n, y[r])) continue;
             RNNFLOW_CHECK(y[r] >= 0 && y[r] < V, "cross_entropy: target id ", y[r], " at step ", t,
                           ", column ", n, " is outside [0, ", V, ") (V = ", V, ")");
-            const float* row = logits + r * V;
-            const float m = *std::max_element(row, row + V);
-            double s = 0;
-            for (std::int64_t v = 0; v < V; ++v) s += double(std::exp(row[v] - m));  // float exp, double sum
-            mx[r] = m;
-            ls[r] = static_cast<float>(std::log(s));
-            const double w = weights_.empty() ? 1.0 : weights_[static_cast<std::size_t>(y[r])];
-            double l = std::log(s) - (1.0 - eps) * double(row[y[r]] - m);
-            if (eps > 0) {
-                double centred = 0;  // Σ_v (x_v - m)
-                for (std::int64_t v = 0; v < V; ++v) centred += double(row[v] - m);
-                l -= eps / double(V) * centred;
-            }
-            sum += w * l;
-            count += w;
+            use[static_cast<std::size_t>(r)] = 1;
+        }
+    const double eps = smoothing_;
+    const char* u = use.data();
+    const float* w = weights_.empty() ? nullptr : weights_.data();
+    const Kernels& k = kernels();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < R; ++r) {
+        if (!u[r]) {
+            ls[r] = -1.f;
+            rl[r] = 0;
+            continue;
+        }
+        const float* row = logits + r * V;
+        const float m = k.row_max(row, V);
+        const double s = k.exp_row(row, m, ex + r * V, V);
+        const double lsd = std::log(s);
+        ls[r] = static_cast<float>(lsd);
+        double l = lsd - (1.0 - eps) * double(row[y[r]] - m);
+        if (eps > 0) {
+            double centred = 0;  // Σ_v (x_v - m)
+            for (std::int64_t v = 0; v < V; ++v) centred += double(row[v] - m);
+            l -= eps / double(V) * centred;
+        }
+        rl[r] = (w ? double(w[y[r]]) : 1.0) * l;
+    }
+    double sum = 0, count = 0;
+    for (std::int64_t r = 0; r < R; ++r)
+        if (u[r]) {
+            sum += rl[r];
+            count += w ? double(w[y[r]]) : 1.0;
         }
     Tensor& loss = out.at("loss");  // (2)
     loss.resize(DType::f32, {2});
@@ -139,33 +219,33 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
     if (!diff_src.has("logits")) return;
     const Tensor& x = in.at("logits");       // (T, N, V)
     const Tensor& target = in.at("target");  // (T, N)
-    const Tensor& max = saved.tensors.at(0);      // (T, N)
-    const Tensor& log_sum = saved.tensors.at(1);  // (T, N)
+    const float* ex = saved.tensors.at(0).data<float>();       // exp(x - max) (R, V)
+    const float* ls = saved.tensors.at(1).data<float>();       // log Σ (R), -1: not counted
     const float scale = diff_dst.at("loss").data<float>()[0];
     const std::int64_t T = x.dim(0), N = x.dim(1), V = x.dim(2);
     Tensor& dx = diff_src.at("logits");      // (T, N, V)
     dx.resize(DType::f32, {T, N, V});
     dx.lengths = x.lengths;
-    const float* logits = x.data<float>();
     const std::int32_t* y = target.data<std::int32_t>();
-    const float* mx = max.data<float>();
-    const float* ls = log_sum.data<float>();
     float* d = dx.data<float>();
-    for (std::int64_t t = 0; t < T; ++t)
-        for (std::int64_t n = 0; n < N; ++n) {
-            const std::int64_t r = t * N + n;
-            float* drow = d + r * V;
-            if (!counted(target, t, n, y[r])) {
-                std::fill_n(drow, V, 0.f);
-                continue;
-            }
-            const float* row = logits + r * V;
-            const float ws = scale * (weights_.empty() ? 1.f : weights_[static_cast<std::size_t>(y[r])]);
-            const auto eps = static_cast<float>(smoothing_);
-            const float spread = eps / static_cast<float>(V);
-            for (std::int64_t v = 0; v < V; ++v) drow[v] = ws * (std::exp((row[v] - mx[r]) - ls[r]) - spread);
-            drow[y[r]] -= ws * (1.f - eps);
+    const float* w = weights_.empty() ? nullptr : weights_.data();
+    const auto eps = static_cast<float>(smoothing_);
+    const float spread = eps / static_cast<float>(V);
+    const Kernels& k = kernels();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < T * N; ++r) {
+        float* __restrict drow = d + r * V;
+        if (ls[r] < 0) {
+            std::fill_n(drow, V, 0.f);
+            continue;
         }
+        const float* __restrict erow = ex + r * V;
+        const float ws = scale * (w ? w[y[r]] : 1.f);
+        const float a = ws * static_cast<float>(std::exp(-double(ls[r])));  // ws / Σ exp(x - max)
+        const float b = ws * spread;
+        k.affine_row(erow, a, b, drow, V);
+        drow[y[r]] -= ws * (1.f - eps);
+    }
 }
 
 }  // namespace rnnflow::stages

@@ -9,9 +9,9 @@
 //         loss    loss   f32 (2) = (weighted sum over counted positions, Σ weights of their
 //                 targets); the objective is sum / count, a weighted mean (as PyTorch's
 //                 reduction='mean' with weights)
-// Forward: fused log-softmax, lse = m + log Σ_v exp(x_v - m) with m = max_v x_v (stable); the
-//   loss sum is accumulated in double. Saved: m (T, N) and log Σ exp(x - m) (T, N) for backward
-//   (kept apart so large logits lose no precision).
+// Forward: fused log-softmax, lse = m + log Σ_v exp(x_v - m) with m = max_v x_v (stable), one
+//   pass per row, rows in parallel (OpenMP); row losses in double, added in row order. Saved:
+//   exp(x - m) (T·N, V) and log Σ exp(x - m) (T·N), so backward is one multiply per element.
 // class_weights: one number per class, or "balanced": w_k = n / (K · n_k) from the target
 //   vocabulary's training counts n_k (n = Σ n_k; 0 for a class never seen).
 // Backward: diff_logits[t, n, v] = diff_loss[0] · w_y · (p_v - (1 - ε)[v == y] - ε / V) at
@@ -41,6 +41,8 @@ private:
     double smoothing_;
     std::vector<std::string> weight_spec_;  // as given: [], ["balanced"] or numbers
     std::vector<float> weights_;            // per class; empty = all 1
+    std::vector<char> counted_;             // per row of the last forward: counted (kept: no allocation)
+    std::vector<double> row_loss_;          // per row of the last forward: its loss
 };
 
 }  // namespace rnnflow::stages

@@ -2,6 +2,8 @@
 
 namespace rnnflow::stages {
 
+constexpr std::int64_t kParallelFrom = 1 << 15;  // smaller parameters: one thread
+
 StageSchema Sgd::schema() {
     StageSchema s("sgd", "stochastic gradient descent (momentum, weight decay, clipping)",
                   Role::optimizer);
@@ -39,22 +41,31 @@ double Sgd::step(const StepInfo& step) {
     const float wd = static_cast<float>(weight_decay_);
     for (std::size_t i = 0; i < params_.size(); ++i) {
         Param& p = *params_[i].second;
-        float* g = p.grad.data<float>();
+        float* __restrict g = p.grad.data<float>();
         const std::int64_t n = p.grad.numel();
-        if (p.trainable) {
-            float* w = p.value.data<float>();
-            float* buf = momentum_ > 0 ? momentum_buf_[i].data<float>() : nullptr;
+        if (!p.trainable) {
+            p.grad.zero();
+            continue;
+        }
+        // One pass per parameter: update and zero the gradient; elementwise, so in parallel
+        // (OpenMP) when large, with the same result for any number of threads.
+        float* __restrict w = p.value.data<float>();
+        if (momentum_ > 0) {
+            float* __restrict buf = momentum_buf_[i].data<float>();
+#pragma omp parallel for schedule(static) if (n > kParallelFrom)
             for (std::int64_t k = 0; k < n; ++k) {
                 const float gk = scale * g[k] + wd * w[k];
-                if (buf) {
-                    buf[k] = mu * buf[k] + gk;
-                    w[k] -= lr * buf[k];
-                } else {
-                    w[k] -= lr * gk;
-                }
+                buf[k] = mu * buf[k] + gk;
+                w[k] -= lr * buf[k];
+                g[k] = 0.f;
+            }
+        } else {
+#pragma omp parallel for schedule(static) if (n > kParallelFrom)
+            for (std::int64_t k = 0; k < n; ++k) {
+                w[k] -= lr * (scale * g[k] + wd * w[k]);
+                g[k] = 0.f;
             }
         }
-        p.grad.zero();
     }
     return norm;
 }

@@ -8,7 +8,11 @@
 
 #include "cls_support.hpp"
 #include "stages/data/conllu.hpp"
+#include "stages/data/lm_batches.hpp"
+#include "stages/data/text_file.hpp"
+#include "stages/data/tokenize.hpp"
 #include "stages/data/tsv_text.hpp"
+#include "stages/data/vocabulary.hpp"
 
 using namespace rnnflow;
 using namespace rnnflow::test;
@@ -85,4 +89,52 @@ TEST_CASE("tsv_text: SST-2 in both packagings has the published counts", "[stage
         REQUIRE(test.size() == 872);
         REQUIRE(std::count(test.begin(), test.end(), std::vector<std::string>{"1"}) == 444);
     }
+}
+
+TEST_CASE("PTB: text_file → tokenize → vocabulary (<eos> per line) gives the standard counts", "[stage][data][reader][shared]") {
+    // As graphs/ptb_small.yaml reads it: 929,589 / 73,760 / 82,430 tokens with one <eos> per
+    // line, 10,000 words; lm_batches with 20 streams of BPTT 20 then has 2,324 / 185 / 207 batches.
+    const auto dir = shared_data("ptb");
+    const auto s1 = stages::TextFile::schema();
+    stages::TextFile reader(params_for(s1, {{"train", std::vector<std::string>{"ptb.train.txt"}},
+                                            {"valid", std::string("ptb.valid.txt")},
+                                            {"test", std::string("ptb.test.txt")}}));
+    FakePrepare c1(s1);
+    c1.base(dir);
+    reader.prepare(c1);
+    const std::vector<std::string> splits{"train", "valid", "test"};
+
+    const auto s2 = stages::Tokenize::schema();
+    stages::Tokenize tok(params_for(s2, {{"mode", std::string("word")}}));
+    FakePrepare c2(s2);
+    c2.info("in", c1.out_info("out"));
+    for (const auto& sp : splits) c2.data("in", sp, c1.out<TextSplit>("out", sp));
+    tok.prepare(c2);
+
+    const auto s3 = stages::Vocabulary::schema();
+    stages::Vocabulary vocab(params_for(s3, {{"specials", std::vector<std::string>{"<unk>", "<eos>"}},
+                                             {"append_eos", true}}));
+    FakePrepare c3(s3);
+    c3.info("in", c2.out_info("out"));
+    for (const auto& sp : splits) c3.data("in", sp, c2.out<TokenSplit>("out", sp));
+    vocab.prepare(c3);
+    REQUIRE(c3.out_info("vocab").vocab->size() == 10000);
+    auto tokens = [&](const std::string& sp) {
+        std::size_t n = 0;
+        for (const auto& item : c3.out<SequenceSplit>("out", sp).items) n += item.size();
+        return n;
+    };
+    REQUIRE(tokens("train") == 929589);
+    REQUIRE(tokens("valid") == 73760);
+    REQUIRE(tokens("test") == 82430);
+
+    const auto s4 = stages::LmBatches::schema();
+    stages::LmBatches batches(params_for(s4, {{"batch", std::int64_t{20}}, {"bptt", std::int64_t{20}}}));
+    FakePrepare c4(s4);
+    c4.info("in", c3.out_info("out"));
+    for (const auto& sp : splits) c4.data("in", sp, c3.out<SequenceSplit>("out", sp));
+    batches.prepare(c4);
+    REQUIRE(batches.begin("train", 0) == 2324);
+    REQUIRE(batches.begin("valid", 0) == 185);
+    REQUIRE(batches.begin("test", 0) == 207);
 }

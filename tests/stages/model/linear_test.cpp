@@ -169,3 +169,62 @@ TEST_CASE("linear: padded diff_out reaches no gradient", "[stage][linear]") {
     }
     REQUIRE(l.params()[1].grad.data<float>()[0] == 0.f);
 }
+
+TEST_CASE("linear: dtype bf16 matches f32 to bf16 precision, with padding, and keeps f32 weights", "[stage][linear]") {
+    // The f32 path is checked by finite differences above; bf16 products read inputs rounded to
+    // 8 significant bits, so outputs and every gradient agree with f32's to ~1% of their scale.
+    const StageSchema s = Linear::schema();
+    const std::int64_t C = 24, O = 40;
+    Linear f(params_for(s, {{"out_dim", O}}));
+    Linear b(params_for(s, {{"out_dim", O}, {"dtype", std::string("bf16")}}));
+    for (Linear* l : {&f, &b}) {
+        FakePrepare ctx(s);
+        ctx.info("in", tensor_info(C));
+        l->prepare(ctx);
+    }
+    const Tensor w = random_tensor({C, O}, 3), bias = random_tensor({O}, 4);
+    for (Linear* l : {&f, &b}) {
+        std::copy_n(w.data<float>(), w.numel(), l->params()[0].value.data<float>());
+        std::copy_n(bias.data<float>(), bias.numel(), l->params()[1].value.data<float>());
+        for (auto& p : l->params()) p.grad.zero();
+    }
+    Tensor x = random_tensor({5, 3, C}, 5);
+    x.lengths = {5, 2, 4};
+    Tensor dy = random_tensor({5, 3, O}, 6);
+    struct Result { Tensor y, dx; };
+    auto run = [&](Linear& l) {
+        Result r;
+        Saved saved;
+        auto in = make_inputs(s, {&x});
+        auto o = make_outputs(s, {&r.y});
+        l.forward(in, o, saved, StepInfo{});
+        auto dd = make_diff_dst(s, {&dy});
+        auto ds = make_diff_src(s, {&r.dx});
+        l.backward(in, o, saved, dd, ds, StepInfo{});
+        return r;
+    };
+    const Result rf = run(f), rb = run(b);
+    auto close = [](const Tensor& a, const Tensor& c, double scale) {
+        REQUIRE(a.numel() == c.numel());
+        double worst = 0;
+        bool differ = false;
+        for (std::int64_t i = 0; i < a.numel(); ++i) {
+            worst = std::max(worst, std::abs(double(a.data<float>()[i]) - double(c.data<float>()[i])));
+            differ = differ || a.data<float>()[i] != c.data<float>()[i];
+        }
+        INFO("largest difference " << worst << " against scale " << scale);
+        REQUIRE(worst < 0.02 * scale);
+        return differ;
+    };
+    // |y| ~ sqrt(C) · (1/3) = 1.6 at most a few; gradients likewise.
+    const bool y_differs = close(rf.y, rb.y, 4.0);
+    close(rf.dx, rb.dx, 4.0);
+    close(f.params()[0].grad, b.params()[0].grad, 4.0);
+    close(f.params()[1].grad, b.params()[1].grad, 4.0);
+    REQUIRE(y_differs);  // the bf16 path really rounds (it is not the f32 path)
+    // Padded steps stay exactly zero; weights and gradients stay f32 tensors.
+    for (std::int64_t t = 2; t < 5; ++t)
+        for (std::int64_t o = 0; o < O; ++o) REQUIRE(rb.y.data<float>()[(t * 3 + 1) * O + o] == 0.f);
+    REQUIRE(b.params()[0].value.dtype() == DType::f32);
+    REQUIRE(b.params()[0].grad.dtype() == DType::f32);
+}
