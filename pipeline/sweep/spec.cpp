@@ -15,6 +15,7 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <system_error>
 
 namespace rnnflow {
 namespace {
@@ -167,7 +168,12 @@ public:
                 if (!g.empty()) {
                     s.graph = std::filesystem::path(g).is_absolute() ? std::filesystem::path(g) : base_ / g;
                     have_graph = true;
-                    if (!std::filesystem::exists(s.graph))
+                    std::error_code ec;  // a name too long for the file system is an error, not a throw
+                    const bool exists = std::filesystem::exists(s.graph, ec);
+                    if (ec)
+                        diags_.push_back({vl, "graph file '" + s.graph.string() + "' cannot be looked up: " + ec.message(),
+                                          "give the path of a graph file, relative to the sweep file's folder"});
+                    else if (!exists)
                         diags_.push_back({vl, "graph file '" + s.graph.string() + "' does not exist",
                                           "the path is relative to the sweep file's folder"});
                 }
