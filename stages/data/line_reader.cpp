@@ -20,11 +20,11 @@ std::string hex_byte(unsigned char c) {
 }
 }  // namespace
 
-void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line) {
+void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line, const std::string& unit) {
     std::int64_t line = first_line, col = 1;  // col: 1-based byte column
     auto bad = [&](std::size_t at, const std::string& what) {
         return Error(detail::concat(where, ":", line, ":", col + static_cast<std::int64_t>(at), ": ", what),
-                     "the text must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
+                     "the " + unit + " must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
     };
     // A binary file usually shows a NUL byte early: say "binary" rather than "invalid UTF-8" at
     // whatever byte comes first (as text_file does).
@@ -60,7 +60,7 @@ void check_utf8(const std::string& s, const std::string& where, std::int64_t fir
         else if (c == 0xF4) { n = 4; hi = 0x8F; }
         else throw bad(0, "invalid UTF-8 byte " + hex_byte(c));
         for (std::size_t k = 1; k < n; ++k) {
-            if (i + k >= s.size()) throw bad(0, "truncated UTF-8 sequence at end of text");
+            if (i + k >= s.size()) throw bad(0, "truncated UTF-8 sequence at end of " + unit);
             const auto b = static_cast<unsigned char>(s[i + k]);
             const bool ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
             if (!ok) throw bad(k, "invalid UTF-8 byte " + hex_byte(b));

@@ -16,7 +16,8 @@ std::vector<std::string> read_utf8_lines(const std::filesystem::path& base, cons
                                          const std::string& role);
 
 // Throws Error "<where>:line:col: ..." at the first invalid UTF-8 sequence or NUL byte of `s`;
-// line counts from `first_line`.
-void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line = 1);
+// line counts from `first_line`; `unit` names what `s` is in the messages ("text", "file").
+void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line = 1,
+                const std::string& unit = "text");
 
 }  // namespace rnnflow::stages
