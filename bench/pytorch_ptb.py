@@ -202,7 +202,7 @@ def main():
               f"{o[s]['tokens_per_s'] / torch_res[s][cfg]['tokens_per_s']:.2f}x" if s in o else "" for s in setups) +
               f" | **{o[ob]['tokens_per_s'] / t['tokens_per_s']:.2f}x** | | | |")
         for k, v in bf16.items():
-            print(f"| {cfg} | rnnflow, linear bf16 ({k}) | " + " | ".join("" for _ in setups) +
+            print(f"| {cfg} | rnnflow, LSTM + output layer bf16 ({k}) | " + " | ".join("" for _ in setups) +
                   f" | {v['tokens_per_s']:.0f}, **{v['tokens_per_s'] / t['tokens_per_s']:.2f}x** PyTorch's best "
                   f"| {v['gflops']:.0f} | {share(v['gflops'])} | {v['peak_rss_mb']:.0f} |")
     for cfg in configs:

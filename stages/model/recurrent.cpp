@@ -47,6 +47,55 @@ void reserve_bytes(Tensor& t, std::size_t bytes) {
 }
 std::size_t align64(std::size_t b) { return (b + 63) / 64 * 64; }
 
+// bf16 storage of f32 values: round to nearest even (NaN kept a NaN), and back by widening.
+std::uint16_t to_bf16(float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return static_cast<std::uint16_t>(u >> 16);
+}
+float from_bf16(std::uint16_t h) {
+    const std::uint32_t u = std::uint32_t{h} << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// Packed activations (layer inputs and outputs, h) in f32 or bf16: element access by index.
+struct Act {
+    bool bf16;
+    std::size_t es() const { return bf16 ? 2 : 4; }
+    std::byte* at(void* base, std::int64_t i) const { return static_cast<std::byte*>(base) + i * static_cast<std::int64_t>(es()); }
+    const std::byte* at(const void* base, std::int64_t i) const {
+        return static_cast<const std::byte*>(base) + i * static_cast<std::int64_t>(es());
+    }
+    float get(const void* base, std::int64_t i) const {
+        return bf16 ? from_bf16(static_cast<const std::uint16_t*>(base)[i]) : static_cast<const float*>(base)[i];
+    }
+    void set(void* base, std::int64_t i, float v) const {
+        if (bf16) static_cast<std::uint16_t*>(base)[i] = to_bf16(v);
+        else static_cast<float*>(base)[i] = v;
+    }
+    // n values from f32 into base[i, i + n), and back.
+    void put(void* base, std::int64_t i, const float* v, std::int64_t n) const {
+        if (!bf16) {
+            std::memcpy(static_cast<float*>(base) + i, v, static_cast<std::size_t>(n) * 4);
+            return;
+        }
+        std::uint16_t* d = static_cast<std::uint16_t*>(base) + i;
+        for (std::int64_t k = 0; k < n; ++k) d[k] = to_bf16(v[k]);
+    }
+    void take(const void* base, std::int64_t i, float* v, std::int64_t n) const {
+        if (!bf16) {
+            std::memcpy(v, static_cast<const float*>(base) + i, static_cast<std::size_t>(n) * 4);
+            return;
+        }
+        const std::uint16_t* s = static_cast<const std::uint16_t*>(base) + i;
+        for (std::int64_t k = 0; k < n; ++k) v[k] = from_bf16(s[k]);
+    }
+};
+
 std::uint64_t splitmix64(std::uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -228,6 +277,10 @@ StageSchema Recurrent::make_schema(const std::string& type, const std::string& s
                      "s for initializer: uniform (Zaremba et al. use 0.1, 0.05, 0.04 for small, medium, "
                      "large models)")
         .param_float("init_gain", 1.0, Range{0, 10}, "gain for initializer: xavier and orthogonal")
+        .param_choice("dtype", "f32", {"f32", "bf16"},
+                      "bf16: the recurrent products read bf16 (AMX / AVX512-BF16 where the CPU has "
+                      "them): layer inputs, outputs, h and bf16 copies of the weights; c, biases, "
+                      "gradients and the params stay f32")
         .differentiable()
         .details(details);
     return s;
@@ -244,6 +297,8 @@ Recurrent::Recurrent(Cell cell, const Params& p)
       init_scale_(p.get_float("init_scale")),
       init_gain_(p.get_float("init_gain")),
       forget_bias_(0) {
+    bf16_ = p.get_string("dtype") == "bf16";
+    es_ = bf16_ ? 2 : 4;
     dirs_ = direction_ == Direction::bidirectional_concat || direction_ == Direction::bidirectional_sum ? 2 : 1;
     if (cell == Cell::rnn) {
         const std::string& a = p.get_string("activation");
@@ -256,6 +311,12 @@ Recurrent::Recurrent(Cell cell, const Params& p)
         forget_bias_ = p.get_float("forget_bias");
         RNNFLOW_CHECK(proj_ < hidden_, "'projection' must be smaller than 'hidden' (", hidden_,
                       "), got ", proj_);
+        // Measured: oneDNN 2.6.3's bf16 LSTMP backward returns wrong gradients (the forward is
+        // right), so the combination is refused rather than trained wrongly.
+        if (proj_ > 0 && bf16_)
+            throw Error("dtype bf16 with projection: oneDNN 2.6.3's bf16 backward of a projected "
+                        "LSTM gives wrong gradients",
+                        "use dtype: f32 with projection, or projection: 0 with bf16");
     } else {
         lbr_ = p.get_bool("linear_before_reset");
     }
@@ -390,22 +451,40 @@ void Recurrent::run_reorder(const md& from, const void* src, const md& to, void*
     r.prim.execute(stream_, r.args);
 }
 
+// A primitive oneDNN cannot make here: with dtype bf16 most likely the CPU (no AVX-512).
+void Recurrent::unsupported(const dnnl::error& e) const {
+    if (bf16_ && e.status == dnnl_unimplemented)
+        throw Error(std::string("dtype bf16: oneDNN 2.6 has no bf16 ") + to_string(cell_) +
+                        " primitive for this CPU (" + e.what() + ")",
+                    "use dtype: f32, or a CPU with AVX-512 (AVX512-BF16 or AMX for speed)");
+    throw;
+}
+
 // The memory descriptors of one layer and direction, shared by the forward and backward
 // primitives of a (input channels, steps, columns) shape.
 Recurrent::Descs Recurrent::descs(std::int64_t cin, std::int64_t T, std::int64_t N) const {
     const std::int64_t H = hidden_, Hp = proj_ > 0 ? proj_ : H, G = gates();
+    // bf16: activations, h and the weight matrices in bf16; c, biases and peepholes in f32. The
+    // backward primitive takes every diff tensor in f32 (the only bf16 backward oneDNN 2.6 has).
+    const dt a = bf16_ ? dt::bf16 : dt::f32;
     Descs m;
-    m.src = md({T, N, cin}, dt::f32, tag::tnc);
-    m.dst = md({T, N, Hp}, dt::f32, tag::tnc);
+    m.src = md({T, N, cin}, a, tag::tnc);
+    m.dst = md({T, N, Hp}, a, tag::tnc);
     // Always explicit state memories, zeros when none: oneDNN 2.6.3's backward with a zero
     // src_iter desc ("start from zeros") returns a wrong diff_weights_iter.
-    m.h = md({1, 1, N, Hp}, dt::f32, tag::ldnc);
+    m.h = md({1, 1, N, Hp}, a, tag::ldnc);
     m.c = md({1, 1, N, H}, dt::f32, tag::ldnc);
-    m.wl = md({1, 1, cin, G, H}, dt::f32, tag::any);
-    m.wi = md({1, 1, Hp, G, H}, dt::f32, tag::any);
+    m.wl = md({1, 1, cin, G, H}, a, tag::any);
+    m.wi = md({1, 1, Hp, G, H}, a, tag::any);
     m.bias = md({1, 1, bias_gates(), H}, dt::f32, tag::ldgo);
     if (peephole_) m.wp = md({1, 1, 3, H}, dt::f32, tag::ldgo);
-    if (proj_ > 0) m.wr = md({1, 1, H, proj_}, dt::f32, tag::any);
+    if (proj_ > 0) m.wr = md({1, 1, H, proj_}, a, tag::any);
+    m.dsrc = md({T, N, cin}, dt::f32, tag::tnc);
+    m.ddst = md({T, N, Hp}, dt::f32, tag::tnc);
+    m.dh = md({1, 1, N, Hp}, dt::f32, tag::ldnc);
+    m.dwl = md({1, 1, cin, G, H}, dt::f32, tag::any);
+    m.dwi = md({1, 1, Hp, G, H}, dt::f32, tag::any);
+    if (proj_ > 0) m.dwr = md({1, 1, H, proj_}, dt::f32, tag::any);
     return m;
 }
 
@@ -426,26 +505,30 @@ Recurrent::Prim& Recurrent::prim(std::int64_t cin, std::int64_t T, std::int64_t 
     const auto attr = user_scratchpad_attr();
     auto& eng = cpu_engine();
     const dnnl::primitive_desc_base* base = nullptr;
-    if (cell_ == Cell::lstm) {
-        const dnnl::lstm_forward::desc d(fwd, l2r, src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md);
-        auto& pd = p->fwd_pd.emplace<dnnl::lstm_forward::primitive_desc>(d, attr, eng);
-        p->fwd = dnnl::lstm_forward(pd);
-        base = &pd;
-    } else if (cell_ == Cell::gru && !lbr_) {
-        const dnnl::gru_forward::desc d(fwd, l2r, src, h_md, wl, wi, bias, dst, h_md);
-        auto& pd = p->fwd_pd.emplace<dnnl::gru_forward::primitive_desc>(d, attr, eng);
-        p->fwd = dnnl::gru_forward(pd);
-        base = &pd;
-    } else if (cell_ == Cell::gru) {
-        const dnnl::lbr_gru_forward::desc d(fwd, l2r, src, h_md, wl, wi, bias, dst, h_md);
-        auto& pd = p->fwd_pd.emplace<dnnl::lbr_gru_forward::primitive_desc>(d, attr, eng);
-        p->fwd = dnnl::lbr_gru_forward(pd);
-        base = &pd;
-    } else {
-        const dnnl::vanilla_rnn_forward::desc d(fwd, activation_, l2r, src, h_md, wl, wi, bias, dst, h_md);
-        auto& pd = p->fwd_pd.emplace<dnnl::vanilla_rnn_forward::primitive_desc>(d, attr, eng);
-        p->fwd = dnnl::vanilla_rnn_forward(pd);
-        base = &pd;
+    try {
+        if (cell_ == Cell::lstm) {
+            const dnnl::lstm_forward::desc d(fwd, l2r, src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md);
+            auto& pd = p->fwd_pd.emplace<dnnl::lstm_forward::primitive_desc>(d, attr, eng);
+            p->fwd = dnnl::lstm_forward(pd);
+            base = &pd;
+        } else if (cell_ == Cell::gru && !lbr_) {
+            const dnnl::gru_forward::desc d(fwd, l2r, src, h_md, wl, wi, bias, dst, h_md);
+            auto& pd = p->fwd_pd.emplace<dnnl::gru_forward::primitive_desc>(d, attr, eng);
+            p->fwd = dnnl::gru_forward(pd);
+            base = &pd;
+        } else if (cell_ == Cell::gru) {
+            const dnnl::lbr_gru_forward::desc d(fwd, l2r, src, h_md, wl, wi, bias, dst, h_md);
+            auto& pd = p->fwd_pd.emplace<dnnl::lbr_gru_forward::primitive_desc>(d, attr, eng);
+            p->fwd = dnnl::lbr_gru_forward(pd);
+            base = &pd;
+        } else {
+            const dnnl::vanilla_rnn_forward::desc d(fwd, activation_, l2r, src, h_md, wl, wi, bias, dst, h_md);
+            auto& pd = p->fwd_pd.emplace<dnnl::vanilla_rnn_forward::primitive_desc>(d, attr, eng);
+            p->fwd = dnnl::vanilla_rnn_forward(pd);
+            base = &pd;
+        }
+    } catch (const dnnl::error& e) {
+        unsupported(e);
     }
     p->fargs = make_args(*base, false);
     p->ws_bytes = base->workspace_desc().get_size();
@@ -459,41 +542,46 @@ Recurrent::Prim& Recurrent::prim(std::int64_t cin, std::int64_t T, std::int64_t 
 void Recurrent::make_backward(Prim& p) {
     const Descs m = descs(p.cin, p.T, p.N);
     const md &src = m.src, &dst = m.dst, &h_md = m.h, &c_md = m.c, &wl = m.wl, &wi = m.wi,
-             &bias = m.bias, &wp = m.wp, &wr = m.wr;
+             &bias = m.bias, &wp = m.wp, &wr = m.wr, &dsrc = m.dsrc, &ddst = m.ddst, &dh = m.dh,
+             &dwl = m.dwl, &dwi = m.dwi, &dwr = m.dwr;
     const auto bwd = dnnl::prop_kind::backward;
     const auto l2r = dnnl::rnn_direction::unidirectional_left2right;
     const auto attr = user_scratchpad_attr();
     auto& eng = cpu_engine();
     // A handle copy, not a base-class pointer: primitive_desc_base has no virtual destructor.
     dnnl::primitive_desc_base base;
-    if (cell_ == Cell::lstm) {
-        const dnnl::lstm_backward::desc d(bwd, l2r, src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md,
-                                          src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md);
-        const dnnl::lstm_backward::primitive_desc pd(
-            d, attr, eng, std::get<dnnl::lstm_forward::primitive_desc>(p.fwd_pd));
-        p.bwd = dnnl::lstm_backward(pd);
-        base = pd;
-    } else if (cell_ == Cell::gru && !lbr_) {
-        const dnnl::gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
-                                         src, h_md, wl, wi, bias, dst, h_md);
-        const dnnl::gru_backward::primitive_desc pd(
-            d, attr, eng, std::get<dnnl::gru_forward::primitive_desc>(p.fwd_pd));
-        p.bwd = dnnl::gru_backward(pd);
-        base = pd;
-    } else if (cell_ == Cell::gru) {
-        const dnnl::lbr_gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
-                                             src, h_md, wl, wi, bias, dst, h_md);
-        const dnnl::lbr_gru_backward::primitive_desc pd(
-            d, attr, eng, std::get<dnnl::lbr_gru_forward::primitive_desc>(p.fwd_pd));
-        p.bwd = dnnl::lbr_gru_backward(pd);
-        base = pd;
-    } else {
-        const dnnl::vanilla_rnn_backward::desc d(bwd, activation_, l2r, src, h_md, wl, wi, bias, dst, h_md,
-                                                 src, h_md, wl, wi, bias, dst, h_md);
-        const dnnl::vanilla_rnn_backward::primitive_desc pd(
-            d, attr, eng, std::get<dnnl::vanilla_rnn_forward::primitive_desc>(p.fwd_pd));
-        p.bwd = dnnl::vanilla_rnn_backward(pd);
-        base = pd;
+    try {
+        if (cell_ == Cell::lstm) {
+            const dnnl::lstm_backward::desc d(bwd, l2r, src, h_md, c_md, wl, wi, wp, wr, bias, dst, h_md, c_md,
+                                              dsrc, dh, c_md, dwl, dwi, wp, dwr, bias, ddst, dh, c_md);
+            const dnnl::lstm_backward::primitive_desc pd(
+                d, attr, eng, std::get<dnnl::lstm_forward::primitive_desc>(p.fwd_pd));
+            p.bwd = dnnl::lstm_backward(pd);
+            base = pd;
+        } else if (cell_ == Cell::gru && !lbr_) {
+            const dnnl::gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
+                                             dsrc, dh, dwl, dwi, bias, ddst, dh);
+            const dnnl::gru_backward::primitive_desc pd(
+                d, attr, eng, std::get<dnnl::gru_forward::primitive_desc>(p.fwd_pd));
+            p.bwd = dnnl::gru_backward(pd);
+            base = pd;
+        } else if (cell_ == Cell::gru) {
+            const dnnl::lbr_gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
+                                                 dsrc, dh, dwl, dwi, bias, ddst, dh);
+            const dnnl::lbr_gru_backward::primitive_desc pd(
+                d, attr, eng, std::get<dnnl::lbr_gru_forward::primitive_desc>(p.fwd_pd));
+            p.bwd = dnnl::lbr_gru_backward(pd);
+            base = pd;
+        } else {
+            const dnnl::vanilla_rnn_backward::desc d(bwd, activation_, l2r, src, h_md, wl, wi, bias, dst, h_md,
+                                                     dsrc, dh, dwl, dwi, bias, ddst, dh);
+            const dnnl::vanilla_rnn_backward::primitive_desc pd(
+                d, attr, eng, std::get<dnnl::vanilla_rnn_forward::primitive_desc>(p.fwd_pd));
+            p.bwd = dnnl::vanilla_rnn_backward(pd);
+            base = pd;
+        }
+    } catch (const dnnl::error& e) {
+        unsupported(e);
     }
     RNNFLOW_ASSERT(base.workspace_desc().get_size() == p.ws_bytes);
     p.bargs = make_args(base, true);
@@ -600,6 +688,7 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
 
     saved.tensors.resize(static_cast<std::size_t>(LD) * kSlots);
     const bool drop = dropout_on(step);
+    const Act act{bf16_};
     for (std::int64_t l = 0; l < layers_; ++l) {
         const std::int64_t cin = l == 0 ? channels_ : Y;
         const std::uint64_t key = l > 0 && drop ? mask_key(step, l - 1) : 0;
@@ -607,51 +696,51 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
             Tensor* sv = &saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots)];
             const int gd = r2l_only ? 1 : static_cast<int>(d);  // which grid: reading order
             const std::vector<std::int64_t>& grid = P.grid[gd];
-            // The layer input, packed.
-            const float* src = nullptr;
-            if (l == 0 && gd == 0 && P.identity) {
+            // The layer input, packed (bf16: converted).
+            const void* src = nullptr;
+            if (l == 0 && gd == 0 && P.identity && !bf16_) {
                 src = x.data<float>();
             } else if (l == 0) {
-                sv[kSrc].resize(DType::f32, {P.rows, cin});
-                float* s = sv[kSrc].data<float>();
-                for (std::int64_t r = 0; r < P.rows; ++r)
-                    std::memcpy(s + r * cin, x.data<float>() + grid[r] * cin, static_cast<std::size_t>(cin) * 4);
+                resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
+                void* s = sv[kSrc].raw();
+                for (std::int64_t r = 0; r < P.rows; ++r) act.put(s, r * cin, x.data<float>() + grid[r] * cin, cin);
             } else if (D == 1) {
                 const Tensor& below = saved.tensors[static_cast<std::size_t>(((l - 1) * D + d) * kSlots + kDst)];
                 if (!drop) {
-                    src = below.data<float>();
+                    src = below.raw();
                 } else {
-                    sv[kSrc].resize(DType::f32, {P.rows, cin});
-                    float* s = sv[kSrc].data<float>();
-                    const float* b = below.data<float>();
+                    resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
+                    void* s = sv[kSrc].raw();
+                    const void* b = below.raw();
                     for (std::int64_t r = 0; r < P.rows; ++r)
                         for (std::int64_t c = 0; c < cin; ++c)
-                            s[r * cin + c] = b[r * cin + c] * mask(key, static_cast<std::uint64_t>(grid[r] * cin + c));
+                            act.set(s, r * cin + c, act.get(b, r * cin + c) *
+                                    mask(key, static_cast<std::uint64_t>(grid[r] * cin + c)));
                 }
             } else {  // bidirectional: comb_ holds the layer below's combined output
-                sv[kSrc].resize(DType::f32, {P.rows, cin});
-                float* s = sv[kSrc].data<float>();
+                resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
+                void* s = sv[kSrc].raw();
                 const float* cb = comb_.data<float>();
                 for (std::int64_t r = 0; r < P.rows; ++r)
                     for (std::int64_t c = 0; c < cin; ++c)
-                        s[r * cin + c] = cb[grid[r] * cin + c] *
-                                         (drop ? mask(key, static_cast<std::uint64_t>(grid[r] * cin + c)) : 1.f);
+                        act.set(s, r * cin + c, cb[grid[r] * cin + c] *
+                                (drop ? mask(key, static_cast<std::uint64_t>(grid[r] * cin + c)) : 1.f));
             }
-            if (!src) src = sv[kSrc].data<float>();
+            if (!src) src = sv[kSrc].raw();
 
             // States at every chunk boundary; boundary 0 is the initial state in sorted order.
-            sv[kDst].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), Hp});
-            sv[kH].resize(DType::f32, {P.bound_rows, Hp});
+            resize_bytes(sv[kDst], static_cast<std::size_t>(std::max<std::int64_t>(P.rows, 1) * Hp) * es_);
+            resize_bytes(sv[kH], static_cast<std::size_t>(P.bound_rows * Hp) * es_);
             if (S == 2) sv[kC].resize(DType::f32, {P.bound_rows, H});
             for (std::int64_t s = 0; s < S; ++s) {
                 const std::int64_t w = s == 0 ? Hp : H;
-                float* b = sv[s == 0 ? kH : kC].data<float>();
+                const Act a{s == 0 && bf16_};  // c stays f32
+                void* b = sv[s == 0 ? kH : kC].raw();
                 for (std::int64_t i = 0; i < N; ++i) {
                     if (init)
-                        std::memcpy(b + i * w, init + ((s * LD + l * D + d) * N + P.order[i]) * H,
-                                    static_cast<std::size_t>(w) * 4);
+                        a.put(b, i * w, init + ((s * LD + l * D + d) * N + P.order[i]) * H, w);
                     else
-                        std::fill(b + i * w, b + (i + 1) * w, 0.f);
+                        std::memset(a.at(b, i * w), 0, static_cast<std::size_t>(w) * a.es());
                 }
             }
             std::size_t ws_total = 0;
@@ -685,10 +774,10 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
                     }
                     set_handle(a, kWeightArg[k], buf.raw());
                 }
-                set_handle(a, DNNL_ARG_SRC_LAYER, src + c.row0 * cin);
-                set_handle(a, DNNL_ARG_DST_LAYER, sv[kDst].data<float>() + c.row0 * Hp);
-                set_handle(a, DNNL_ARG_SRC_ITER, sv[kH].data<float>() + P.bound_row0[j] * Hp);
-                set_handle(a, DNNL_ARG_DST_ITER, sv[kH].data<float>() + P.bound_row0[j + 1] * Hp);
+                set_handle(a, DNNL_ARG_SRC_LAYER, act.at(src, c.row0 * cin));
+                set_handle(a, DNNL_ARG_DST_LAYER, act.at(sv[kDst].raw(), c.row0 * Hp));
+                set_handle(a, DNNL_ARG_SRC_ITER, act.at(sv[kH].raw(), P.bound_row0[j] * Hp));
+                set_handle(a, DNNL_ARG_DST_ITER, act.at(sv[kH].raw(), P.bound_row0[j + 1] * Hp));
                 if (S == 2) {
                     set_handle(a, DNNL_ARG_SRC_ITER_C, sv[kC].data<float>() + P.bound_row0[j] * H);
                     set_handle(a, DNNL_ARG_DST_ITER_C, sv[kC].data<float>() + P.bound_row0[j + 1] * H);
@@ -708,11 +797,11 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
             cb.zero();
             float* o = cb.data<float>();
             for (std::int64_t d = 0; d < D; ++d) {
-                const float* y = saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots + kDst)].data<float>();
+                const void* y = saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots + kDst)].raw();
                 const auto& grid = P.grid[d];
                 const std::int64_t off = direction_ == Direction::bidirectional_concat ? d * Hp : 0;
                 for (std::int64_t r = 0; r < P.rows; ++r)
-                    for (std::int64_t c = 0; c < Hp; ++c) o[grid[r] * Y + off + c] += y[r * Hp + c];
+                    for (std::int64_t c = 0; c < Hp; ++c) o[grid[r] * Y + off + c] += act.get(y, r * Hp + c);
             }
         }
     }
@@ -720,14 +809,13 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
     Tensor& y = out.at("out");
     if (D == 1) {
         y.resize(DType::f32, {T, N, Y});
-        const float* h = saved.tensors[static_cast<std::size_t>((layers_ - 1) * kSlots + kDst)].data<float>();
+        const void* h = saved.tensors[static_cast<std::size_t>((layers_ - 1) * kSlots + kDst)].raw();
         if (P.identity && !r2l_only) {
-            std::memcpy(y.raw(), h, y.bytes());
+            act.take(h, 0, y.data<float>(), y.numel());
         } else {
             y.zero();
             const auto& grid = P.grid[r2l_only ? 1 : 0];
-            for (std::int64_t r = 0; r < P.rows; ++r)
-                std::memcpy(y.data<float>() + grid[r] * Y, h + r * Y, static_cast<std::size_t>(Y) * 4);
+            for (std::int64_t r = 0; r < P.rows; ++r) act.take(h, r * Y, y.data<float>() + grid[r] * Y, Y);
         }
     }
     y.lengths = x.lengths;
@@ -743,10 +831,10 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
             const Tensor* sv = &saved.tensors[static_cast<std::size_t>(ld * kSlots)];
             for (std::int64_t s = 0; s < S; ++s) {
                 const std::int64_t w = s == 0 ? Hp : H;
-                const float* b = sv[s == 0 ? kH : kC].data<float>();
+                const Act a{s == 0 && bf16_};
+                const void* b = sv[s == 0 ? kH : kC].raw();
                 for (std::int64_t i = 0; i < N; ++i)
-                    std::memcpy(f + ((s * LD + ld) * N + P.order[i]) * H,
-                                b + (P.bound_row0[P.end_bound[i]] + i) * w, static_cast<std::size_t>(w) * 4);
+                    a.take(b, (P.bound_row0[P.end_bound[i]] + i) * w, f + ((s * LD + ld) * N + P.order[i]) * H, w);
             }
         }
         if (carry_state_ && want_state) carried_[step.split] = fs;  // copy reuses the allocation
@@ -765,6 +853,7 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
     const bool r2l_only = direction_ == Direction::right_to_left;
     const bool drop = dropout_on(step);
     const bool concat = direction_ == Direction::bidirectional_concat;
+    const Act act{bf16_};
 
     const Tensor& dy = diff_dst.at("out");  // (T, N, Y)
     RNNFLOW_CHECK(dy.shape() == (Shape{T, N, Y}), "diff_dst 'out' must be ", shape_str({T, N, Y}),
@@ -801,10 +890,11 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
         for (std::int64_t d = 0; d < D; ++d) {
             Tensor* sv = &saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots)];
             const int gd = r2l_only ? 1 : static_cast<int>(d);
-            const float* src = l == 0 && gd == 0 && P.identity ? x.data<float>()
-                               : l > 0 && D == 1 && !drop
-                                   ? saved.tensors[static_cast<std::size_t>(((l - 1) * D + d) * kSlots + kDst)].data<float>()
-                                   : sv[kSrc].data<float>();
+            // Where forward read the layer input (see there).
+            const void* src = l == 0 && gd == 0 && P.identity && !bf16_ ? x.raw()
+                              : l > 0 && D == 1 && !drop
+                                  ? saved.tensors[static_cast<std::size_t>(((l - 1) * D + d) * kSlots + kDst)].raw()
+                                  : sv[kSrc].raw();
             const bool dx_direct = l == 0 && gd == 0 && P.identity && D == 1 && want_dx;
             float* dsrc = nullptr;
             if (dx_direct) {
@@ -893,10 +983,10 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                         set_handle(a, kDiffArg[k], dwtmp_[idx].raw());
                     }
                 }
-                set_handle(a, DNNL_ARG_SRC_LAYER, src + c.row0 * cin);
-                set_handle(a, DNNL_ARG_DST_LAYER, sv[kDst].data<float>() + c.row0 * Hp);
-                set_handle(a, DNNL_ARG_SRC_ITER, sv[kH].data<float>() + P.bound_row0[jj] * Hp);
-                set_handle(a, DNNL_ARG_DST_ITER, sv[kH].data<float>() + P.bound_row0[jj + 1] * Hp);
+                set_handle(a, DNNL_ARG_SRC_LAYER, act.at(src, c.row0 * cin));
+                set_handle(a, DNNL_ARG_DST_LAYER, act.at(sv[kDst].raw(), c.row0 * Hp));
+                set_handle(a, DNNL_ARG_SRC_ITER, act.at(sv[kH].raw(), P.bound_row0[jj] * Hp));
+                set_handle(a, DNNL_ARG_DST_ITER, act.at(sv[kH].raw(), P.bound_row0[jj + 1] * Hp));
                 set_handle(a, DNNL_ARG_DIFF_SRC_LAYER, dsrc + c.row0 * cin);
                 set_handle(a, DNNL_ARG_DIFF_DST_LAYER, ddst_[d].data<float>() + c.row0 * Hp);
                 set_handle(a, DNNL_ARG_DIFF_SRC_ITER, dh_.data<float>() + P.bound_row0[jj] * Hp);

@@ -53,9 +53,16 @@
 //
 // Refs: Elman 1990; Hochreiter & Schmidhuber 1997; Gers & Schmidhuber 2000 (peephole); Sak et
 // al. 2014 (projection, LSTMP); Cho et al. 2014 (GRU); Zaremba et al. 2014 (dropout, carried
-// state). Not supported: bf16, forward_inference primitives for evaluation, per-layer sizes.
+// state).
+//
+// dtype bf16: the products read bf16 (AMX / AVX512-BF16 where the CPU has them): the packed layer
+// inputs and outputs and h at the chunk boundaries are stored in bf16 (rounded to nearest even),
+// the weights are bf16 copies of the f32 params made each step; c, the biases, the peephole
+// weights, every gradient and the params themselves stay f32 (master weights). The stage's ports
+// stay f32. Not supported: forward_inference primitives for evaluation, per-layer sizes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -114,11 +121,13 @@ private:
     struct Prim;
     struct Descs {
         dnnl::memory::desc src, dst, h, c, wl, wi, bias, wp, wr;  // wp, wr empty when unused
+        dnnl::memory::desc dsrc, ddst, dh, dwl, dwi, dwr;  // diff tensors: always f32
     };
     Descs descs(std::int64_t cin, std::int64_t T, std::int64_t N) const;
     struct Reorder;
     Prim& prim(std::int64_t cin, std::int64_t T, std::int64_t N);
     void make_backward(Prim& p);
+    [[noreturn]] void unsupported(const dnnl::error& e) const;
     Reorder& reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
     void run_reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory::desc& to,
                      void* dst);
@@ -137,6 +146,8 @@ private:
     bool peephole_ = false, lbr_ = true;
     double dropout_;
     bool carry_state_;
+    bool bf16_ = false;           // dtype bf16
+    std::size_t es_ = 4;          // bytes per element of the packed activations and h
     std::string init_;
     double init_scale_, init_gain_, forget_bias_;
 
