@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
+#include <vector>
 
 #include "error.hpp"
 
@@ -119,6 +121,32 @@ void Tensor::zero() {
 
 void Tensor::check_type(DType want) const {
     RNNFLOW_CHECK(dtype_ == want, "tensor holds ", to_string(dtype_), ", accessed as ", to_string(want));
+}
+
+double sum_squares(const float* g, std::int64_t n) {
+    constexpr std::int64_t kChunk = std::int64_t{1} << 15;
+    constexpr int kLanes = 8;
+    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+    auto chunk_sum = [g, n](std::int64_t c) {
+        const std::int64_t b = c * kChunk, e = std::min(n, b + kChunk);
+        double lane[kLanes] = {};
+        std::int64_t i = b;
+        for (; i + kLanes <= e; i += kLanes)
+            for (int k = 0; k < kLanes; ++k) lane[k] += double(g[i + k]) * double(g[i + k]);
+        double s = 0;
+        for (; i < e; ++i) s += double(g[i]) * double(g[i]);
+        for (double x : lane) s += x;
+        return s;
+    };
+    if (chunks <= 1) return chunks == 1 ? chunk_sum(0) : 0.0;
+    thread_local std::vector<double> part;  // grows only: no allocation in the steady state
+    if (std::ssize(part) < chunks) part.resize(static_cast<std::size_t>(chunks));
+    double* ps = part.data();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t c = 0; c < chunks; ++c) ps[c] = chunk_sum(c);
+    double s = 0;
+    for (std::int64_t c = 0; c < chunks; ++c) s += ps[c];
+    return s;
 }
 
 }  // namespace rnnflow

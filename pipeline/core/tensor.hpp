@@ -87,6 +87,15 @@ struct Param {
     Tensor grad;
     std::string layout;
     bool trainable = true;
+    // Σ grad², set by the engine once this step's gradient is complete (after any reduction
+    // across processes) so the optimiser's clipping need not read the gradient again; -1 when
+    // not known. The engine resets it after the optimiser step.
+    double grad_sumsq = -1;
 };
+
+// Σ g² of n floats, in double: fixed chunks summed in parallel (OpenMP, the team oneDNN uses),
+// each over 8 independent lanes, then the chunks in order; the result does not depend on the
+// number of threads.
+double sum_squares(const float* g, std::int64_t n);
 
 }  // namespace rnnflow

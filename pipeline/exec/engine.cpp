@@ -254,9 +254,15 @@ struct Engine::Impl {
     // After backward: true when every trainable gradient is finite. Else skip the step, or
     // throw naming the first stage, in backward order, whose input or parameter gradient holds
     // a NaN/Inf.
+    // Each gradient's Σ g² (kept in grad_sumsq for the optimiser's clipping) is finite exactly
+    // when every element is, unless the squares overflow: only then are the elements searched.
     bool gradients_finite() {
         bool ok = true;
-        for (const auto& tp : trainable) ok = ok && first_nonfinite(tp.second->grad) < 0;
+        for (const auto& tp : trainable) {
+            Param& p = *tp.second;
+            p.grad_sumsq = p.grad.dtype() == DType::f32 ? sum_squares(p.grad.data<float>(), p.grad.numel()) : -1;
+            ok = ok && (std::isfinite(p.grad_sumsq) || first_nonfinite(p.grad) < 0);
+        }
         if (ok) return true;
         if (skip_nonfinite) {
             step_skipped = true;
@@ -524,12 +530,16 @@ struct Engine::Impl {
                     }
                 });
                 if (step_skipped || !gradients_finite()) {
-                    for (const auto& tp : trainable) tp.second->grad.zero();  // no update from this batch
+                    for (const auto& tp : trainable) {
+                        tp.second->grad.zero();  // no update from this batch
+                        tp.second->grad_sumsq = -1;
+                    }
                     return;
                 }
                 guarded(*on.def, [this] { return step_context("step"); }, [&] {
                     pass_grad_norm_sum += on.optim->step(step);
                 });
+                for (const auto& tp : trainable) tp.second->grad_sumsq = -1;  // zeroed by the step
             });
             bool any = false;
             for (auto* b : bwd)

@@ -368,12 +368,22 @@ std::int64_t first_nonfinite(const Tensor& t) {
     const float* p = t.data<float>();
     const std::int64_t n = t.numel();
     // NaN and Inf have every exponent bit set: an integer OR over the bits vectorises (a float
-    // sum would not without -ffast-math), then the search runs only when something was found.
+    // sum would not without -ffast-math), in parallel over fixed chunks on the OpenMP team
+    // oneDNN uses (the check runs over every gradient each step); the search for the first one
+    // runs only when something was found.
+    constexpr std::int64_t kChunk = std::int64_t{1} << 15;
+    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
     std::uint32_t any = 0;
-    for (std::int64_t i = 0; i < n; ++i) {
-        std::uint32_t b;
-        std::memcpy(&b, p + i, sizeof b);
-        any |= static_cast<std::uint32_t>((b & 0x7f800000u) == 0x7f800000u);
+#pragma omp parallel for schedule(static) reduction(| : any) if (chunks > 1)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+        const std::int64_t e = std::min(n, (c + 1) * kChunk);
+        std::uint32_t a = 0;
+        for (std::int64_t i = c * kChunk; i < e; ++i) {
+            std::uint32_t b;
+            std::memcpy(&b, p + i, sizeof b);
+            a |= static_cast<std::uint32_t>((b & 0x7f800000u) == 0x7f800000u);
+        }
+        any |= a;
     }
     if (!any) return -1;
     for (std::int64_t i = 0; i < n; ++i)

@@ -40,41 +40,15 @@ struct Schedule {
     }
 };
 
-// Σ g² of n floats, in double: fixed chunks summed in parallel (OpenMP, the team oneDNN uses),
-// each over 8 independent lanes (the loop vectorises), then the chunks in order; the result does
-// not depend on the number of threads.
-inline double sum_squares(const float* g, std::int64_t n) {
-    constexpr std::int64_t kChunk = std::int64_t{1} << 15;
-    constexpr int kLanes = 8;
-    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    auto chunk_sum = [g, n](std::int64_t c) {
-        const std::int64_t b = c * kChunk, e = std::min(n, b + kChunk);
-        double lane[kLanes] = {};
-        std::int64_t i = b;
-        for (; i + kLanes <= e; i += kLanes)
-            for (int k = 0; k < kLanes; ++k) lane[k] += double(g[i + k]) * double(g[i + k]);
-        double s = 0;
-        for (; i < e; ++i) s += double(g[i]) * double(g[i]);
-        for (double x : lane) s += x;
-        return s;
-    };
-    if (chunks <= 1) return chunks == 1 ? chunk_sum(0) : 0.0;
-    thread_local std::vector<double> part;  // grows only: no allocation in the steady state
-    if (std::ssize(part) < chunks) part.resize(static_cast<std::size_t>(chunks));
-    double* ps = part.data();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t c = 0; c < chunks; ++c) ps[c] = chunk_sum(c);
-    double s = 0;
-    for (std::int64_t c = 0; c < chunks; ++c) s += ps[c];
-    return s;
-}
+// Σ g² of n floats (pipeline/core/tensor.hpp: parallel, independent of the thread count).
+using rnnflow::sum_squares;
 
-// L2 norm of every trainable gradient, in attach order, accumulated in double.
+// L2 norm of every trainable gradient, in attach order, accumulated in double. Each param's Σ g² is the engine's (grad_sumsq, computed with the same function) when known.
 inline double global_norm(const Attached& params) {
     double s = 0;
     for (const auto& [name, p] : params) {
         if (!p->trainable) continue;
-        s += sum_squares(p->grad.data<float>(), p->grad.numel());
+        s += p->grad_sumsq >= 0 ? p->grad_sumsq : sum_squares(p->grad.data<float>(), p->grad.numel());
     }
     return std::sqrt(s);
 }
