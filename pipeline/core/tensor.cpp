@@ -149,4 +149,13 @@ double sum_squares(const float* g, std::int64_t n) {
     return s;
 }
 
+double grad_sum_squares(const Param& p) {
+    const float* g = p.grad.data<float>();
+    if (!p.sparse_rows || p.grad.rank() == 0) return sum_squares(g, p.grad.numel());
+    const std::int64_t width = p.grad.numel() / std::max<std::int64_t>(p.grad.dim(0), 1);
+    double s = 0;
+    for (const std::int64_t r : p.grad_rows) s += sum_squares(g + r * width, width);
+    return s;
+}
+
 }  // namespace rnnflow

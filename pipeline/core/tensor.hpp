@@ -87,6 +87,13 @@ struct Param {
     Tensor grad;
     std::string layout;
     bool trainable = true;
+    // Row-sparse gradients (the embedding's): with `sparse_rows` set by the owning stage, `grad`
+    // is zero outside the rows listed in `grad_rows` (indices into its first axis, sorted and
+    // unique), so the engine and optimisers may visit only those. Whoever adds into other rows
+    // lists them too; whoever zeroes the gradient may clear the list (a longer list than needed
+    // is never wrong).
+    bool sparse_rows = false;
+    std::vector<std::int64_t> grad_rows;
     // Σ grad², set by the engine once this step's gradient is complete (after any reduction
     // across processes) so the optimiser's clipping need not read the gradient again; -1 when
     // not known. The engine resets it after the optimiser step.
@@ -97,5 +104,8 @@ struct Param {
 // each over 8 independent lanes, then the chunks in order; the result does not depend on the
 // number of threads.
 double sum_squares(const float* g, std::int64_t n);
+// Σ grad² of a param: over its listed rows when its gradient is row-sparse (rows in order, each
+// summed as above), else over all of it.
+double grad_sum_squares(const Param& p);
 
 }  // namespace rnnflow

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <numeric>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -260,7 +261,7 @@ struct Engine::Impl {
         bool ok = true;
         for (const auto& tp : trainable) {
             Param& p = *tp.second;
-            p.grad_sumsq = p.grad.dtype() == DType::f32 ? sum_squares(p.grad.data<float>(), p.grad.numel()) : -1;
+            p.grad_sumsq = p.grad.dtype() == DType::f32 ? grad_sum_squares(p) : -1;
             ok = ok && (std::isfinite(p.grad_sumsq) || first_nonfinite(p.grad) < 0);
         }
         if (ok) return true;
@@ -527,11 +528,18 @@ struct Engine::Impl {
                     if (self.opt_.reduce_gradients) {
                         const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
                         self.opt_.reduce_gradients(trainable, l[0], l[1]);
+                        // Other processes' rows arrived: a row-sparse gradient is dense now.
+                        for (const auto& tp : trainable)
+                            if (tp.second->sparse_rows && tp.second->grad.rank() > 0) {
+                                tp.second->grad_rows.resize(static_cast<std::size_t>(tp.second->grad.dim(0)));
+                                std::iota(tp.second->grad_rows.begin(), tp.second->grad_rows.end(), std::int64_t{0});
+                            }
                     }
                 });
                 if (step_skipped || !gradients_finite()) {
                     for (const auto& tp : trainable) {
                         tp.second->grad.zero();  // no update from this batch
+                        tp.second->grad_rows.clear();
                         tp.second->grad_sumsq = -1;
                     }
                     return;

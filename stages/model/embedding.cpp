@@ -187,6 +187,7 @@ void Embedding::prepare(PrepareContext& ctx) {
     float* v = w.value.data<float>();
     for (std::int64_t i = 0; i < w.value.numel(); ++i) v[i] = init_scale_ > 0 ? uni(ctx.rng()) : 0.f;
     w.trainable = !freeze_;
+    w.sparse_rows = true;  // backward lists the rows it adds into (grad_rows)
     // Restored runs take the weights from their checkpoint: the vectors file need not exist there.
     if (!pretrained_.empty() && ctx.mode() == PrepareMode::fit) {
         RNNFLOW_CHECK(info.vocab != nullptr, "embedding: pretrained vectors need the vocabulary of input 'in' "
@@ -241,15 +242,21 @@ void Embedding::backward(const Inputs& in, const Outputs& out, Saved& saved, con
     RNNFLOW_ASSERT(dy.numel() == T * N * C);
     const std::int32_t* id = ids.data<std::int32_t>();
     const float* g = dy.data<float>();
-    float* dw = params_[0].grad.data<float>();
-    // Forward checked every id; sequential so repeated ids add in a fixed order.
+    Param& w = params_[0];
+    float* dw = w.grad.data<float>();
+    // Forward checked every id; sequential so repeated ids add in a fixed order. The rows
+    // added into join the gradient's row list (sorted, unique).
     for (std::int64_t t = 0; t < T; ++t)
         for (std::int64_t n = 0; n < N; ++n) {
             if (t >= ids.length(n)) continue;
-            float* row = dw + static_cast<std::int64_t>(id[t * N + n]) * C;
+            const std::int64_t r = id[t * N + n];
+            float* row = dw + r * C;
             const float* src = g + (t * N + n) * C;
             for (std::int64_t c = 0; c < C; ++c) row[c] += src[c];
+            w.grad_rows.push_back(r);
         }
+    std::sort(w.grad_rows.begin(), w.grad_rows.end());
+    w.grad_rows.erase(std::unique(w.grad_rows.begin(), w.grad_rows.end()), w.grad_rows.end());
 }
 
 }  // namespace rnnflow::stages

@@ -69,6 +69,7 @@ double Adam::step(const StepInfo& step) {
             }
         }
         p.grad.zero();
+        p.grad_rows.clear();
     }
     return norm;
 }

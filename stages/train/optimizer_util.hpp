@@ -48,7 +48,7 @@ inline double global_norm(const Attached& params) {
     double s = 0;
     for (const auto& [name, p] : params) {
         if (!p->trainable) continue;
-        s += p->grad_sumsq >= 0 ? p->grad_sumsq : sum_squares(p->grad.data<float>(), p->grad.numel());
+        s += p->grad_sumsq >= 0 ? p->grad_sumsq : grad_sum_squares(*p);
     }
     return std::sqrt(s);
 }

@@ -45,6 +45,26 @@ double Sgd::step(const StepInfo& step) {
         const std::int64_t n = p.grad.numel();
         if (!p.trainable) {
             p.grad.zero();
+            p.grad_rows.clear();
+            continue;
+        }
+        // A row-sparse gradient without momentum or weight decay changes only its listed rows:
+        // the same update as the dense pass, visiting only those rows.
+        if (p.sparse_rows && momentum_ == 0 && weight_decay_ == 0 && p.grad.rank() > 0) {
+            float* __restrict w = p.value.data<float>();
+            const std::int64_t width = n / std::max<std::int64_t>(p.grad.dim(0), 1);
+            const auto rows = static_cast<std::int64_t>(p.grad_rows.size());
+            const std::int64_t* r = p.grad_rows.data();
+#pragma omp parallel for schedule(static) if (rows * width > kParallelFrom)
+            for (std::int64_t k = 0; k < rows; ++k) {
+                float* __restrict wr = w + r[k] * width;
+                float* __restrict gr = g + r[k] * width;
+                for (std::int64_t c = 0; c < width; ++c) {
+                    wr[c] -= lr * (scale * gr[c]);
+                    gr[c] = 0.f;
+                }
+            }
+            p.grad_rows.clear();
             continue;
         }
         // One pass per parameter: update and zero the gradient; elementwise, so in parallel
@@ -66,6 +86,7 @@ double Sgd::step(const StepInfo& step) {
                 g[k] = 0.f;
             }
         }
+        p.grad_rows.clear();
     }
     return norm;
 }

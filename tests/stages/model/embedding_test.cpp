@@ -137,6 +137,11 @@ TEST_CASE("embedding: backward scatter-adds into weight.grad, padding adds nothi
     // row 0 ← (5, 6); row 2 ← (1, 2) + (3, 4); rows 1, 3 untouched (3 only at padding). Twice.
     const std::vector<float> want{10, 12, 0, 0, 8, 12, 0, 0};
     for (int i = 0; i < 8; ++i) REQUIRE(dw[i] == want[i]);
+    // The gradient is row-sparse: exactly the rows added into are listed, once each, sorted.
+    const Param& w = f.stage.params()[0];
+    REQUIRE(w.sparse_rows);
+    REQUIRE(w.grad_rows == std::vector<std::int64_t>{0, 2});
+    REQUIRE(grad_sum_squares(w) == Approx(10 * 10 + 12 * 12 + 8 * 8 + 12 * 12));
 }
 
 TEST_CASE("embedding: backward matches finite differences", "[stage][embedding][grad]") {

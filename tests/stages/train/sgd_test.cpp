@@ -59,6 +59,43 @@ TEST_CASE("sgd: plain step, norm returned and gradients zeroed", "[stage][sgd]")
     REQUIRE(sgd.state().empty());  // no momentum, no state
 }
 
+TEST_CASE("sgd: a row-sparse gradient updates its listed rows exactly as the dense step", "[stage][sgd]") {
+    // Two copies of a (5, 3) parameter with the same gradient in rows 1 and 3, one marked
+    // row-sparse: the same values after clipped steps, every gradient zeroed, the list cleared.
+    // With momentum (or weight decay) every row changes, so the sparse copy takes the dense pass.
+    const double momentum = GENERATE(0.0, 0.9);
+    INFO("momentum " << momentum);
+    Param d, s;
+    for (Param* p : {&d, &s}) {
+        p->value = Tensor::f32({5, 3});
+        p->grad = Tensor::f32({5, 3});
+        for (int e = 0; e < 15; ++e) p->value.data<float>()[e] = 0.1f * float(e) - 0.7f;
+    }
+    s.sparse_rows = true;
+    Sgd sd = make_sgd({{"lr", 0.5}, {"clip_norm", 1.0}, {"momentum", momentum}});
+    Sgd ss = make_sgd({{"lr", 0.5}, {"clip_norm", 1.0}, {"momentum", momentum}});
+    sd.attach({{"w", &d}});
+    ss.attach({{"w", &s}});
+    for (int step = 0; step < 3; ++step) {
+        for (Param* p : {&d, &s}) {
+            p->grad.zero();
+            for (int c = 0; c < 3; ++c) {
+                p->grad.data<float>()[1 * 3 + c] = 0.3f * float(c + step) - 0.2f;
+                p->grad.data<float>()[3 * 3 + c] = 0.9f - 0.4f * float(c);
+            }
+        }
+        s.grad_rows = {1, 3};
+        REQUIRE(grad_sum_squares(s) == Approx(grad_sum_squares(d)).epsilon(1e-12));
+        REQUIRE(ss.step(StepInfo{}) == Approx(sd.step(StepInfo{})).epsilon(1e-12));
+        for (int e = 0; e < 15; ++e) {
+            REQUIRE(s.value.data<float>()[e] == d.value.data<float>()[e]);
+            REQUIRE(s.grad.data<float>()[e] == 0.f);
+        }
+        REQUIRE(s.grad_rows.empty());
+    }
+    REQUIRE(s.value.data<float>()[0] == d.value.data<float>()[0]);
+}
+
 TEST_CASE("sgd: momentum and weight decay, two steps by hand", "[stage][sgd]") {
     Sgd sgd = make_sgd({{"lr", 0.5}, {"momentum", 0.9}, {"weight_decay", 0.1}});
     Param a = make_param("a", {2}, {1});
