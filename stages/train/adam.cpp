@@ -61,6 +61,8 @@ double Adam::step(const StepInfo& step) {
             float* w = p.value.data<float>();
             float* m = m_[i].data<float>();
             float* v = v_[i].data<float>();
+            // Elementwise: in parallel (OpenMP) when large, the same result for any thread count.
+#pragma omp parallel for schedule(static) if (n > (std::int64_t{1} << 15))
             for (std::int64_t e = 0; e < n; ++e) {
                 const float ge = scale * g[e];
                 m[e] = b1 * m[e] + (1.f - b1) * ge;
