@@ -6,6 +6,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <type_traits>
 #include <unordered_map>
 #include <variant>
 
@@ -558,20 +559,19 @@ void Recurrent::make_backward(Prim& p) {
                 d, attr, eng, std::get<dnnl::lstm_forward::primitive_desc>(p.fwd_pd));
             p.bwd = dnnl::lstm_backward(pd);
             base = pd;
-        } else if (cell_ == Cell::gru && !lbr_) {
-            const dnnl::gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
-                                             dsrc, dh, dwl, dwi, bias, ddst, dh);
-            const dnnl::gru_backward::primitive_desc pd(
-                d, attr, eng, std::get<dnnl::gru_forward::primitive_desc>(p.fwd_pd));
-            p.bwd = dnnl::gru_backward(pd);
-            base = pd;
         } else if (cell_ == Cell::gru) {
-            const dnnl::lbr_gru_backward::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md,
-                                                 dsrc, dh, dwl, dwi, bias, ddst, dh);
-            const dnnl::lbr_gru_backward::primitive_desc pd(
-                d, attr, eng, std::get<dnnl::lbr_gru_forward::primitive_desc>(p.fwd_pd));
-            p.bwd = dnnl::lbr_gru_backward(pd);
-            base = pd;
+            // gru and lbr_gru take the same arguments.
+            auto gru_like = [&](auto bwd_type, auto fwd_type) {
+                using B = typename decltype(bwd_type)::type;
+                using F = typename decltype(fwd_type)::type;
+                const typename B::desc d(bwd, l2r, src, h_md, wl, wi, bias, dst, h_md, dsrc, dh, dwl, dwi,
+                                         bias, ddst, dh);
+                const typename B::primitive_desc pd(d, attr, eng, std::get<typename F::primitive_desc>(p.fwd_pd));
+                p.bwd = B(pd);
+                base = pd;
+            };
+            if (lbr_) gru_like(std::type_identity<dnnl::lbr_gru_backward>{}, std::type_identity<dnnl::lbr_gru_forward>{});
+            else gru_like(std::type_identity<dnnl::gru_backward>{}, std::type_identity<dnnl::gru_forward>{});
         } else {
             const dnnl::vanilla_rnn_backward::desc d(bwd, activation_, l2r, src, h_md, wl, wi, bias, dst, h_md,
                                                      dsrc, dh, dwl, dwi, bias, ddst, dh);
