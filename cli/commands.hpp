@@ -5,7 +5,9 @@
 #include <utility>
 #include <vector>
 
+#include "pipeline/core/data.hpp"
 #include "pipeline/core/registry.hpp"
+#include "pipeline/core/tensor.hpp"
 
 namespace rnnflow {
 
@@ -21,6 +23,16 @@ std::string check_stage_name(const std::string& name, const Registry& r);
 // rnnflow install prefix named in its README.
 std::vector<std::pair<std::string, std::string>> scaffold_files(const std::string& name,
                                                                 const std::string& prefix);
+
+// `vectors`: an embedding's rows in the GloVe text format, "token v1 ... vC" per line in id
+// order, each value the shortest decimal text that reads back as the same float. Rows of the
+// vocabulary's specials (<pad>, <unk>, ...) are left out (the embedding stage's `pretrained:`
+// reader never looks them up), and so are tokens the format cannot hold (empty, or with a space,
+// tab or line break). With C = 1 the text starts with word2vec's "count 1" header line.
+struct VectorsCount {
+    std::int64_t rows = 0, specials = 0, unwritable = 0;
+};
+std::string embedding_vectors_text(const Vocabulary& vocab, const Tensor& weight, VectorsCount* count = nullptr);
 
 }  // namespace rnnflow
 

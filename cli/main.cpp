@@ -6,6 +6,7 @@
 //   rnnflow graph FILE --dot [--set ...]
 //   rnnflow stages [TYPE ...] [--markdown]
 //   rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]
+//   rnnflow vectors RUN_DIR [--stage ID] [--out FILE] [--checkpoint best|last|FILE]
 //   rnnflow new-stage NAME [--dir DIR]
 //   rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume]   (cli/sweep.cpp)
 //   rnnflow report DIR [--out FILE]; rnnflow compare RUN_A RUN_B ... [--plot FILE]      (cli/report.cpp)
@@ -33,6 +34,7 @@
 #include "pipeline/exec/progress.hpp"
 #include "pipeline/exec/resume.hpp"
 #include "pipeline/graph/graph.hpp"
+#include "stages/model/embedding.hpp"
 
 // LeakSanitizer (sanitizer builds): fontconfig's process-lifetime caches are not leaks of ours
 // (tests/lsan.supp explains). Compiled into the program so that every process gets it, however
@@ -61,6 +63,7 @@ const char* kUsage =
     "  eval DIR        metrics of a trained run on a split (--split test), outputs into DIR/<stage>/\n"
     "  predict DIR     label lines from stdin or a file with a trained run (one output line each)\n"
     "  translate DIR   the same, for translation graphs\n"
+    "  vectors DIR     write a trained run's word embedding as a GloVe text file (for pretrained:)\n"
     "  schema          JSON Schema of graph files, for editors (--plugin adds plug-in types)\n"
     "  new-stage NAME  write a plug-in project for a new stage type (builds against the SDK)\n"
     "  sweep FILE      run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)\n"
@@ -507,6 +510,92 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
     return 0;
 }
 
+// rnnflow vectors RUN_DIR [--stage ID] [--out FILE]: the rows of a trained embedding stage as a
+// GloVe text file, one "token v1 ... vC" line per vocabulary token (specials left out), values
+// written so that `embedding` with `pretrained: FILE` reads back the same floats bit for bit.
+int cmd_vectors(const std::vector<std::string>& args) {
+    std::string dir, stage, output, checkpoint = "best";
+    int threads = 0;
+    Common c;
+    po::options_description d("vectors options");
+    d.add_options()
+        ("run", po::value(&dir)->required(), "a run folder written by `rnnflow run`")
+        ("stage", po::value(&stage), "the embedding stage to export (default: the graph's only one)")
+        ("out,o", po::value(&output), "write the vectors to this file (atomically) instead of standard output")
+        ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
+        ("threads,t", po::value(&threads), "threads (default: the run's)");
+    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
+    po::positional_options_description pos;
+    pos.add("run", 1);
+    if (!parse(args, d, &pos, "rnnflow vectors RUN_DIR [--stage ID] [--out FILE] [--checkpoint best|last|FILE]\n\n"
+                              "Writes the trained vectors of an embedding stage in the GloVe text format, one line\n"
+                              "\"token v1 ... vC\" per vocabulary token in id order; the vocabulary's specials (<pad>,\n"
+                              "<unk>, ...) and tokens holding spaces are left out. Another graph's embedding reads the\n"
+                              "file with pretrained: FILE (the same floats, bit for bit)."))
+        return 0;
+    const fs::path run_dir(dir);
+    CompiledGraph g = load_run_graph(run_dir, c);
+    std::vector<std::string> ids, embeddings;
+    for (const auto& sd : g.def.stages) {
+        ids.push_back(sd.id);
+        if (sd.type == "embedding") embeddings.push_back(sd.id);
+    }
+    auto joined = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+        return s;
+    };
+    if (stage.empty()) {
+        if (embeddings.empty())
+            throw Error(dir + ": the run's graph has no embedding stage", "vectors exports a stage of type embedding");
+        if (embeddings.size() > 1)
+            throw Error(dir + ": the run's graph has " + std::to_string(embeddings.size()) + " embedding stages (" +
+                            joined(embeddings) + ")",
+                        "choose one with --stage");
+        stage = embeddings.front();
+    } else if (std::find(ids.begin(), ids.end(), stage) == ids.end()) {
+        const std::string hint = did_you_mean(stage, ids);
+        throw Error(dir + ": the run's graph has no stage '" + stage + "'",
+                    !hint.empty() ? hint
+                    : embeddings.empty() ? std::string("it has no embedding stage either")
+                                         : "its embedding stages: " + joined(embeddings));
+    } else if (const auto& sd = g.def.stages[static_cast<std::size_t>(g.def.index(stage))]; sd.type != "embedding") {
+        throw Error(dir + ": stage '" + stage + "' is " + sd.type + ", not an embedding",
+                    embeddings.empty() ? std::string("the run's graph has no embedding stage")
+                                       : "its embedding stages: " + joined(embeddings));
+    }
+    if (!output.empty()) {  // refuse an unwritable place before the work
+        const fs::path out(output);
+        const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+        if (fs::is_directory(out)) throw Error("--out " + output + ": is a folder", "give a file name");
+        if (!fs::is_directory(parent))
+            throw Error("--out " + output + ": folder '" + parent.string() + "' does not exist", "create it first");
+    }
+    const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
+    RunOptions opt;
+    opt.mode = PrepareMode::restore;
+    opt.restore_dir = run_dir;
+    opt.threads = threads;
+    Engine engine(std::move(g), opt);
+    engine.prepare();
+    engine.load_checkpoint(ckpt);
+    const auto* emb = dynamic_cast<const stages::Embedding*>(engine.stage(stage));
+    RNNFLOW_ASSERT(emb != nullptr);
+    if (emb->vocabulary() == nullptr)
+        throw Error("stage '" + stage + "': its ids come from no vocabulary, so its rows have no tokens to name them",
+                    "export an embedding whose input is fed by a vocabulary stage");
+    VectorsCount n;
+    const std::string text = embedding_vectors_text(*emb->vocabulary(), emb->weight(), &n);
+    if (output.empty()) std::cout << text << std::flush;
+    else write_file_atomic(output, text);
+    std::cerr << "stage '" << stage << "' (" << ckpt.filename().string() << "): " << n.rows << " vectors of dim "
+              << emb->weight().shape()[1] << (output.empty() ? std::string() : " written to " + output) << "; "
+              << n.specials << " specials left out";
+    if (n.unwritable > 0) std::cerr << ", " << n.unwritable << " tokens with spaces or line breaks left out";
+    std::cerr << "\n";
+    return 0;
+}
+
 int cmd_new_stage(const std::vector<std::string>& args) {
     std::string name, dir;
     po::options_description d("new-stage options");
@@ -562,6 +651,7 @@ int main(int argc, char** argv) {
         if (cmd == "generate") return cmd_generate(args);
         if (cmd == "eval") return cmd_eval(args);
         if (cmd == "predict" || cmd == "translate") return cmd_predict(args, cmd.c_str());
+        if (cmd == "vectors") return cmd_vectors(args);
         if (cmd == "new-stage") return cmd_new_stage(args);
         if (cmd == "sweep") return cmd_sweep(args);
         if (cmd == "report") return cmd_report(args);
@@ -570,7 +660,7 @@ int main(int argc, char** argv) {
             std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
             return 0;
         }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "eval", "predict", "translate", "new-stage", "sweep", "schema", "report", "compare", "version"});
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "eval", "predict", "translate", "vectors", "new-stage", "sweep", "schema", "report", "compare", "version"});
         std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
         return kExitBadInput;
     } catch (const LoadError& e) {

@@ -38,6 +38,13 @@ _rnnflow_graph_stages() {  # stage ids of a graph file: the keys of its `stages:
          on && match($0, /^  [A-Za-z_][A-Za-z0-9_]*:/) { print substr($0, 3, RLENGTH - 3) }' "$1"
 }
 
+_rnnflow_embedding_stages() {  # ids of a graph's stages of type embedding (one line each, as resolved.yaml writes them)
+    [[ -r $1 ]] || return
+    awk '/^stages:/ { on = 1; next }
+         on && /^[^ #]/ { on = 0 }
+         on && /type: *embedding[,} ]/ && match($0, /^  [A-Za-z_][A-Za-z0-9_]*:/) { print substr($0, 3, RLENGTH - 3) }' "$1"
+}
+
 _rnnflow_files() {  # _rnnflow_files CUR [EXT...]: files with those extensions (any without), and folders
     local cur=$1 ext; shift
     if (( $# == 0 )); then
@@ -70,6 +77,12 @@ _rnnflow() {
         case $w in *.yaml|*.yml) graph=$w; break ;; esac
     done
 
+    # The run folder on the line (the first word after the command that is not an option or its value).
+    local rundir= i
+    for (( i = 2; i < COMP_CWORD; i++ )); do
+        case ${COMP_WORDS[i]} in -*) (( i++ )) ;; *) rundir=${COMP_WORDS[i]}; break ;; esac
+    done
+
     case $prev in
         --set|-s)
             if [[ $cur == *.type=* ]]; then
@@ -93,7 +106,14 @@ _rnnflow() {
             mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -W "best last" -- "$cur")
             return ;;
         --out|-o|--dir|-d)
-            if [[ $cmd == report ]]; then _rnnflow_files "$cur" html; else _rnnflow_dirs "$cur"; fi
+            case $cmd in
+                report) _rnnflow_files "$cur" html ;;
+                vectors) _rnnflow_files "$cur" txt ;;
+                *) _rnnflow_dirs "$cur" ;;
+            esac
+            return ;;
+        --stage)
+            [[ $cmd == vectors ]] && COMPREPLY=($(compgen -W "$(_rnnflow_embedding_stages "$rundir/resolved.yaml")" -- "$cur"))
             return ;;
         --plot|-p)
             _rnnflow_files "$cur" png; return ;;
@@ -108,7 +128,7 @@ _rnnflow() {
     case $cmd in
         run|validate|graph|sweep)  # a YAML file
             _rnnflow_files "$cur" yaml yml ;;
-        generate|report|compare)   # run or sweep folders
+        generate|report|compare|vectors)   # run or sweep folders
             _rnnflow_dirs "$cur" ;;
         stages)
             COMPREPLY=($(compgen -W "$(_rnnflow_stage_types "$exe")" -- "$cur")) ;;

@@ -177,6 +177,7 @@ void Embedding::prepare(PrepareContext& ctx) {
                   "embedding needs the number of distinct ids of input 'in', got ", info.classes,
                   " (connect it to ids that come from a vocabulary)");
     vocab_ = info.classes;
+    vocab_info_ = info.vocab;
     Param& w = params_[0];
     w.name = "weight";
     w.layout = "(V, C)";

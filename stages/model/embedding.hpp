@@ -21,6 +21,7 @@
 #pragma once
 
 #include <array>
+#include <memory>
 
 #include "pipeline/core/stage.hpp"
 
@@ -37,10 +38,16 @@ public:
                   Grads& diff_src, const StepInfo& step) override;
     std::span<Param> params() override { return params_; }
 
+    // After prepare: the vocabulary of the ids on input 'in' (nullptr when they come from none)
+    // and the weight (V, C), row v the vector of token v (`rnnflow vectors` writes them out).
+    const rnnflow::Vocabulary* vocabulary() const { return vocab_info_.get(); }
+    const Tensor& weight() const { return params_[0].value; }
+
 private:
     std::int64_t dim_;     // C
     double init_scale_;
     std::int64_t vocab_ = 0;  // V, known after prepare
+    std::shared_ptr<const rnnflow::Vocabulary> vocab_info_;  // the input's vocabulary, if any
     std::string pretrained_;
     bool freeze_;
     // Copies the file's vectors into rows of `weight`; returns the coverage line.

@@ -53,7 +53,7 @@ while IFS= read -r line || [ -n "$line" ]; do
 done < "$manifest"
 
 # Every file in a case folder is a case or named as support.
-for dir in data checkpoints sweeps graphs; do
+for dir in data checkpoints sweeps graphs runs; do
   while IFS= read -r -d '' f; do
     rel=${f#"$bad/"}
     top=$(cut -d/ -f1-2 <<< "$rel")  # a case that is a folder: data/a_directory

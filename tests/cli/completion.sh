@@ -40,7 +40,7 @@ expect_only() {  # expect_only "LINE" WORD...: exactly these
 }
 
 cd "$src"
-expect "rnnflow " run validate graph stages generate schema new-stage sweep report compare
+expect "rnnflow " run validate graph stages generate schema new-stage sweep report compare vectors
 expect_only "rnnflow rep" report
 expect_only "rnnflow run --q" --quiet
 expect "rnnflow run --" --set --out --threads --log-format --plugin --help
@@ -60,4 +60,10 @@ expect_only "rnnflow validate graphs/char_lm.yaml -s rnn.type=g" rnn.type=gru
 mkdir -p "$work/runs/a1" "$work/runs/a2"
 expect_only "rnnflow report $work/runs/a" "$work/runs/a1" "$work/runs/a2"
 expect_only "rnnflow compare $work/runs/a1 $work/runs/a" "$work/runs/a1" "$work/runs/a2"
+expect_only "rnnflow vectors $work/runs/a" "$work/runs/a1" "$work/runs/a2"
+expect "rnnflow vectors --" --stage --out --checkpoint
+# vectors --stage: the embedding stages of the run folder's resolved.yaml.
+printf 'stages:\n  words: {type: embedding, in: batch.ids, dim: 4}\n  rnn: {type: lstm, in: words, hidden: 4}\n  chars: {type: embedding, in: batch.chars, dim: 4}\ntrain: {epochs: 1}\n' > "$work/runs/a1/resolved.yaml"
+expect_only "rnnflow vectors $work/runs/a1 --stage " chars words
+expect_only "rnnflow vectors --out x.txt $work/runs/a1 --stage w" words
 echo "completion: ok"

@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <memory>
 #include <random>
+#include <sstream>
+#include <iostream>
 
 #include "stages/data/vocabulary.hpp"
 #include "support/harness.hpp"
@@ -129,6 +132,64 @@ TEST_CASE("vocabulary: min_count, max_size, append_eos", "[stage][data]") {
         feed(ctx);
         stage.prepare(ctx);
         REQUIRE(ctx.out<SequenceSplit>("out", "valid").items == Ids{{2, 0, 1}});
+    }
+}
+
+TEST_CASE("vocabulary: extend_from adds a vectors file's tokens after the training ones", "[stage][data]") {
+    static const StageSchema s = VocabStage::schema();
+    TempDir dir;
+    fs::create_directories(dir.path);
+    auto write = [&](const std::string& name, const std::string& text) {
+        std::ofstream(dir.path / name, std::ios::binary) << text;
+        return name;
+    };
+    auto fit = [&](const Set& set) {
+        VocabStage stage(params_for(s, set));
+        auto ctx = std::make_unique<FakePrepare>(s);
+        feed(*ctx).base(dir.path);
+        stage.prepare(*ctx);
+        return ctx;
+    };
+    // GloVe rows (dim 2): c is in training below min_count 2, e only in valid, a already an id,
+    // <unk> a special, f nowhere; e twice (the first row counts).
+    const std::string glove = write("v.txt", "c 0.1 0.2\ne 1 2\na 3 4\n<unk> 5 6\n\nf 7 8\r\ne 9 9\n");
+    SECTION("order, counts, encoding") {
+        auto ctx = fit({{"min_count", std::int64_t{2}}, {"extend_from", glove}});
+        const auto& v = *ctx->out_info("vocab").vocab;
+        REQUIRE(v.tokens() == List{"<unk>", "a", "b", "c", "e", "f"});
+        REQUIRE(v.count(3) == 1);  // c: its training count
+        REQUIRE(v.count(4) == 0);
+        REQUIRE(ctx->out_info("out").classes == 6);
+        REQUIRE(ctx->out<SequenceSplit>("out", "train").items == Ids{{2, 1, 3}, {1, 2, 1, 0}});  // d: <unk>
+        REQUIRE(ctx->out<SequenceSplit>("out", "valid").items == Ids{{1, 4}});                   // e: its own id
+    }
+    SECTION("max_size cuts the added tokens first; the log counts what is left") {
+        std::ostringstream log;
+        struct Capture {  // std::cerr into `log` while it lives
+            std::streambuf* old;
+            explicit Capture(std::ostream& to) : old(std::cerr.rdbuf(to.rdbuf())) {}
+            ~Capture() { std::cerr.rdbuf(old); }
+        };
+        std::unique_ptr<FakePrepare> ctx;
+        {
+            Capture capture(log);
+            ctx = fit({{"min_count", std::int64_t{2}}, {"max_size", std::int64_t{4}}, {"extend_from", glove}});
+        }
+        REQUIRE(ctx->out_info("vocab").vocab->tokens() == List{"<unk>", "a", "b", "c"});
+        REQUIRE(log.str() == "stage 'stage': 1 tokens added from v.txt (1 of them seen in training, below min_count) for 4 ids\n");
+    }
+    SECTION("a word2vec header; tokens with spaces") {
+        const std::string w2v = write("w.txt", "2 3\nnew york 1 2 3\ne 4 5 6\n");
+        auto ctx = fit({{"extend_from", w2v}});
+        REQUIRE(ctx->out_info("vocab").vocab->tokens() == List{"<unk>", "a", "b", "c", "d", "new york", "e"});
+    }
+    SECTION("errors name the file") {
+        REQUIRE(message_of({{"extend_from", std::string("/nonexistent/v.txt")}}) ==
+                "extend_from file '/nonexistent/v.txt' not found or unreadable | looked for '/nonexistent/v.txt'; "
+                "relative paths start at the graph file's folder");
+        const std::string bad = (dir.path / write("bad.txt", "a 1 2\nb 3\n")).string();
+        REQUIRE(message_of({{"extend_from", bad}}) ==
+                bad + ":2: 2 fields, a token and 2 numbers expected | give a GloVe/word2vec text file: token v1 v2 ... per line");
     }
 }
 
