@@ -51,6 +51,8 @@ int cmd_sweep(const std::vector<std::string>& args);
 // `rnnflow report DIR`, `rnnflow compare RUN_A RUN_B ...` (cli/report.cpp).
 int cmd_report(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
+// `rnnflow ensemble RUN_A RUN_B ...` (cli/ensemble.cpp).
+int cmd_ensemble(const std::vector<std::string>& args);
 
 // MPI (cli/mpi.cpp). A process is an MPI process when a launcher (mpirun, srun) says so in the
 // environment, or when --mpi asks for it; a build without MPI then refuses with

@@ -69,6 +69,7 @@ const char* kUsage =
     "  sweep FILE      run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)\n"
     "  report DIR      one self-contained HTML page about a run or sweep folder\n"
     "  compare RUN...  runs side by side: metrics table, validation curves, configuration differences\n"
+    "  ensemble RUN... average the class probabilities of trained classifiers and score the result\n"
     "  version         print the version\n"
     "\n"
     "`rnnflow <command> --help` describes a command's options.\n";
@@ -656,11 +657,12 @@ int main(int argc, char** argv) {
         if (cmd == "sweep") return cmd_sweep(args);
         if (cmd == "report") return cmd_report(args);
         if (cmd == "compare") return cmd_compare(args);
+        if (cmd == "ensemble") return cmd_ensemble(args);
         if (cmd == "version" || cmd == "--version") {
             std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
             return 0;
         }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "eval", "predict", "translate", "vectors", "new-stage", "sweep", "schema", "report", "compare", "version"});
+        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "eval", "predict", "translate", "vectors", "new-stage", "sweep", "schema", "report", "compare", "ensemble", "version"});
         std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
         return kExitBadInput;
     } catch (const LoadError& e) {

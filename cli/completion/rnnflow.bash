@@ -130,6 +130,8 @@ _rnnflow() {
             _rnnflow_files "$cur" yaml yml ;;
         generate|report|compare|vectors)   # run or sweep folders
             _rnnflow_dirs "$cur" ;;
+        ensemble)  # run folders or predictions files
+            _rnnflow_files "$cur" tsv ;;
         stages)
             COMPREPLY=($(compgen -W "$(_rnnflow_stage_types "$exe")" -- "$cur")) ;;
     esac

@@ -1,11 +1,57 @@
 #include "classification_metrics.hpp"
 
 #include <charconv>
+#include <cmath>
+#include <string_view>
 #include <sstream>
 
 #include "pipeline/report/plot.hpp"
 
 namespace rnnflow::stages {
+
+std::vector<MetricValue> classification_scores(const std::vector<std::vector<std::int64_t>>& confusion,
+                                               const std::vector<std::string>& names, bool per_class) {
+    const std::size_t K = names.size();
+    std::int64_t total = 0;
+    for (const auto& row : confusion)
+        for (const auto c : row) total += c;
+    RNNFLOW_CHECK(total > 0, "classification scores: nothing was counted");
+    std::int64_t correct = 0;
+    for (std::size_t k = 0; k < K; ++k) correct += confusion[k][k];
+    std::vector<MetricValue> out;
+    out.push_back({"", static_cast<double>(correct) / static_cast<double>(total), true});
+    std::vector<MetricValue> per;
+    double f1_sum = 0;
+    std::int64_t f1_classes = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+        std::int64_t gold = 0, pred = 0;
+        for (std::size_t j = 0; j < K; ++j) {
+            gold += confusion[k][j];
+            pred += confusion[j][k];
+        }
+        const double tp = static_cast<double>(confusion[k][k]);
+        const double p = pred > 0 ? tp / static_cast<double>(pred) : 0.0;
+        const double r = gold > 0 ? tp / static_cast<double>(gold) : 0.0;
+        const double f1 = p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+        // One-vs-rest: right about k (tp) plus right about not-k (neither gold nor predicted k).
+        const double tn = static_cast<double>(total - gold - pred) + tp;
+        const double acc = (tp + tn) / static_cast<double>(total);
+        if (gold > 0 || pred > 0) {
+            f1_sum += f1;
+            ++f1_classes;
+        }
+        if (per_class) {
+            const std::string& name = names[k];
+            per.push_back({"precision." + name, p, true});
+            per.push_back({"recall." + name, r, true});
+            per.push_back({"f1." + name, f1, true});
+            per.push_back({"accuracy." + name, acc, true});
+        }
+    }
+    out.push_back({"macro_f1", f1_classes > 0 ? f1_sum / static_cast<double>(f1_classes) : 0.0, true});
+    out.insert(out.end(), per.begin(), per.end());
+    return out;
+}
 
 StageSchema ClassificationMetrics::schema() {
     return StageSchema("classification_metrics",
@@ -17,7 +63,8 @@ StageSchema ClassificationMetrics::schema() {
         .details("Main metric: accuracy over counted positions (token accuracy for tagging, "
                  "padding excluded). macro_f1 averages F1 over classes that occur or are predicted. "
                  "accuracy.<label> is one-vs-rest accuracy. Writes SPLIT.confusion.tsv, "
-                 "SPLIT.confusion.png and SPLIT.predictions.tsv into RUN_DIR/<stage>/ after evaluation passes; predicts "
+                 "SPLIT.confusion.png and SPLIT.predictions.tsv (with one label per item also p.<label>, the class "
+                 "probabilities that `rnnflow ensemble` averages) into RUN_DIR/<stage>/ after evaluation passes; predicts "
                  "labels (or space-separated tags) for `rnnflow predict`.");
 }
 
@@ -72,25 +119,33 @@ void ClassificationMetrics::accumulate(const Inputs& in, const StepInfo& step) {
     for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t item = step.item_ids.empty() ? next_item_++ : step.item_ids[static_cast<std::size_t>(n)];
         const std::int64_t steps = any_gold ? y.length(n) : x.length(n);
-        std::string gold_text, pred_text;
+        ClassifiedItem out;
         for (std::int64_t t = 0; t < steps && t < T; ++t) {
             const float* row = s + (t * N + n) * K;
             std::int64_t best = 0;
             for (std::int64_t k = 1; k < K; ++k)
                 if (row[k] > row[best]) best = k;
-            if (!pred_text.empty()) pred_text += ' ';
-            pred_text += label_name(best);
+            if (!out.predicted.empty()) out.predicted += ' ';
+            out.predicted += label_name(best);
             if (any_gold) {
                 const std::int32_t gk = g[t * N + n];
                 RNNFLOW_CHECK(gk >= 0 && gk < K, "classification_metrics: label id ", gk, " at step ", t,
                               ", column ", n, " is outside [0, ", K, ")");
                 ++confusion_[static_cast<std::size_t>(gk)][static_cast<std::size_t>(best)];
                 ++total_;
-                if (!gold_text.empty()) gold_text += ' ';
-                gold_text += label_name(gk);
+                if (!out.gold.empty()) out.gold += ' ';
+                out.gold += label_name(gk);
+            }
+            if (T == 1) {  // one label per item: its class probabilities (softmax, max subtracted)
+                double sum = 0;
+                std::vector<double> e(static_cast<std::size_t>(K));
+                for (std::int64_t k = 0; k < K; ++k)
+                    sum += e[static_cast<std::size_t>(k)] = std::exp(static_cast<double>(row[k]) - row[best]);
+                out.probs.resize(static_cast<std::size_t>(K));
+                for (std::size_t k = 0; k < e.size(); ++k) out.probs[k] = static_cast<float>(e[k] / sum);
             }
         }
-        items_[item] = {std::move(gold_text), std::move(pred_text)};
+        items_[item] = std::move(out);
     }
 }
 
@@ -98,42 +153,7 @@ std::vector<MetricValue> ClassificationMetrics::end() {
     if (split_ == "infer") return {};
     RNNFLOW_CHECK(total_ > 0, "classification_metrics: nothing was scored in split '", split_,
                   "' (no labelled positions); is the split empty or without labels?");
-    const std::size_t K = names_.size();
-    std::int64_t correct = 0;
-    for (std::size_t k = 0; k < K; ++k) correct += confusion_[k][k];
-    std::vector<MetricValue> out;
-    out.push_back({"", static_cast<double>(correct) / static_cast<double>(total_), true});
-    std::vector<MetricValue> per;
-    double f1_sum = 0;
-    std::int64_t f1_classes = 0;
-    for (std::size_t k = 0; k < K; ++k) {
-        std::int64_t gold = 0, pred = 0;
-        for (std::size_t j = 0; j < K; ++j) {
-            gold += confusion_[k][j];
-            pred += confusion_[j][k];
-        }
-        const double tp = static_cast<double>(confusion_[k][k]);
-        const double p = pred > 0 ? tp / static_cast<double>(pred) : 0.0;
-        const double r = gold > 0 ? tp / static_cast<double>(gold) : 0.0;
-        const double f1 = p + r > 0 ? 2 * p * r / (p + r) : 0.0;
-        // One-vs-rest: right about k (tp) plus right about not-k (neither gold nor predicted k).
-        const double tn = static_cast<double>(total_ - gold - pred) + tp;
-        const double acc = (tp + tn) / static_cast<double>(total_);
-        if (gold > 0 || pred > 0) {
-            f1_sum += f1;
-            ++f1_classes;
-        }
-        if (per_class_) {
-            const std::string& name = names_[k];
-            per.push_back({"precision." + name, p, true});
-            per.push_back({"recall." + name, r, true});
-            per.push_back({"f1." + name, f1, true});
-            per.push_back({"accuracy." + name, acc, true});
-        }
-    }
-    out.push_back({"macro_f1", f1_classes > 0 ? f1_sum / static_cast<double>(f1_classes) : 0.0, true});
-    out.insert(out.end(), per.begin(), per.end());
-    return out;
+    return classification_scores(confusion_, names_, per_class_);
 }
 
 namespace {
@@ -145,41 +165,62 @@ std::string tsv_field(const std::string& s) {
 }
 }  // namespace
 
-void ClassificationMetrics::write_outputs(const OutputContext& ctx) {
+void write_classification_files(const std::filesystem::path& dir, const std::string& split,
+                                const std::vector<std::string>& names,
+                                const std::vector<std::vector<std::int64_t>>& confusion,
+                                const std::map<std::int64_t, ClassifiedItem>& items) {
     std::ostringstream cm;
     cm << "gold\\predicted";
-    for (const auto& name : names_) cm << '\t' << tsv_field(name);
+    for (const auto& name : names) cm << '\t' << tsv_field(name);
     cm << '\n';
-    for (std::size_t g = 0; g < names_.size(); ++g) {
-        cm << tsv_field(names_[g]);
-        for (std::size_t p = 0; p < names_.size(); ++p) cm << '\t' << confusion_[g][p];
+    for (std::size_t g = 0; g < names.size(); ++g) {
+        cm << tsv_field(names[g]);
+        for (std::size_t p = 0; p < names.size(); ++p) cm << '\t' << confusion[g][p];
         cm << '\n';
     }
-    write_file_atomic(ctx.dir / (ctx.split + ".confusion.tsv"), cm.str());
+    write_file_atomic(dir / (split + ".confusion.tsv"), cm.str());
     // The image after the table, so a plotting failure leaves the numbers written.
-    if (names_.size() <= kMaxPlotClasses) {
+    if (names.size() <= ClassificationMetrics::kMaxPlotClasses) {
         plot::Heatmap map;
-        map.title = ctx.split + " confusion (rows gold, columns predicted)";
+        map.title = split + " confusion (rows gold, columns predicted)";
         map.x_label = "predicted";
         map.y_label = "gold";
-        map.col_labels = map.row_labels = names_;
-        map.rows = map.cols = static_cast<std::int64_t>(names_.size());
-        for (const auto& row : confusion_)
+        map.col_labels = map.row_labels = names;
+        map.rows = map.cols = static_cast<std::int64_t>(names.size());
+        for (const auto& row : confusion)
             for (std::int64_t c : row) map.values.push_back(static_cast<double>(c));
         map.annotate = true;
-        plot::write_png(map, ctx.dir / (ctx.split + ".confusion.png"));
+        plot::write_png(map, dir / (split + ".confusion.png"));
     }
 
+    bool probs = !items.empty() && !names.empty();
+    for (const auto& [item, it] : items) probs = probs && it.probs.size() == names.size();
     std::ostringstream pr;
-    pr << "item\tgold\tpredicted\n";
-    for (const auto& [item, gp] : items_) pr << item << '\t' << tsv_field(gp.first) << '\t' << tsv_field(gp.second) << '\n';
-    write_file_atomic(ctx.dir / (ctx.split + ".predictions.tsv"), pr.str());
+    pr << "item\tgold\tpredicted";
+    if (probs)
+        for (const auto& name : names) pr << "\tp." << tsv_field(name);
+    pr << '\n';
+    char buf[32];
+    for (const auto& [item, it] : items) {
+        pr << item << '\t' << tsv_field(it.gold) << '\t' << tsv_field(it.predicted);
+        if (probs)
+            for (const float p : it.probs) {
+                const auto r = std::to_chars(buf, buf + sizeof buf, p);
+                pr << '\t' << std::string_view(buf, static_cast<std::size_t>(r.ptr - buf));
+            }
+        pr << '\n';
+    }
+    write_file_atomic(dir / (split + ".predictions.tsv"), pr.str());
+}
+
+void ClassificationMetrics::write_outputs(const OutputContext& ctx) {
+    write_classification_files(ctx.dir, ctx.split, names_, confusion_, items_);
 }
 
 std::vector<std::string> ClassificationMetrics::predictions() {
     std::vector<std::string> out;
     out.reserve(items_.size());
-    for (const auto& [item, gp] : items_) out.push_back(gp.second);
+    for (const auto& [item, it] : items_) out.push_back(it.predicted);
     return out;
 }
 

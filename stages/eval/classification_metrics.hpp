@@ -19,19 +19,40 @@
 // write_outputs (evaluation passes): SPLIT.confusion.tsv (rows gold, columns predicted, label
 // names in the first row and column), SPLIT.confusion.png (the same as an annotated heatmap, for
 // up to kMaxPlotClasses classes: beyond that the cells are too small to read) and
-// SPLIT.predictions.tsv (item, gold, predicted, in item order; tags space-separated for tagging).
+// SPLIT.predictions.tsv (item, gold, predicted, in item order; tags space-separated for tagging;
+// with one label per item also p.<label>: the softmax of the item's logits per class, the
+// shortest text that reads back as the same float; `rnnflow ensemble` averages them).
 // Prediction runs (predicts() is true): one line per item, the label, or the tags of its valid
 // steps (logits lengths) joined by spaces, in item order (StepInfo::item_ids).
 // Not supported: top-k accuracy, multi-label scores, micro/weighted F1 (micro-F1 = accuracy here),
 // thresholds on probabilities.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <memory>
 
 #include "pipeline/core/stage.hpp"
 
 namespace rnnflow::stages {
+
+// The metrics above from confusion counts [gold][predicted] over `names` (K x K); throws when
+// nothing was counted. Shared by the stage and `rnnflow ensemble`.
+std::vector<MetricValue> classification_scores(const std::vector<std::vector<std::int64_t>>& confusion,
+                                               const std::vector<std::string>& names, bool per_class);
+
+// One item of a pass: its gold and predicted text, and class probabilities (empty for tagging).
+struct ClassifiedItem {
+    std::string gold, predicted;
+    std::vector<float> probs;
+};
+
+// SPLIT.confusion.tsv, SPLIT.confusion.png and SPLIT.predictions.tsv (see above) into `dir`.
+// The p.<label> columns are written when every item has K probabilities.
+void write_classification_files(const std::filesystem::path& dir, const std::string& split,
+                                const std::vector<std::string>& names,
+                                const std::vector<std::vector<std::int64_t>>& confusion,
+                                const std::map<std::int64_t, ClassifiedItem>& items);
 
 class ClassificationMetrics final : public MetricStage {
 public:
@@ -63,8 +84,7 @@ private:
     std::vector<std::vector<std::int64_t>> confusion_;
     std::int64_t total_ = 0;
     std::int64_t next_item_ = 0;  // item numbers when a batch gives no item ids
-    // Per item: (gold, predicted) text.
-    std::map<std::int64_t, std::pair<std::string, std::string>> items_;
+    std::map<std::int64_t, ClassifiedItem> items_;
     std::string label_name(std::int64_t k) const;
 };
 

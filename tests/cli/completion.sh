@@ -40,7 +40,7 @@ expect_only() {  # expect_only "LINE" WORD...: exactly these
 }
 
 cd "$src"
-expect "rnnflow " run validate graph stages generate schema new-stage sweep report compare vectors
+expect "rnnflow " run validate graph stages generate schema new-stage sweep report compare vectors ensemble
 expect_only "rnnflow rep" report
 expect_only "rnnflow run --q" --quiet
 expect "rnnflow run --" --set --out --threads --log-format --plugin --help
@@ -62,6 +62,9 @@ expect_only "rnnflow report $work/runs/a" "$work/runs/a1" "$work/runs/a2"
 expect_only "rnnflow compare $work/runs/a1 $work/runs/a" "$work/runs/a1" "$work/runs/a2"
 expect_only "rnnflow vectors $work/runs/a" "$work/runs/a1" "$work/runs/a2"
 expect "rnnflow vectors --" --stage --out --checkpoint
+expect_only "rnnflow ensemble --" --help --out --split --stage
+touch "$work/runs/a1.tsv" "$work/runs/a1.txt"
+expect_only "rnnflow ensemble $work/runs/a" "$work/runs/a1" "$work/runs/a1.tsv" "$work/runs/a2"
 # vectors --stage: the embedding stages of the run folder's resolved.yaml.
 printf 'stages:\n  words: {type: embedding, in: batch.ids, dim: 4}\n  rnn: {type: lstm, in: words, hidden: 4}\n  chars: {type: embedding, in: batch.chars, dim: 4}\ntrain: {epochs: 1}\n' > "$work/runs/a1/resolved.yaml"
 expect_only "rnnflow vectors $work/runs/a1 --stage " chars words

@@ -3,7 +3,8 @@
 # small layers: scripts/lm_corpus.sh writes the SST-2/UD training text, graphs/lm_embeddings.yaml
 # trains the LM, `rnnflow vectors` exports its embedding, and graphs/sst2_bilstm_lmvec.yaml and
 # graphs/ud_pos_bilstm_lmvec.yaml train with it (coverage and extend_from logged), test and
-# predict. Skipped where ../shared is absent.
+# predict; graphs/sst2_bilstm_lmrnn.yaml loads the LM's LSTM as well, and `rnnflow ensemble`
+# averages the two SST-2 runs. Skipped where ../shared is absent.
 set -euo pipefail
 rnnflow=$1; src=$2
 data="$src/../shared/data"
@@ -32,6 +33,14 @@ grep -q "^test: .*acc=" "$work/sst.txt"
 grep -q "^stage 'vocab': [0-9]* tokens added from $work/vec.txt" "$work/sst.err"
 grep -q "^stage 'embed': pretrained vectors $work/vec.txt" "$work/sst.err"
 [ "$(echo "a gorgeous , witty , seductive movie ." | "$rnnflow" predict "$work/sst" | grep -cx '[01]')" = 1 ]
+# The LM's recurrent layer too (init: from its checkpoint), then both SST-2 runs as an ensemble.
+"$rnnflow" run "$src/graphs/sst2_bilstm_lmrnn.yaml" --out "$work/sstrnn" "${small[@]}" --set vars.vectors="$work/vec.txt" \
+  --set vars.lm="$work/lm/checkpoints/best.safetensors" --set vars.hidden=16 --set vars.dim=16 --set vars.lm_hidden=16 \
+  > "$work/sstrnn.txt" 2> "$work/sstrnn.err"
+grep -q "^test: .*acc=" "$work/sstrnn.txt"
+"$rnnflow" ensemble "$work/sst" "$work/sstrnn" --out "$work/ens" > "$work/ens.txt"
+grep -qE "^ensemble \(mean of 2\) +[01]\.[0-9]{4}$" "$work/ens.txt" || { echo "FAIL: ensemble:"; cat "$work/ens.txt"; exit 1; }
+[ "$(cut -f1-2 "$work/ens/test.predictions.tsv")" = "$(cut -f1-2 "$work/sst/acc/test.predictions.tsv")" ]  # same items, gold
 "$rnnflow" run "$src/graphs/ud_pos_bilstm_lmvec.yaml" --out "$work/ud" "${small[@]}" --set vars.vectors="$work/vec.txt" \
   --set vars.hidden=16 --set embed.dim=16 --set chars.hidden=8 > "$work/ud.txt" 2> "$work/ud.err"
 grep -q "^test: .*acc=" "$work/ud.txt"

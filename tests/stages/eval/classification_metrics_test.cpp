@@ -1,9 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "../data/cls_support.hpp"
+#include "metric_support.hpp"
 #include "stages/eval/classification_metrics.hpp"
 
 using namespace rnnflow;
@@ -36,20 +38,6 @@ struct Step {
         logits.lengths = labels.lengths;
     }
 };
-
-double metric(const std::vector<MetricValue>& v, const std::string& name) {
-    for (const auto& m : v)
-        if (m.name == name) return m.value;
-    FAIL("no metric " << name);
-    return 0;
-}
-
-std::string read(const std::filesystem::path& p) {
-    std::ifstream is(p);
-    std::stringstream ss;
-    ss << is.rdbuf();
-    return ss.str();
-}
 
 struct Harness {
     StageSchema s = ClassificationMetrics::schema();
@@ -98,14 +86,33 @@ TEST_CASE("classification_metrics: values of a hand-computed confusion matrix", 
 
     ClsTempDir d;
     h.stage.write_outputs(OutputContext{d.path, "valid", 3});
-    REQUIRE(read(d.path / "valid.confusion.tsv") ==
+    REQUIRE(read_text(d.path / "valid.confusion.tsv") ==
             "gold\\predicted\tneg\tneu\tpos\tunused\n"
             "neg\t3\t1\t0\t0\nneu\t0\t1\t1\t0\npos\t1\t0\t3\t0\nunused\t0\t0\t0\t0\n");
     // The heatmap: a PNG file (its drawing is the plot module's, tested there).
-    REQUIRE(read(d.path / "valid.confusion.png").rfind("\x89PNG", 0) == 0);
+    REQUIRE(read_text(d.path / "valid.confusion.png").rfind("\x89PNG", 0) == 0);
     // Items in input order, whatever the batch order was.
-    const std::string pred = read(d.path / "valid.predictions.tsv");
-    REQUIRE(pred.rfind("item\tgold\tpredicted\n0\tneg\tneu\n1\tneu\tneu\n2\tneg\tneg\n3\tneu\tpos\n4\tneg\tneg\n", 0) == 0);
+    // One label per item: the class probabilities follow, softmax of the logits, the shortest
+    // text that reads back as the same float.
+    const std::string pred = read_text(d.path / "valid.predictions.tsv");
+    std::istringstream lines(pred);
+    std::string line;
+    std::getline(lines, line);
+    REQUIRE(line == "item\tgold\tpredicted\tp.neg\tp.neu\tp.pos\tp.unused");
+    const std::vector<std::string> expect = {"0\tneg\tneu", "1\tneu\tneu", "2\tneg\tneg", "3\tneu\tpos", "4\tneg\tneg"};
+    const std::vector<int> predicted = {1, 1, 0, 2, 0};  // the class scored 2 (Step's logits)
+    for (std::size_t i = 0; i < expect.size(); ++i) {
+        REQUIRE(std::getline(lines, line));
+        REQUIRE(line.rfind(expect[i] + "\t", 0) == 0);
+        std::istringstream fields(line.substr(expect[i].size() + 1));
+        double z = 0, p[4];
+        for (int k = 0; k < 4; ++k) z += std::exp(k == predicted[i] ? 2.0 : -0.5 * k);
+        for (int k = 0; k < 4; ++k) {
+            REQUIRE(fields >> p[k]);
+            REQUIRE(p[k] == Approx(std::exp(k == predicted[i] ? 2.0 : -0.5 * k) / z).epsilon(1e-6));
+        }
+        REQUIRE(p[0] + p[1] + p[2] + p[3] == Approx(1.0).epsilon(1e-6));
+    }
     REQUIRE(h.stage.predictions().size() == 10);
     REQUIRE(h.stage.predictions()[3] == "pos");
 
@@ -125,6 +132,10 @@ TEST_CASE("classification_metrics: token accuracy leaves padding out", "[stage][
     REQUIRE(v.at(0).value == Approx(0.75));
     REQUIRE(h.stage.confusion() == std::vector<std::vector<std::int64_t>>{{1, 0}, {1, 2}});
     REQUIRE(h.stage.predictions() == std::vector<std::string>{"DET NOUN DET", "NOUN"});
+    // Tags: no probability columns (a label per token has no single distribution per item).
+    ClsTempDir d;
+    h.stage.write_outputs(OutputContext{d.path, "test", 1});
+    REQUIRE(read_text(d.path / "test.predictions.tsv") == "item\tgold\tpredicted\n0\tDET NOUN NOUN\tDET NOUN DET\n1\tNOUN\tNOUN\n");
 }
 
 TEST_CASE("classification_metrics: prediction runs label items without gold", "[stage][eval][classification_metrics]") {

@@ -5,9 +5,12 @@
 #include <sstream>
 
 #include "stages/eval/translation_metrics.hpp"
+#include "metric_support.hpp"
 #include "support/harness.hpp"
 
 using namespace rnnflow;
+using rnnflow::test::metric;
+using rnnflow::test::read_text;
 using rnnflow::stages::TranslationMetrics;
 using rnnflow::test::FakePrepare;
 using rnnflow::test::make_inputs;
@@ -43,19 +46,6 @@ Tensor ids(const std::vector<std::vector<std::int32_t>>& cols) {
     return t;
 }
 
-std::string slurp(const fs::path& p) {
-    std::ifstream is(p);
-    std::stringstream ss;
-    ss << is.rdbuf();
-    return ss.str();
-}
-
-double metric(const std::vector<MetricValue>& v, const std::string& name) {
-    for (const auto& m : v)
-        if (m.name == name) return m.value;
-    FAIL("no metric " << name);
-    return 0;
-}
 }  // namespace
 
 TEST_CASE("translation_metrics: BLEU, exact match, token accuracy, outputs in item order", "[stage][eval]") {
@@ -108,9 +98,9 @@ TEST_CASE("translation_metrics: BLEU, exact match, token accuracy, outputs in it
     const fs::path dir = fs::temp_directory_path() / ("rnnflow_tm_" + std::to_string(rd()));
     fs::create_directories(dir);
     m.write_outputs(OutputContext{dir, "valid", 1});
-    CHECK(slurp(dir / "valid.translations.txt") == "the cat sat on the mat\nthe cat sat on the\na mat\n");
+    CHECK(read_text(dir / "valid.translations.txt") == "the cat sat on the mat\nthe cat sat on the\na mat\n");
     // Item 0 is column 1 of batch 1: source "z z x", 6 hypothesis steps.
-    const std::string map0 = slurp(dir / "valid.attention_0.tsv");
+    const std::string map0 = read_text(dir / "valid.attention_0.tsv");
     CHECK(map0.rfind("\tz\tz\tx\nthe\t1.1000\t1.1100\t1.1200\ncat\t1.2000", 0) == 0);
     CHECK(fs::file_size(dir / "valid.attention_0.png") > 1000);
     std::ifstream png(dir / "valid.attention_0.png", std::ios::binary);
