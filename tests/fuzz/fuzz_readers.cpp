@@ -1,6 +1,7 @@
 // Fuzz target: the readers of labelled and paired data — tsv_text (TSV/CSV with quoting and
 // headers), conllu, parallel_text (two aligned files or one TSV) and label_lines — through the
-// stages themselves with the SDK's test harness. Byte 0 picks the reader and its settings; the
+// stages themselves with the SDK's test harness — and the predictions files `rnnflow ensemble`
+// reads (two members, ensembled when both parse). Byte 0 picks the reader and its settings; the
 // rest is the file (for two-file readers, split at the first 0x01 byte), as in-memory files.
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "stages/data/label_lines.hpp"
 #include "stages/data/parallel_text.hpp"
 #include "stages/data/tsv_text.hpp"
+#include "stages/eval/ensemble.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace rnnflow;
@@ -62,6 +64,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 break;
             }
             default: {
+                if (knobs & 16) {  // classification_metrics' predictions files, as `rnnflow ensemble` reads them
+                    const auto a = stages::read_prediction_table(first.path());
+                    const auto b = stages::read_prediction_table(second.path());
+                    stages::ensemble_tables({a, b}, knobs & 32);
+                    break;
+                }
                 using stages::LabelLines;
                 LabelLines r(t::params_for(LabelLines::schema(), {{"train", first.path()},
                                                                   {"train_labels", second.path()},
