@@ -944,9 +944,9 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                 dheld[k] = md();
             };
             std::size_t ws_off = 0;
-            std::vector<std::size_t> ws_offs;
+            ws_offs_.clear();
             for (const auto& c : P.chunks) {
-                ws_offs.push_back(ws_off);
+                ws_offs_.push_back(ws_off);
                 ws_off += align64(prim(cin, c.t1 - c.t0, c.n).ws_bytes);
             }
             for (std::size_t jj = P.chunks.size(); jj-- > 0;) {
@@ -997,7 +997,7 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                     set_handle(a, DNNL_ARG_DIFF_SRC_ITER_C, dc_.data<float>() + P.bound_row0[jj] * H);
                     set_handle(a, DNNL_ARG_DIFF_DST_ITER_C, dc_.data<float>() + P.bound_row0[jj + 1] * H);
                 }
-                set_handle(a, DNNL_ARG_WORKSPACE, static_cast<std::byte*>(sv[kWs].raw()) + ws_offs[jj]);
+                set_handle(a, DNNL_ARG_WORKSPACE, static_cast<std::byte*>(sv[kWs].raw()) + ws_offs_[jj]);
                 set_handle(a, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
                 p.bwd.execute(stream_, a);
             }

@@ -165,6 +165,7 @@ private:
     std::unique_ptr<Plan> plan_;
     Tensor scratchpad_;
     std::vector<Tensor> wfwd_, wbwd_, dwtmp_, dwuser_;  // per (l, d, weight kind)
+    std::vector<std::size_t> ws_offs_;  // backward: each chunk's workspace offset (kept: no allocation per step)
     Tensor comb_;                 // (T*N, Y) combined output of a bidirectional layer
     Tensor init_state_;           // (S, L*D, N, H) zeros or carried
     Tensor dstate_zero_;          // (S, L*D, N, H) zeros: no consumer of the state output
