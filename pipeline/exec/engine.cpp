@@ -957,7 +957,18 @@ void Engine::prepare() {
                 EnginePrepare ctx(im, n, opt_.mode, state_root, splits, threads_, infer_lines);
                 s->prepare(ctx);
                 // Weights from a file (a restored run takes them from its checkpoint instead).
-                if (sd.init && node.model && opt_.mode == PrepareMode::fit) apply_init(sd, *node.model, init_files);
+                if (sd.init && node.model && opt_.mode == PrepareMode::fit) {
+                    apply_init(sd, *node.model, init_files);
+                    if (opt_.log && opt_.log_format == "text")
+                        *opt_.log << "stage '" << sd.id << "': " << node.model->params().size()
+                                  << " parameters from " << sd.init->from
+                                  << (sd.init->has_prefix ? " (prefix " + sd.init->prefix + ")" : "")
+                                  << (sd.init->freeze ? ", frozen" : "") << "\n";
+                }
+                // init: {freeze: true}: the loaded weights stay as loaded (in every mode, so a
+                // resumed run's optimiser state matches the parameters it updates).
+                if (sd.init && sd.init->freeze && node.model)
+                    for (auto& p : node.model->params()) p.trainable = false;
                 for (std::size_t o = 0; o < node.out_info.size(); ++o)
                     if (!node.out_info_set[o]) {
                         node.out_info[o].type = node.schema->outputs()[o].type;

@@ -36,6 +36,7 @@ struct InitDef {
     std::string from;    // resolved against the graph's base_dir
     std::string prefix;
     bool has_prefix = false;
+    bool freeze = false;  // the loaded parameters are not trained (the stage still passes gradients back)
     SourceLoc loc;
 };
 

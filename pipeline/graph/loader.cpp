@@ -722,8 +722,11 @@ private:
             } else if (f.key == "prefix") {
                 init.prefix = f.value.text;
                 init.has_prefix = true;
+            } else if (f.key == "freeze") {
+                if (const auto b = parse_bool(f.value.text)) init.freeze = *b;
+                else error(f.value.loc, who + "init 'freeze' must be true or false, got '" + f.value.text + "'");
             } else {
-                unknown_key(f, who + "init: unknown key '" + f.key + "'", {"from", "prefix"});
+                unknown_key(f, who + "init: unknown key '" + f.key + "'", {"from", "prefix", "freeze"});
             }
         }
         if (init.from.empty()) {

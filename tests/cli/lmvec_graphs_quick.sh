@@ -33,11 +33,14 @@ grep -q "^test: .*acc=" "$work/sst.txt"
 grep -q "^stage 'vocab': [0-9]* tokens added from $work/vec.txt" "$work/sst.err"
 grep -q "^stage 'embed': pretrained vectors $work/vec.txt" "$work/sst.err"
 [ "$(echo "a gorgeous , witty , seductive movie ." | "$rnnflow" predict "$work/sst" | grep -cx '[01]')" = 1 ]
-# The LM's recurrent layer too (init: from its checkpoint), then both SST-2 runs as an ensemble.
-"$rnnflow" run "$src/graphs/sst2_bilstm_lmrnn.yaml" --out "$work/sstrnn" "${small[@]}" --set vars.vectors="$work/vec.txt" \
+# The LM's recurrent layer too (init: from its checkpoint, logged: no --quiet), then both SST-2
+# runs as an ensemble.
+"$rnnflow" run "$src/graphs/sst2_bilstm_lmrnn.yaml" --out "$work/sstrnn" "${small[@]:1}" --set vars.vectors="$work/vec.txt" \
   --set vars.lm="$work/lm/checkpoints/best.safetensors" --set vars.hidden=16 --set vars.dim=16 --set vars.lm_hidden=16 \
   > "$work/sstrnn.txt" 2> "$work/sstrnn.err"
 grep -q "^test: .*acc=" "$work/sstrnn.txt"
+grep -q "^stage 'lmrnn': 3 parameters from $work/lm/checkpoints/best.safetensors (prefix rnn.)$" "$work/sstrnn.err" \
+  || { echo "FAIL: init line:"; cat "$work/sstrnn.err"; exit 1; }
 "$rnnflow" ensemble "$work/sst" "$work/sstrnn" --out "$work/ens" > "$work/ens.txt"
 grep -qE "^ensemble \(mean of 2\) +[01]\.[0-9]{4}$" "$work/ens.txt" || { echo "FAIL: ensemble:"; cat "$work/ens.txt"; exit 1; }
 [ "$(cut -f1-2 "$work/ens/test.predictions.tsv")" = "$(cut -f1-2 "$work/sst/acc/test.predictions.tsv")" ]  # same items, gold

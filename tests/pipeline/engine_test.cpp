@@ -178,6 +178,26 @@ TEST_CASE("engine: init: {from: FILE} sets a stage's weights from a checkpoint",
         REQUIRE(std::memcmp(tf.find("embed.weight")->raw(), embed->params()[0].value.raw(),
                             tf.find("embed.weight")->bytes()) != 0);
     }
+    SECTION("freeze: true keeps the loaded weights through training; the stages before still train") {
+        RunOptions o;
+        o.run_dir = dir / "frozen";
+        Engine e(compile_text(pattern_graph(corpus), {"train.epochs=1", "rnn.init={from: '" + ckpt.string() + "', freeze: true}"}), o);
+        e.prepare();
+        auto* embed = dynamic_cast<ModelStage*>(e.stage("embed"));
+        const Tensor before = embed->params()[0].value;
+        e.train();
+        for (auto& p : dynamic_cast<ModelStage*>(e.stage("rnn"))->params()) {
+            REQUIRE_FALSE(p.trainable);
+            const Tensor* t = tf.find("rnn." + p.name);
+            REQUIRE(std::memcmp(t->raw(), p.value.raw(), t->bytes()) == 0);
+        }
+        // The embedding below the frozen layer learned through it.
+        REQUIRE(std::memcmp(before.raw(), embed->params()[0].value.raw(), before.bytes()) != 0);
+    }
+    SECTION("freeze takes true or false") {
+        REQUIRE_THROWS_WITH(compile_text(pattern_graph(corpus), {"rnn.init={from: '" + ckpt.string() + "', freeze: maybe}"}),
+                            Catch::Contains("init 'freeze' must be true or false, got 'maybe'"));
+    }
     SECTION("a prefix that names no tensor lists what the file holds") {
         Engine e(compile_text(pattern_graph(corpus), {"rnn.init={from: '" + ckpt.string() + "', prefix: encoder.}"}),
                  RunOptions{});
