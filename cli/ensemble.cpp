@@ -90,6 +90,9 @@ int cmd_ensemble(const std::vector<std::string>& args) {
         throw Error("an ensemble needs two or more members, got " + std::to_string(members.size()),
                     "rnnflow ensemble RUN_A RUN_B ... (run folders or predictions files)");
 
+    std::error_code ec;
+    if (!out.empty() && fs::exists(out, ec) && !fs::is_directory(out, ec))
+        throw Error("--out " + out + " is a file, not a folder", "give a folder for the ensemble's files (created if missing)");
     std::vector<stages::PredictionTable> tables;
     for (const auto& m : members) tables.push_back(stages::read_prediction_table(member_file(m, split, stage)));
     const stages::EnsembleResult r = stages::ensemble_tables(tables);

@@ -46,6 +46,7 @@ printf 'item\tgold\tpredicted\n0\tneg\tneg\n1\tpos\tneg\n2\tpos\tpos\n' > "$work
 expect_fail "old.tsv has no class probabilities" -- "$rnnflow" ensemble "$work/r1" "$work/old.tsv"
 printf 'item\tgold\tpredicted\tp.neg\tp.pos\n0\tneg\tneg\t0.9\t0.1\n1\tneg\tneg\t0.6\t0.4\n2\tpos\tpos\t0.3\t0.7\n' > "$work/gold.tsv"
 expect_fail "item 1 has gold label 'neg'" -- "$rnnflow" ensemble "$work/r1" "$work/gold.tsv"
+expect_fail "--out $work/old.tsv is a file, not a folder" -- "$rnnflow" ensemble "$work/r1" "$work/r2" --out "$work/old.tsv"
 # A failed ensemble leaves an existing --out folder as it was.
 cp -r "$work/ens" "$work/ens.before"
 expect_fail "item 1 has gold label" -- "$rnnflow" ensemble "$work/r1" "$work/gold.tsv" --out "$work/ens"
