@@ -428,6 +428,7 @@ int cmd_eval(const std::vector<std::string>& args) {
         throw Error("--split " + split + ": not a split", "give train, valid or test");
     const fs::path run_dir(dir);
     CompiledGraph g = load_run_graph(run_dir, c);
+    const fs::path base_dir = g.def.base_dir;
     const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
     RunOptions opt;
     opt.mode = PrepareMode::evaluate;
@@ -435,7 +436,18 @@ int cmd_eval(const std::vector<std::string>& args) {
     opt.threads = threads;
     apply_progress_style(style, opt);
     Engine engine(std::move(g), opt);
-    engine.prepare();
+    try {
+        engine.prepare();
+    } catch (Error& e) {
+        // A run folder from another machine or checkout: its data paths are relative to a
+        // folder that is not here.
+        std::error_code ec;
+        if (!fs::is_directory(base_dir, ec))
+            e.with_hint(e.hint() + (e.hint().empty() ? "" : "; ") + "the run's graph resolves relative paths from " +
+                        base_dir.string() + " (base_dir in resolved.yaml), which does not exist here: add --set "
+                        "base_dir=DIR, the folder of the graph file the run was made from");
+        throw;
+    }
     engine.load_checkpoint(ckpt);
     const MetricsRow row = engine.evaluate(split);
     if (row.values.empty())

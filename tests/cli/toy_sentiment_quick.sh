@@ -19,4 +19,11 @@ printf '%s\n' "the movie was really good" "the movie was not good" > "$work/line
 "$rnnflow" predict "$work/run" < "$work/lines.txt" > "$work/pred.txt"
 [ "$(wc -l < "$work/pred.txt")" = 2 ]
 grep -qx '[01]' "$work/pred.txt"
+# A run folder from elsewhere (its base_dir missing here): eval says how to re-root it, and does.
+cp -r "$work/run" "$work/moved"
+sed -i 's|^base_dir: .*|base_dir: "/nonexistent/rnnflow-graphs"|' "$work/moved/resolved.yaml"
+set +e; "$rnnflow" eval "$work/moved" --quiet > /dev/null 2> "$work/moved.err"; code=$?; set -e
+[ "$code" = 2 ] && grep -qF "add --set base_dir=DIR" "$work/moved.err" \
+  || { echo "FAIL: eval of a moved run (exit $code):"; cat "$work/moved.err"; exit 1; }
+"$rnnflow" eval "$work/moved" --quiet --set base_dir="$src/examples/toy_sentiment" | grep -q "^test (best.safetensors):  loss"
 echo "toy sentiment quick run: ok (test accuracy $acc)"
