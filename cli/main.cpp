@@ -345,6 +345,26 @@ int cmd_schema(const std::vector<std::string>& args) {
     return 0;
 }
 
+// The options every command on a trained run folder takes (generate, eval, predict, vectors):
+// RUN_DIR first, --checkpoint and --threads after the command's own, --plugin last.
+struct RunFolderArgs {
+    std::string dir, checkpoint = "best";
+    int threads = 0;
+    Common c;
+};
+void add_run_dir(po::options_description& d, RunFolderArgs& r) {
+    d.add_options()("run", po::value(&r.dir)->required(), "a run folder written by `rnnflow run`");
+}
+void add_checkpoint_threads(po::options_description& d, RunFolderArgs& r) {
+    d.add_options()
+        ("checkpoint", po::value(&r.checkpoint), "best, last, or a checkpoint file")
+        ("threads,t", po::value(&r.threads), "threads (default: the run's)");
+}
+void add_run_plugins(po::options_description& d, RunFolderArgs& r) {
+    d.add_options()("plugin", po::value(&r.c.plugins)->composing(),
+                    "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
+}
+
 // A trained run folder's graph (its resolved.yaml) and checkpoint (best, last, or a file).
 CompiledGraph load_run_graph(const fs::path& run_dir, const Common& c) {
     const fs::path resolved = run_dir / "resolved.yaml";
@@ -361,22 +381,21 @@ fs::path run_checkpoint(const fs::path& run_dir, const std::string& checkpoint) 
 }
 
 int cmd_generate(const std::vector<std::string>& args) {
-    std::string dir, prime, checkpoint = "best";
+    RunFolderArgs r;
+    auto& [dir, checkpoint, threads, c] = r;
+    std::string prime;
     std::int64_t n = -1, top_k = -1, seed = -1;
     double temperature = -1;
-    int threads = 0;
-    Common c;
     po::options_description d("generate options");
+    add_run_dir(d, r);
     d.add_options()
-        ("run", po::value(&dir)->required(), "a run folder written by `rnnflow run`")
         ("prime,p", po::value(&prime), "text to start from")
         ("length,n", po::value(&n), "tokens to generate (default: the sampler's length)")
         ("temperature", po::value(&temperature), "softmax temperature (default: the sampler's)")
         ("top-k", po::value(&top_k), "sample among the k most likely tokens (0: all)")
-        ("seed", po::value(&seed), "random seed (default: the sampler's)")
-        ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
-        ("threads,t", po::value(&threads), "threads (default: the run's)");
-    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
+        ("seed", po::value(&seed), "random seed (default: the sampler's)");
+    add_checkpoint_threads(d, r);
+    add_run_plugins(d, r);
     po::positional_options_description pos;
     pos.add("run", 1);
     if (!parse(args, d, &pos, "rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]"))
@@ -406,20 +425,20 @@ int cmd_generate(const std::vector<std::string>& args) {
 // (read again from its files; the fitted vocabulary is loaded from the run folder). Stage outputs
 // (translations, confusion matrices, predictions) go into RUN_DIR/<stage>/.
 int cmd_eval(const std::vector<std::string>& args) {
-    std::string dir, split = "test", checkpoint = "best", log_format = "text";
-    int threads = 0;
+    RunFolderArgs r;
+    auto& [dir, checkpoint, threads, c] = r;
+    std::string split = "test", log_format = "text";
     bool quiet = false;
-    Common c;
     po::options_description d("eval options");
+    add_run_dir(d, r);
+    d.add_options()("split,s", po::value(&split), "the split to evaluate: train, valid or test (default test)");
+    add_checkpoint_threads(d, r);
     d.add_options()
-        ("run", po::value(&dir)->required(), "a run folder written by `rnnflow run`")
-        ("split,s", po::value(&split), "the split to evaluate: train, valid or test (default test)")
-        ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
-        ("set", po::value(&c.sets)->composing(), "override a value of the run's graph, e.g. vars.data=DIR (to evaluate other files)")
-        ("threads,t", po::value(&threads), "threads (default: the run's)")
+        ("set", po::value(&c.sets)->composing(), "override a value of the run's graph, e.g. data.test=FILE (to evaluate "
+                                                 "other files) or base_dir=DIR (a run folder from elsewhere)")
         ("log-format", po::value(&log_format), "text (default), or json (one object; progress as JSON lines on stderr)")
         ("quiet,q", po::bool_switch(&quiet), "no progress on stderr");
-    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
+    add_run_plugins(d, r);
     po::positional_options_description pos;
     pos.add("run", 1);
     if (!parse(args, d, &pos, "rnnflow eval RUN_DIR [--split test|valid|train] [--checkpoint best|last|FILE]")) return 0;
@@ -468,21 +487,21 @@ int cmd_eval(const std::vector<std::string>& args) {
 // rnnflow predict|translate RUN_DIR [FILE]: one output line per input line (stdin or FILE),
 // from the graph's predicting evaluator (a translation, a label, a tag sequence).
 int cmd_predict(const std::vector<std::string>& args, const char* name) {
-    std::string dir, input, checkpoint = "best", stage, output, log_format = "text";
-    int threads = 0;
+    RunFolderArgs r;
+    auto& [dir, checkpoint, threads, c] = r;
+    std::string input, stage, output, log_format = "text";
     bool quiet = false;
-    Common c;
     po::options_description d(std::string(name) + " options");
+    add_run_dir(d, r);
     d.add_options()
-        ("run", po::value(&dir)->required(), "a run folder written by `rnnflow run`")
         ("input", po::value(&input), "a file with one input per line (default: standard input)")
         ("output,o", po::value(&output), "write the lines to this file (atomically) instead of standard output")
-        ("stage", po::value(&stage), "the evaluator stage to take predictions from, when several predict")
-        ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
-        ("threads,t", po::value(&threads), "threads (default: the run's)")
+        ("stage", po::value(&stage), "the evaluator stage to take predictions from, when several predict");
+    add_checkpoint_threads(d, r);
+    d.add_options()
         ("quiet,q", po::bool_switch(&quiet), "no progress on stderr")
         ("log-format", po::value(&log_format), "progress on stderr as text (a bar on a terminal) or json lines");
-    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
+    add_run_plugins(d, r);
     po::positional_options_description pos;
     pos.add("run", 1).add("input", 1);
     if (!parse(args, d, &pos, std::string("rnnflow ") + name + " RUN_DIR [FILE] [-o OUT]")) return 0;
@@ -527,17 +546,16 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
 // GloVe text file, one "token v1 ... vC" line per vocabulary token (specials left out), values
 // written so that `embedding` with `pretrained: FILE` reads back the same floats bit for bit.
 int cmd_vectors(const std::vector<std::string>& args) {
-    std::string dir, stage, output, checkpoint = "best";
-    int threads = 0;
-    Common c;
+    RunFolderArgs r;
+    auto& [dir, checkpoint, threads, c] = r;
+    std::string stage, output;
     po::options_description d("vectors options");
+    add_run_dir(d, r);
     d.add_options()
-        ("run", po::value(&dir)->required(), "a run folder written by `rnnflow run`")
         ("stage", po::value(&stage), "the embedding stage to export (default: the graph's only one)")
-        ("out,o", po::value(&output), "write the vectors to this file (atomically) instead of standard output")
-        ("checkpoint", po::value(&checkpoint), "best, last, or a checkpoint file")
-        ("threads,t", po::value(&threads), "threads (default: the run's)");
-    d.add_options()("plugin", po::value(&c.plugins)->composing(), "load a stage plug-in: a .so path or a name on RNNFLOW_PLUGIN_PATH; repeatable");
+        ("out,o", po::value(&output), "write the vectors to this file (atomically) instead of standard output");
+    add_checkpoint_threads(d, r);
+    add_run_plugins(d, r);
     po::positional_options_description pos;
     pos.add("run", 1);
     if (!parse(args, d, &pos, "rnnflow vectors RUN_DIR [--stage ID] [--out FILE] [--checkpoint best|last|FILE]\n\n"
