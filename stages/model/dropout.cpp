@@ -29,18 +29,37 @@ void Dropout::prepare(PrepareContext& ctx) {
     ctx.set_output_info("out", out);
 }
 
-static std::uint64_t mix(std::uint64_t x) {  // splitmix64
+static inline std::uint64_t mix(std::uint64_t x) {  // splitmix64
     x += 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
 }
 
-float Dropout::scale(const StepInfo& step, std::uint64_t e) const {
+// Element e keeps when the top 24 bits of mix(key + e) reach p * 2^24; the key is a hash of
+// (seed, epoch, batch). Rows run in parallel: the mask depends only on e, never on the thread.
+void Dropout::apply(const float* src, float* dst, const Tensor& x, const StepInfo& step) const {
+    const std::int64_t T = x.dim(0), N = x.dim(1), C = channels_;
+    const bool on = step.training() && p_ > 0;
     const std::uint64_t key = mix(seed_ ^ mix(static_cast<std::uint64_t>(step.epoch) ^
                                               mix(static_cast<std::uint64_t>(step.batch))));
     const auto threshold = static_cast<std::uint64_t>(p_ * double(1 << 24));
-    return (mix(key + e) >> 40) >= threshold ? static_cast<float>(1.0 / (1.0 - p_)) : 0.f;
+    const auto keep = static_cast<float>(1.0 / (1.0 - p_));
+    const std::int64_t rows = T * N;
+#pragma omp parallel for schedule(static) if (rows * C > (std::int64_t{1} << 15))
+    for (std::int64_t row = 0; row < rows; ++row) {
+        const std::int64_t t = row / N, n = row % N, r = row * C;
+        if (t >= x.length(n)) {
+            std::fill_n(dst + r, C, 0.f);
+        } else if (!on) {
+            std::memcpy(dst + r, src + r, static_cast<std::size_t>(C) * sizeof(float));
+        } else {
+            for (std::int64_t c = 0; c < C; ++c) {
+                const auto e = static_cast<std::uint64_t>(r + c);
+                dst[r + c] = src[r + c] * ((mix(key + e) >> 40) >= threshold ? keep : 0.f);
+            }
+        }
+    }
 }
 
 void Dropout::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
@@ -54,21 +73,7 @@ void Dropout::forward(const Inputs& in, Outputs& out, Saved& saved, const StepIn
     Tensor& y = out.at("out");
     y.resize(DType::f32, {T, N, C});
     y.lengths = x.lengths;
-    const bool on = step.training() && p_ > 0;
-    const float* px = x.data<float>();
-    float* py = y.data<float>();
-    for (std::int64_t t = 0; t < T; ++t)
-        for (std::int64_t n = 0; n < N; ++n) {
-            const std::int64_t r = (t * N + n) * C;
-            if (t >= x.length(n)) {
-                std::fill_n(py + r, C, 0.f);
-            } else if (!on) {
-                std::memcpy(py + r, px + r, static_cast<std::size_t>(C) * sizeof(float));
-            } else {
-                for (std::int64_t c = 0; c < C; ++c)
-                    py[r + c] = px[r + c] * scale(step, static_cast<std::uint64_t>(r + c));
-            }
-        }
+    apply(x.data<float>(), y.data<float>(), x, step);
 }
 
 void Dropout::backward(const Inputs& in, const Outputs& out, Saved& saved, const Grads& diff_dst,
@@ -81,21 +86,7 @@ void Dropout::backward(const Inputs& in, const Outputs& out, Saved& saved, const
     Tensor& dx = diff_src.at("in");
     dx.resize(DType::f32, {T, N, C});
     dx.lengths = x.lengths;
-    const bool on = step.training() && p_ > 0;
-    const float* g = dy.data<float>();
-    float* d = dx.data<float>();
-    for (std::int64_t t = 0; t < T; ++t)
-        for (std::int64_t n = 0; n < N; ++n) {
-            const std::int64_t r = (t * N + n) * C;
-            if (t >= x.length(n)) {
-                std::fill_n(d + r, C, 0.f);
-            } else if (!on) {
-                std::memcpy(d + r, g + r, static_cast<std::size_t>(C) * sizeof(float));
-            } else {
-                for (std::int64_t c = 0; c < C; ++c)
-                    d[r + c] = g[r + c] * scale(step, static_cast<std::uint64_t>(r + c));
-            }
-        }
+    apply(dy.data<float>(), dx.data<float>(), x, step);
 }
 
 }  // namespace rnnflow::stages

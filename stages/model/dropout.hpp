@@ -23,7 +23,8 @@ public:
                   Grads& diff_src, const StepInfo& step) override;
 
 private:
-    float scale(const StepInfo& step, std::uint64_t e) const;  // 0 or 1/(1-p)
+    // Multiplies rows [0, T*N) of width C by the mask (0 or 1/(1-p)); padded steps get 0.
+    void apply(const float* src, float* dst, const Tensor& x, const StepInfo& step) const;
     double p_;
     std::int64_t channels_ = -1;
     std::uint64_t seed_ = 0;

@@ -645,7 +645,7 @@ std::uint64_t Recurrent::mask_key(const StepInfo& step, std::int64_t layer) cons
 
 // Dropout scale of element e = (t * N + n) * Y + c of a layer's combined output: a hash, so
 // packed rows in any order find their own mask without storing it.
-float Recurrent::mask(std::uint64_t key, std::uint64_t e) const {
+inline float Recurrent::mask(std::uint64_t key, std::uint64_t e) const {
     // Keep when the top 24 bits of the hash reach p * 2^24.
     const auto threshold = static_cast<std::uint64_t>(dropout_ * double(1 << 24));
     return (splitmix64(key + e) >> 40) >= threshold ? static_cast<float>(1.0 / (1.0 - dropout_)) : 0.f;
@@ -712,6 +712,7 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
                     resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
                     void* s = sv[kSrc].raw();
                     const void* b = below.raw();
+#pragma omp parallel for schedule(static) if (P.rows * cin > (std::int64_t{1} << 15))
                     for (std::int64_t r = 0; r < P.rows; ++r)
                         for (std::int64_t c = 0; c < cin; ++c)
                             act.set(s, r * cin + c, act.get(b, r * cin + c) *
@@ -1026,6 +1027,7 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                 if (drop) {
                     const auto& grid = P.grid[r2l_only ? 1 : 0];
                     float* g = ddst_[0].data<float>();
+#pragma omp parallel for schedule(static) if (P.rows * Y > (std::int64_t{1} << 15))
                     for (std::int64_t r = 0; r < P.rows; ++r)
                         for (std::int64_t c = 0; c < Y; ++c)
                             g[r * Y + c] *= mask(key, static_cast<std::uint64_t>(grid[r] * Y + c));

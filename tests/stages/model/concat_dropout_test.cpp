@@ -1,4 +1,7 @@
 #include <catch2/catch.hpp>
+#include <omp.h>
+
+#include <cstring>
 
 #include "stages/model/concat.hpp"
 #include "stages/model/dropout.hpp"
@@ -103,6 +106,42 @@ TEST_CASE("dropout: identity outside training, inverted mask in training", "[sta
     int same_zero = 0;
     for (std::int64_t e = 0; e < 39 * 50; ++e) same_zero += (y.data<float>()[e] == 0.f && y2.data<float>()[e] == 0.f);
     REQUIRE(same_zero < zeros);
+}
+
+TEST_CASE("dropout: the mask does not depend on the thread count", "[stage][dropout]") {
+    // Large enough for the rows to be split between threads; a ragged batch.
+    const StageSchema s = Dropout::schema();
+    Dropout d(params_for(s, {{"p", 0.5}}));
+    FakePrepare ctx(s);
+    ctx.info("in", tensor_info(130));
+    d.prepare(ctx);
+    Tensor x = random_tensor({35, 20, 130}, 7);
+    x.lengths.assign(20, 35);
+    x.lengths[3] = 17;
+    StepInfo train;
+    train.batch = 2;
+    auto run = [&](int threads, Tensor& y, Tensor& dx) {
+        const int before = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        Saved saved;
+        auto in = make_inputs(s, {&x});
+        auto o = make_outputs(s, {&y});
+        d.forward(in, o, saved, train);
+        Tensor dy = x;  // any diff: the mask must agree with forward's
+        auto dd = make_diff_dst(s, {&dy});
+        auto ds = make_diff_src(s, {&dx});
+        d.backward(in, o, saved, dd, ds, train);
+        omp_set_num_threads(before);
+    };
+    Tensor y1, y2, d1, d2;
+    run(1, y1, d1);
+    run(2, y2, d2);
+    REQUIRE(y1.bytes() == y2.bytes());
+    REQUIRE(std::memcmp(y1.raw(), y2.raw(), y1.bytes()) == 0);
+    REQUIRE(std::memcmp(d1.raw(), d2.raw(), d1.bytes()) == 0);
+    REQUIRE(std::memcmp(y1.raw(), d1.raw(), y1.bytes()) == 0);  // forward and backward: one mask
+    for (std::int64_t t = 17; t < 35; ++t)
+        for (std::int64_t c = 0; c < 130; ++c) REQUIRE(y1.data<float>()[(t * 20 + 3) * 130 + c] == 0.f);
 }
 
 TEST_CASE("dropout: backward matches finite differences in training", "[stage][dropout][grad]") {
