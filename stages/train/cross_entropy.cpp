@@ -87,21 +87,17 @@ namespace {
             m > row[v] ? m : row[v];                                                               \
         return m;                                                                                  \
     }                                                                                              \
-    /* e[v] = exp(row[v] - m); returns Σ e. */                                                     \
-    ATTR float exp_row_##SUFFIX(const float* __restrict row, float m, float* __restrict e,         \
-                                std::int64_t V) {                                                  \
+    /* Σ exp(row[v] - m), nothing written. */                                                 \
+    ATTR float sum_exp_row_##SUFFIX(const float* __restrict row, float m, std::int64_t V) {       \
         float s = 0;                                                                               \
-        _Pragma("omp simd reduction(+ : s)") for (std::int64_t v = 0; v < V; ++v) {                \
-            const float x = fast_exp(row[v] - m);                                                  \
-            e[v] = x;                                                                              \
-            s += x;                                                                                \
-        }                                                                                          \
+        _Pragma("omp simd reduction(+ : s)") for (std::int64_t v = 0; v < V; ++v) s +=             \
+            fast_exp(row[v] - m);                                                                  \
         return s;                                                                                  \
     }                                                                                              \
-    /* d[v] = a · e[v] - b */                                                                      \
-    ATTR void affine_row_##SUFFIX(const float* __restrict e, float a, float b, float* __restrict d, \
-                                  std::int64_t V) {                                                \
-        _Pragma("omp simd") for (std::int64_t v = 0; v < V; ++v) d[v] = a * e[v] - b;              \
+    /* d[v] = a · exp(row[v] - m) - b: the same exp values as the sum's, computed again. */       \
+    ATTR void exp_affine_row_##SUFFIX(const float* __restrict row, float m, float a, float b,     \
+                                      float* __restrict d, std::int64_t V) {                      \
+        _Pragma("omp simd") for (std::int64_t v = 0; v < V; ++v) d[v] = a * fast_exp(row[v] - m) - b; \
     }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -113,8 +109,8 @@ RNNFLOW_CE_KERNELS(base, )
 
 struct Kernels {
     float (*row_max)(const float*, std::int64_t);
-    float (*exp_row)(const float*, float, float*, std::int64_t);
-    void (*affine_row)(const float*, float, float, float*, std::int64_t);
+    float (*sum_exp_row)(const float*, float, std::int64_t);
+    void (*exp_affine_row)(const float*, float, float, float, float*, std::int64_t);
 };
 
 const Kernels& kernels() {
@@ -123,18 +119,20 @@ const Kernels& kernels() {
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("fma"))
-            return Kernels{row_max_avx512, exp_row_avx512, affine_row_avx512};
+            return Kernels{row_max_avx512, sum_exp_row_avx512, exp_affine_row_avx512};
 #endif
-        return Kernels{row_max_base, exp_row_base, affine_row_base};
+        return Kernels{row_max_base, sum_exp_row_base, exp_affine_row_base};
     }();
     return k;
 }
 
 }  // namespace
 
-// One fused pass per row, rows in parallel (OpenMP, the team oneDNN uses): max, then
-// exp(x - max) summed and kept (backward scales it instead of recomputing exp), then the row's
-// loss. Row losses are added in row order afterwards, so the sum does not depend on the threads.
+// Per row, rows in parallel (OpenMP, the team oneDNN uses): max, then Σ exp(x - max), then the
+// row's loss; nothing of size V is written. Backward computes the same exp values again while it
+// writes the gradient: one read of the logits instead of writing and re-reading a (T·N, V)
+// buffer, which is cheaper on these memory-bound rows (and saves that buffer). Row losses are
+// added in row order afterwards, so the sum does not depend on the threads.
 void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
     (void)step;
     const Tensor& x = in.at("logits");       // (T, N, V)
@@ -151,17 +149,17 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
     RNNFLOW_CHECK(weights_.empty() || static_cast<std::int64_t>(weights_.size()) == V, "cross_entropy: class_weights has ",
                   weights_.size(), " numbers but 'logits' has ", V, " classes");
     const std::int64_t R = T * N;
-    // Saved: exp(x - max) (R, V); log Σ exp(x - max) (R), or -1 at rows not counted (the sum is
+    // Saved: the row max (R); log Σ exp(x - max) (R), or -1 at rows not counted (the sum is
     // >= 1, so its log is >= 0). Buffers only grow.
     if (saved.tensors.size() < 2) saved.tensors.resize(2);
-    Tensor& e = saved.tensors[0];
+    Tensor& row_max = saved.tensors[0];
     Tensor& log_sum = saved.tensors[1];
-    if (e.numel() < R * V) e.resize(DType::f32, {R * V});
+    if (row_max.numel() < R) row_max.resize(DType::f32, {R});
     if (log_sum.numel() < R) log_sum.resize(DType::f32, {R});
     if (std::ssize(row_loss_) < R) row_loss_.resize(static_cast<std::size_t>(R));
     const float* logits = x.data<float>();
     const std::int32_t* y = target.data<std::int32_t>();
-    float* ex = e.data<float>();
+    float* mx = row_max.data<float>();
     float* ls = log_sum.data<float>();
     double* rl = row_loss_.data();
 
@@ -189,7 +187,8 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
         }
         const float* row = logits + r * V;
         const float m = k.row_max(row, V);
-        const double s = k.exp_row(row, m, ex + r * V, V);
+        mx[r] = m;
+        const double s = k.sum_exp_row(row, m, V);
         const double lsd = std::log(s);
         ls[r] = static_cast<float>(lsd);
         double l = lsd - (1.0 - eps) * double(row[y[r]] - m);
@@ -219,7 +218,7 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
     if (!diff_src.has("logits")) return;
     const Tensor& x = in.at("logits");       // (T, N, V)
     const Tensor& target = in.at("target");  // (T, N)
-    const float* ex = saved.tensors.at(0).data<float>();       // exp(x - max) (R, V)
+    const float* mx = saved.tensors.at(0).data<float>();       // row max (R)
     const float* ls = saved.tensors.at(1).data<float>();       // log Σ (R), -1: not counted
     const float scale = diff_dst.at("loss").data<float>()[0];
     const std::int64_t T = x.dim(0), N = x.dim(1), V = x.dim(2);
@@ -227,6 +226,7 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
     dx.resize(DType::f32, {T, N, V});
     dx.lengths = x.lengths;
     const std::int32_t* y = target.data<std::int32_t>();
+    const float* logits = x.data<float>();
     float* d = dx.data<float>();
     const float* w = weights_.empty() ? nullptr : weights_.data();
     const auto eps = static_cast<float>(smoothing_);
@@ -239,11 +239,10 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
             std::fill_n(drow, V, 0.f);
             continue;
         }
-        const float* __restrict erow = ex + r * V;
         const float ws = scale * (w ? w[y[r]] : 1.f);
         const float a = ws * static_cast<float>(std::exp(-double(ls[r])));  // ws / Σ exp(x - max)
         const float b = ws * spread;
-        k.affine_row(erow, a, b, drow, V);
+        k.exp_affine_row(logits + r * V, mx[r], a, b, drow, V);
         drow[y[r]] -= ws * (1.f - eps);
     }
 }
