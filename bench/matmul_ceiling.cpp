@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
         {"medium proj fwd", 700, 650, 10000, false, false},
         {"medium proj bwd data", 700, 10000, 650, false, true},
         {"medium proj bwd weights", 650, 700, 10000, true, false},
+        {"small proj bwd weights, in^T copied first", 200, 400, 10000, false, false},
+        {"medium proj bwd weights, in^T copied first", 650, 700, 10000, false, false},
     };
     std::mt19937 g(1);
     auto& eng = rnnflow::cpu_engine();

@@ -50,6 +50,8 @@ public:
 private:
     struct Plan;  // the primitives and memory objects for one M
     Plan& plan(std::int64_t m);
+    void convert(Plan& p, const dnnl::reorder& r, dnnl::memory& from, dnnl::memory& to,
+                 const std::vector<dnnl_exec_arg_t>& args, const void* src, void* dst);
 
     std::int64_t out_dim_;   // O
     bool has_bias_;
@@ -62,6 +64,8 @@ private:
     Tensor fwd_scratch_, bwd_scratch_;  // user scratchpads, grow-only (bytes as f32 words)
     Tensor masked_diff_;                // diff_out with padded rows zeroed, grow-only (M, O)
     Tensor x_bf16_, w_bf16_, dy_bf16_;  // dtype bf16: the copies the products read (bytes), grow-only
+    Tensor reorder_scratch_;            // the reorders' user scratchpad (bytes), grow-only
+    Tensor x_t_;                        // inᵀ (C, M) for the weight gradient, in its dtype (bytes)
 };
 
 }  // namespace rnnflow::stages
