@@ -1,7 +1,8 @@
 // The machine's fp32 matrix-multiply ceiling as oneDNN reaches it: GFLOP/s of oneDNN matmul on
 // square shapes and on the shapes of the PTB language models' output projection (forward,
-// backward-data and backward-weights, in the layouts the linear stage uses: row-major operands,
-// transposes as strided views), median of the repetitions after 2 warm-ups.
+// backward-data and backward-weights; the weight product both through a transposed view of the
+// input and on the transposed copy the linear stage now makes) and of the LSTMs' products,
+// median of the repetitions after 2 warm-ups.
 //
 // Usage: matmul_ceiling [threads=2] [repetitions=10]
 // Prints a table; the last line, "CEILING gflops", is the best of the rows (what
@@ -61,6 +62,14 @@ int main(int argc, char** argv) {
         {"medium proj bwd weights", 650, 700, 10000, true, false},
         {"small proj bwd weights, in^T copied first", 200, 400, 10000, false, false},
         {"medium proj bwd weights, in^T copied first", 650, 700, 10000, false, false},
+        // The LSTM's products: per time step (N = 20 rows) forward h·W_hh and backward
+        // dgates·W_hhᵀ, and the whole sequence's input product; what a hand-made LSTM on
+        // matmuls would run (bench/README.md, issue 9).
+        {"small LSTM step fwd (N x H)(H x 4H)", 20, 200, 800, false, false},
+        {"small LSTM step bwd (N x 4H)(4H x H)", 20, 800, 200, false, true},
+        {"medium LSTM step fwd", 20, 650, 2600, false, false},
+        {"medium LSTM step bwd", 20, 2600, 650, false, true},
+        {"medium LSTM layer input (TN x H)(H x 4H)", 700, 650, 2600, false, false},
     };
     std::mt19937 g(1);
     auto& eng = rnnflow::cpu_engine();
