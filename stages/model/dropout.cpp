@@ -36,8 +36,48 @@ static inline std::uint64_t mix(std::uint64_t x) {  // splitmix64
     return x ^ (x >> 31);
 }
 
-// Element e keeps when the top 24 bits of mix(key + e) reach p * 2^24; the key is a hash of
-// (seed, epoch, batch). Rows run in parallel: the mask depends only on e, never on the thread.
+namespace {
+
+// dst[c] = src[c] · (keep or 0) for the elements e0 + c of one row: element e keeps when the top
+// 24 bits of mix(key + e) reach the threshold. Compiled twice, like the loss kernels: for
+// AVX-512 (64-bit vector multiplies, chosen at run time; the project builds for baseline x86-64)
+// and for the baseline. The same integer arithmetic, so the same mask on either path.
+#define RNNFLOW_DROPOUT_KERNEL(SUFFIX, ATTR)                                                       \
+    ATTR void mask_row_##SUFFIX(const float* __restrict src, float* __restrict dst,               \
+                                std::int64_t C, std::uint64_t key, std::uint64_t e0,              \
+                                std::uint64_t threshold, float keep) {                            \
+        _Pragma("omp simd") for (std::int64_t c = 0; c < C; ++c) {                                 \
+            const std::uint64_t h = mix(key + e0 + static_cast<std::uint64_t>(c));                 \
+            dst[c] = src[c] * ((h >> 40) >= threshold ? keep : 0.f);                               \
+        }                                                                                          \
+    }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define RNNFLOW_DROPOUT_AVX512 1
+RNNFLOW_DROPOUT_KERNEL(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))))
+#endif
+RNNFLOW_DROPOUT_KERNEL(base, )
+#undef RNNFLOW_DROPOUT_KERNEL
+
+using MaskRow = void (*)(const float*, float*, std::int64_t, std::uint64_t, std::uint64_t,
+                         std::uint64_t, float);
+
+MaskRow mask_row() {
+    static const MaskRow k = [] {
+#ifdef RNNFLOW_DROPOUT_AVX512
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+            return &mask_row_avx512;
+#endif
+        return &mask_row_base;
+    }();
+    return k;
+}
+
+}  // namespace
+
+// The key is a hash of (seed, epoch, batch); element e = (t·N + n)·C + c. Rows run in parallel:
+// the mask depends only on e, never on the thread.
 void Dropout::apply(const float* src, float* dst, const Tensor& x, const StepInfo& step) const {
     const std::int64_t T = x.dim(0), N = x.dim(1), C = channels_;
     const bool on = step.training() && p_ > 0;
@@ -45,20 +85,17 @@ void Dropout::apply(const float* src, float* dst, const Tensor& x, const StepInf
                                               mix(static_cast<std::uint64_t>(step.batch))));
     const auto threshold = static_cast<std::uint64_t>(p_ * double(1 << 24));
     const auto keep = static_cast<float>(1.0 / (1.0 - p_));
+    const MaskRow kernel = mask_row();
     const std::int64_t rows = T * N;
 #pragma omp parallel for schedule(static) if (rows * C > (std::int64_t{1} << 15))
     for (std::int64_t row = 0; row < rows; ++row) {
         const std::int64_t t = row / N, n = row % N, r = row * C;
-        if (t >= x.length(n)) {
+        if (t >= x.length(n))
             std::fill_n(dst + r, C, 0.f);
-        } else if (!on) {
+        else if (!on)
             std::memcpy(dst + r, src + r, static_cast<std::size_t>(C) * sizeof(float));
-        } else {
-            for (std::int64_t c = 0; c < C; ++c) {
-                const auto e = static_cast<std::uint64_t>(r + c);
-                dst[r + c] = src[r + c] * ((mix(key + e) >> 40) >= threshold ? keep : 0.f);
-            }
-        }
+        else
+            kernel(src + r, dst + r, C, key, static_cast<std::uint64_t>(r), threshold, keep);
     }
 }
 
