@@ -1,5 +1,7 @@
 #include "dropout.hpp"
 
+#include "dropout_mask.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -43,7 +45,7 @@ namespace {
 // AVX-512 (64-bit vector multiplies, chosen at run time; the project builds for baseline x86-64)
 // and for the baseline. The same integer arithmetic, so the same mask on either path.
 #define RNNFLOW_DROPOUT_KERNEL(SUFFIX, ATTR)                                                       \
-    ATTR void mask_row_##SUFFIX(const float* __restrict src, float* __restrict dst,               \
+    ATTR void mask_row_##SUFFIX(const float* src, float* dst,                                     \
                                 std::int64_t C, std::uint64_t key, std::uint64_t e0,              \
                                 std::uint64_t threshold, float keep) {                            \
         _Pragma("omp simd") for (std::int64_t c = 0; c < C; ++c) {                                 \
@@ -75,6 +77,11 @@ MaskRow mask_row() {
 }
 
 }  // namespace
+
+void dropout_mask_row(const float* src, float* dst, std::int64_t C, std::uint64_t key,
+                      std::uint64_t e0, std::uint64_t threshold, float keep) {
+    mask_row()(src, dst, C, key, e0, threshold, keep);
+}
 
 // The key is a hash of (seed, epoch, batch); element e = (t·N + n)·C + c. Rows run in parallel:
 // the mask depends only on e, never on the thread.

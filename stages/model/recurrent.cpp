@@ -1,5 +1,7 @@
 #include "recurrent.hpp"
 
+#include "dropout_mask.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -645,10 +647,11 @@ std::uint64_t Recurrent::mask_key(const StepInfo& step, std::int64_t layer) cons
 
 // Dropout scale of element e = (t * N + n) * Y + c of a layer's combined output: a hash, so
 // packed rows in any order find their own mask without storing it.
+// (The rule of stages/model/dropout_mask.hpp, one element at a time.)
+std::uint64_t Recurrent::mask_threshold() const { return static_cast<std::uint64_t>(dropout_ * double(1 << 24)); }
+float Recurrent::mask_keep() const { return static_cast<float>(1.0 / (1.0 - dropout_)); }
 inline float Recurrent::mask(std::uint64_t key, std::uint64_t e) const {
-    // Keep when the top 24 bits of the hash reach p * 2^24.
-    const auto threshold = static_cast<std::uint64_t>(dropout_ * double(1 << 24));
-    return (splitmix64(key + e) >> 40) >= threshold ? static_cast<float>(1.0 / (1.0 - dropout_)) : 0.f;
+    return (splitmix64(key + e) >> 40) >= mask_threshold() ? mask_keep() : 0.f;
 }
 
 void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
@@ -712,11 +715,19 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
                     resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
                     void* s = sv[kSrc].raw();
                     const void* b = below.raw();
+                    const std::uint64_t threshold = mask_threshold();
+                    const float keep = mask_keep();
 #pragma omp parallel for schedule(static) if (P.rows * cin > (std::int64_t{1} << 15))
-                    for (std::int64_t r = 0; r < P.rows; ++r)
+                    for (std::int64_t r = 0; r < P.rows; ++r) {
+                        if (!act.bf16) {
+                            dropout_mask_row(static_cast<const float*>(b) + r * cin, static_cast<float*>(s) + r * cin,
+                                             cin, key, static_cast<std::uint64_t>(grid[r] * cin), threshold, keep);
+                            continue;
+                        }
                         for (std::int64_t c = 0; c < cin; ++c)
                             act.set(s, r * cin + c, act.get(b, r * cin + c) *
                                     mask(key, static_cast<std::uint64_t>(grid[r] * cin + c)));
+                    }
                 }
             } else {  // bidirectional: comb_ holds the layer below's combined output
                 resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
@@ -1027,10 +1038,12 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                 if (drop) {
                     const auto& grid = P.grid[r2l_only ? 1 : 0];
                     float* g = ddst_[0].data<float>();
+                    const std::uint64_t threshold = mask_threshold();
+                    const float keep = mask_keep();
 #pragma omp parallel for schedule(static) if (P.rows * Y > (std::int64_t{1} << 15))
                     for (std::int64_t r = 0; r < P.rows; ++r)
-                        for (std::int64_t c = 0; c < Y; ++c)
-                            g[r * Y + c] *= mask(key, static_cast<std::uint64_t>(grid[r] * Y + c));
+                        dropout_mask_row(g + r * Y, g + r * Y, Y, key, static_cast<std::uint64_t>(grid[r] * Y),
+                                         threshold, keep);
                 }
             } else {
                 comb_.resize(DType::f32, {T, N, Y});
