@@ -1,5 +1,7 @@
 #include "attention_decoder.hpp"
 
+#include "dropout_mask.hpp"  // splitmix64
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -85,12 +87,6 @@ inline float dot(const float* a, const float* b, std::int64_t n) {
     return s;
 }
 
-std::uint64_t splitmix64(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 double unit(std::uint64_t h) { return double(h >> 11) * (1.0 / 9007199254740992.0); }
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();

@@ -31,25 +31,17 @@ void Dropout::prepare(PrepareContext& ctx) {
     ctx.set_output_info("out", out);
 }
 
-static inline std::uint64_t mix(std::uint64_t x) {  // splitmix64
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 namespace {
 
-// dst[c] = src[c] · (keep or 0) for the elements e0 + c of one row: element e keeps when the top
-// 24 bits of mix(key + e) reach the threshold. Compiled twice, like the loss kernels: for
-// AVX-512 (64-bit vector multiplies, chosen at run time; the project builds for baseline x86-64)
-// and for the baseline. The same integer arithmetic, so the same mask on either path.
+// DropoutMask::row, compiled twice like the loss kernels: for AVX-512 (64-bit vector multiplies,
+// chosen at run time; the project builds for baseline x86-64) and for the baseline. The same
+// integer arithmetic as DropoutMask::at, so the same mask on either path.
 #define RNNFLOW_DROPOUT_KERNEL(SUFFIX, ATTR)                                                       \
     ATTR void mask_row_##SUFFIX(const float* src, float* dst,                                     \
                                 std::int64_t C, std::uint64_t key, std::uint64_t e0,              \
                                 std::uint64_t threshold, float keep) {                            \
         _Pragma("omp simd") for (std::int64_t c = 0; c < C; ++c) {                                 \
-            const std::uint64_t h = mix(key + e0 + static_cast<std::uint64_t>(c));                 \
+            const std::uint64_t h = splitmix64(key + e0 + static_cast<std::uint64_t>(c));                 \
             dst[c] = src[c] * ((h >> 40) >= threshold ? keep : 0.f);                               \
         }                                                                                          \
     }
@@ -78,8 +70,7 @@ MaskRow mask_row() {
 
 }  // namespace
 
-void dropout_mask_row(const float* src, float* dst, std::int64_t C, std::uint64_t key,
-                      std::uint64_t e0, std::uint64_t threshold, float keep) {
+void DropoutMask::row(const float* src, float* dst, std::int64_t C, std::uint64_t e0) const {
     mask_row()(src, dst, C, key, e0, threshold, keep);
 }
 
@@ -88,11 +79,8 @@ void dropout_mask_row(const float* src, float* dst, std::int64_t C, std::uint64_
 void Dropout::apply(const float* src, float* dst, const Tensor& x, const StepInfo& step) const {
     const std::int64_t T = x.dim(0), N = x.dim(1), C = channels_;
     const bool on = step.training() && p_ > 0;
-    const std::uint64_t key = mix(seed_ ^ mix(static_cast<std::uint64_t>(step.epoch) ^
-                                              mix(static_cast<std::uint64_t>(step.batch))));
-    const auto threshold = static_cast<std::uint64_t>(p_ * double(1 << 24));
-    const auto keep = static_cast<float>(1.0 / (1.0 - p_));
-    const MaskRow kernel = mask_row();
+    const DropoutMask mask(p_, splitmix64(seed_ ^ splitmix64(static_cast<std::uint64_t>(step.epoch) ^
+                                                             splitmix64(static_cast<std::uint64_t>(step.batch)))));
     const std::int64_t rows = T * N;
 #pragma omp parallel for schedule(static) if (rows * C > (std::int64_t{1} << 15))
     for (std::int64_t row = 0; row < rows; ++row) {
@@ -102,7 +90,7 @@ void Dropout::apply(const float* src, float* dst, const Tensor& x, const StepInf
         else if (!on)
             std::memcpy(dst + r, src + r, static_cast<std::size_t>(C) * sizeof(float));
         else
-            kernel(src + r, dst + r, C, key, static_cast<std::uint64_t>(r), threshold, keep);
+            mask.row(src + r, dst + r, C, static_cast<std::uint64_t>(r));
     }
 }
 

@@ -99,13 +99,6 @@ struct Act {
     }
 };
 
-std::uint64_t splitmix64(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 // Set a memory argument's data handle when the primitive has that argument.
 void set_handle(std::unordered_map<int, memory>& args, int arg, const void* p) {
     auto it = args.find(arg);
@@ -645,14 +638,8 @@ std::uint64_t Recurrent::mask_key(const StepInfo& step, std::int64_t layer) cons
                       splitmix64(static_cast<std::uint64_t>(layer)))));
 }
 
-// Dropout scale of element e = (t * N + n) * Y + c of a layer's combined output: a hash, so
-// packed rows in any order find their own mask without storing it.
-// (The rule of stages/model/dropout_mask.hpp, one element at a time.)
-std::uint64_t Recurrent::mask_threshold() const { return static_cast<std::uint64_t>(dropout_ * double(1 << 24)); }
-float Recurrent::mask_keep() const { return static_cast<float>(1.0 / (1.0 - dropout_)); }
-inline float Recurrent::mask(std::uint64_t key, std::uint64_t e) const {
-    return (splitmix64(key + e) >> 40) >= mask_threshold() ? mask_keep() : 0.f;
-}
+// Dropout between layers: element e = (t * N + n) * Y + c of a layer's combined output is scaled
+// by DropoutMask(dropout, mask_key(step, layer)).at(e) (stages/model/dropout_mask.hpp).
 
 void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
     const Tensor& x = in.at("in");  // (T, N, C)
@@ -694,7 +681,7 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
     const Act act{bf16_};
     for (std::int64_t l = 0; l < layers_; ++l) {
         const std::int64_t cin = l == 0 ? channels_ : Y;
-        const std::uint64_t key = l > 0 && drop ? mask_key(step, l - 1) : 0;
+        const DropoutMask mask(dropout_, l > 0 && drop ? mask_key(step, l - 1) : 0);
         for (std::int64_t d = 0; d < D; ++d) {
             Tensor* sv = &saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots)];
             const int gd = r2l_only ? 1 : static_cast<int>(d);  // which grid: reading order
@@ -715,18 +702,15 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
                     resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
                     void* s = sv[kSrc].raw();
                     const void* b = below.raw();
-                    const std::uint64_t threshold = mask_threshold();
-                    const float keep = mask_keep();
 #pragma omp parallel for schedule(static) if (P.rows * cin > (std::int64_t{1} << 15))
                     for (std::int64_t r = 0; r < P.rows; ++r) {
+                        const auto e0 = static_cast<std::uint64_t>(grid[r] * cin);
                         if (!act.bf16) {
-                            dropout_mask_row(static_cast<const float*>(b) + r * cin, static_cast<float*>(s) + r * cin,
-                                             cin, key, static_cast<std::uint64_t>(grid[r] * cin), threshold, keep);
+                            mask.row(static_cast<const float*>(b) + r * cin, static_cast<float*>(s) + r * cin, cin, e0);
                             continue;
                         }
                         for (std::int64_t c = 0; c < cin; ++c)
-                            act.set(s, r * cin + c, act.get(b, r * cin + c) *
-                                    mask(key, static_cast<std::uint64_t>(grid[r] * cin + c)));
+                            act.set(s, r * cin + c, act.get(b, r * cin + c) * mask.at(e0 + static_cast<std::uint64_t>(c)));
                     }
                 }
             } else {  // bidirectional: comb_ holds the layer below's combined output
@@ -736,7 +720,7 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
                 for (std::int64_t r = 0; r < P.rows; ++r)
                     for (std::int64_t c = 0; c < cin; ++c)
                         act.set(s, r * cin + c, cb[grid[r] * cin + c] *
-                                (drop ? mask(key, static_cast<std::uint64_t>(grid[r] * cin + c)) : 1.f));
+                                (drop ? mask.at(static_cast<std::uint64_t>(grid[r] * cin + c)) : 1.f));
             }
             if (!src) src = sv[kSrc].raw();
 
@@ -1032,18 +1016,15 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
 
         // Hand the diff down: to the layer below's packed outputs, or to the input.
         if (l > 0) {
-            const std::uint64_t key = drop ? mask_key(step, l - 1) : 0;
+            const DropoutMask mask(dropout_, drop ? mask_key(step, l - 1) : 0);
             if (D == 1) {
                 std::swap(ddst_[0], dsrc_[0]);
                 if (drop) {
                     const auto& grid = P.grid[r2l_only ? 1 : 0];
                     float* g = ddst_[0].data<float>();
-                    const std::uint64_t threshold = mask_threshold();
-                    const float keep = mask_keep();
 #pragma omp parallel for schedule(static) if (P.rows * Y > (std::int64_t{1} << 15))
                     for (std::int64_t r = 0; r < P.rows; ++r)
-                        dropout_mask_row(g + r * Y, g + r * Y, Y, key, static_cast<std::uint64_t>(grid[r] * Y),
-                                         threshold, keep);
+                        mask.row(g + r * Y, g + r * Y, Y, static_cast<std::uint64_t>(grid[r] * Y));
                 }
             } else {
                 comb_.resize(DType::f32, {T, N, Y});
@@ -1055,7 +1036,7 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                     for (std::int64_t r = 0; r < P.rows; ++r)
                         for (std::int64_t c = 0; c < Y; ++c)
                             cb[grid[r] * Y + c] += g[r * Y + c] *
-                                (drop ? mask(key, static_cast<std::uint64_t>(grid[r] * Y + c)) : 1.f);
+                                (drop ? mask.at(static_cast<std::uint64_t>(grid[r] * Y + c)) : 1.f);
                 }
                 for (std::int64_t d = 0; d < D; ++d) {
                     const auto& grid = P.grid[d];

@@ -134,9 +134,6 @@ private:
     void init_params(PrepareContext& ctx);
     void make_plan(const Tensor& x);
     bool dropout_on(const StepInfo& step) const { return step.training() && dropout_ > 0; }
-    float mask(std::uint64_t key, std::uint64_t e) const;
-    std::uint64_t mask_threshold() const;
-    float mask_keep() const;
     std::uint64_t mask_key(const StepInfo& step, std::int64_t layer) const;
     Param* weights(std::int64_t l, std::int64_t d) { return &params_[static_cast<std::size_t>((l * dirs_ + d) * per_dir_)]; }
 

@@ -1,5 +1,7 @@
 #include "word_dropout.hpp"
 
+#include "dropout_mask.hpp"  // splitmix64
+
 #include <cstring>
 #include <iterator>
 
@@ -42,13 +44,6 @@ void WordDropout::prepare(PrepareContext& ctx) {
     ctx.set_output_info("out", info);
 }
 
-static std::uint64_t mix(std::uint64_t x) {  // splitmix64
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 void WordDropout::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
     (void)saved;
     const Tensor& x = in.at("in");
@@ -60,8 +55,8 @@ void WordDropout::forward(const Inputs& in, Outputs& out, Saved& saved, const St
     y.lengths = x.lengths;
     std::memcpy(y.raw(), x.raw(), x.bytes());
     if (!step.training() || (p_ <= 0 && alpha_ <= 0)) return;
-    const std::uint64_t key = mix(seed_ ^ mix(static_cast<std::uint64_t>(step.epoch) ^
-                                              mix(static_cast<std::uint64_t>(step.batch))));
+    const std::uint64_t key = splitmix64(seed_ ^ splitmix64(static_cast<std::uint64_t>(step.epoch) ^
+                                              splitmix64(static_cast<std::uint64_t>(step.batch))));
     std::int32_t* ids = y.data<std::int32_t>();
     const auto V = std::ssize(prob_);
     for (std::int64_t t = 0; t < T; ++t)
@@ -69,7 +64,7 @@ void WordDropout::forward(const Inputs& in, Outputs& out, Saved& saved, const St
             if (t >= x.length(n)) continue;
             std::int32_t& v = ids[t * N + n];
             if (v < specials_ || v >= V) continue;  // the embedding reports ids out of range
-            const double u = static_cast<double>(mix(key + static_cast<std::uint64_t>(t * N + n)) >> 11) * 0x1.0p-53;
+            const double u = static_cast<double>(splitmix64(key + static_cast<std::uint64_t>(t * N + n)) >> 11) * 0x1.0p-53;
             if (u < prob_[static_cast<std::size_t>(v)]) v = unk_;
         }
 }
