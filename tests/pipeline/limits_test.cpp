@@ -5,21 +5,15 @@
 #include <cstring>
 #include <string>
 
+#include "support/error_text.hpp"
 #include "pipeline/core/tensor.hpp"
 #include "pipeline/exec/safetensors.hpp"
 #include "pipeline/graph/graph.hpp"
 
 using namespace rnnflow;
+using rnnflow::test::error_text;
 
 namespace {
-std::string message_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.message();
-    }
-    return "(no error)";
-}
 
 // A safetensors file from a header text and data bytes.
 std::string file_of(const std::string& header, const std::string& data) {
@@ -32,14 +26,14 @@ std::string file_of(const std::string& header, const std::string& data) {
 }  // namespace
 
 TEST_CASE("limits: a tensor larger than the machine's memory is a message, not bad_alloc", "[limits]") {
-    CHECK_THAT(message_of([] { Tensor::f32({1 << 20, 1 << 20, 1 << 10}); }),
+    CHECK_THAT(error_text([] { Tensor::f32({1 << 20, 1 << 20, 1 << 10}); }),
                Catch::StartsWith("a tensor of shape (1048576, 1048576, 1024) needs 4194304.0 GiB, more than this machine's "));
-    CHECK(message_of([] { Tensor::f32({std::int64_t{1} << 40, std::int64_t{1} << 40}); }) ==
+    CHECK(error_text([] { Tensor::f32({std::int64_t{1} << 40, std::int64_t{1} << 40}); }) ==
           "tensor shape (1099511627776, 1099511627776) has too many elements to address");
-    CHECK(message_of([] { Tensor::f32({3, -1}); }) == "tensor dimension must be >= 0, got -1 in (3, -1)");
+    CHECK(error_text([] { Tensor::f32({3, -1}); }) == "tensor dimension must be >= 0, got -1 in (3, -1)");
     CHECK(Tensor::f32({std::int64_t{1} << 40, 0, std::int64_t{1} << 40}).numel() == 0);  // empty is fine
     Tensor t = Tensor::f32({4});
-    CHECK_THAT(message_of([&] { t.resize({std::int64_t{1} << 45}); }), Catch::Contains("more than this machine's"));
+    CHECK_THAT(error_text([&] { t.resize({std::int64_t{1} << 45}); }), Catch::Contains("more than this machine's"));
     CHECK(t.numel() == 4);  // unchanged after the refusal
 }
 
@@ -47,13 +41,13 @@ TEST_CASE("limits: checkpoint header sizes are checked against the bytes before 
     // 16 data bytes claiming 2^40 x 2^40 floats.
     const std::string huge = file_of(R"({"w":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,16]}})",
                                      std::string(16, '\0'));
-    CHECK_THAT(message_of([&] { load_safetensors_bytes(huge, "h.safetensors"); }),
+    CHECK_THAT(error_text([&] { load_safetensors_bytes(huge, "h.safetensors"); }),
                Catch::Contains("entry 'w' has data offsets [0, 16] that do not fit its shape (1099511627776, 1099511627776)"));
     const std::string minus = file_of(R"({"w":{"dtype":"F32","shape":[-],"data_offsets":[0,0]}})", "");
-    CHECK(message_of([&] { load_safetensors_bytes(minus, "m"); }) ==
+    CHECK(error_text([&] { load_safetensors_bytes(minus, "m"); }) ==
           "m: not a valid safetensors file: a number without digits at header byte 29");
     const std::string escape = file_of(R"({"w\u00zz":{}})", "");
-    CHECK_THAT(message_of([&] { load_safetensors_bytes(escape, "e"); }), Catch::Contains("bad \\u escape"));
+    CHECK_THAT(error_text([&] { load_safetensors_bytes(escape, "e"); }), Catch::Contains("bad \\u escape"));
     // A good one still loads, names with \u escapes decoded as UTF-8.
     std::string data(8, '\0');
     const float v[2] = {1.5f, -2.0f};

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <random>
 
+#include "support/error_text.hpp"
 #include "pipeline/core/registry.hpp"
 #include "pipeline/exec/engine.hpp"
 #include "pipeline/exec/resume.hpp"
@@ -21,6 +22,7 @@
 #include "pipeline/graph/graph.hpp"
 
 using namespace rnnflow;
+using rnnflow::test::error_text;
 namespace fs = std::filesystem;
 
 namespace {
@@ -32,14 +34,6 @@ fs::path scratch(const std::string& name) {
     return d;
 }
 
-std::string message_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.message();
-    }
-    return "(no error)";
-}
 
 // Windows of `bptt` ids cut from each split's stream, `batch` windows a batch, in an order
 // shuffled per (split, epoch) from a seed drawn in prepare — the convention that gives resume for
@@ -225,14 +219,14 @@ TEST_CASE("resume: a position round-trips exactly through checkpoint metadata", 
     p.write(m);
     CHECK(std::isnan(RunPosition::read(m, "f").best));
 
-    CHECK(message_of([] { RunPosition::read({}, "old.safetensors"); }) ==
+    CHECK(error_text([] { RunPosition::read({}, "old.safetensors"); }) ==
           "old.safetensors: checkpoint has no 'rnnflow.resume.epoch' (no resume position)");
     m["rnnflow.resume.batches"] = "12x";
-    CHECK(message_of([&] { RunPosition::read(m, "f"); }) ==
+    CHECK(error_text([&] { RunPosition::read(m, "f"); }) ==
           "f: checkpoint metadata 'rnnflow.resume.batches' has a bad value '12x'");
-    CHECK(message_of([] { decode_metric_rows("1\ttrain\tloss\n", "f"); }) ==
+    CHECK(error_text([] { decode_metric_rows("1\ttrain\tloss\n", "f"); }) ==
           "f: checkpoint metadata 'rnnflow.resume.rows' is malformed: value 'loss'");
-    CHECK(message_of([] { decode_metric_rows("x\ttrain\n", "f"); }) ==
+    CHECK(error_text([] { decode_metric_rows("x\ttrain\n", "f"); }) ==
           "f: checkpoint metadata 'rnnflow.resume.rows' is malformed: epoch 'x'");
 }
 
@@ -262,21 +256,21 @@ TEST_CASE("resume: stage run state goes into a checkpoint and comes back", "[res
     CHECK(back.number("absent", -1) == -1);
     StageState bad;
     bad.put_text("rng", "not a generator");
-    CHECK(message_of([&] { bad.get_rng("rng", h); }) == "saved random generator 'rng' does not read back");
+    CHECK(error_text([&] { bad.get_rng("rng", h); }) == "saved random generator 'rng' does not read back");
 }
 
 TEST_CASE("resume: the graph and the fitted data must be the run's", "[resume]") {
-    CHECK(message_of([] { check_same_graph("a: 1\nb: 2\n", "a: 1\nb: 3\n", "runs/x"); }) ==
+    CHECK(error_text([] { check_same_graph("a: 1\nb: 2\n", "a: 1\nb: 3\n", "runs/x"); }) ==
           "runs/x was made by another graph: line 2 of its resolved.yaml is 'b: 3', this graph (with its "
           "--set values) gives 'b: 2'");
-    CHECK(message_of([] { check_same_graph("a: 1\n", "a: 1\n", "runs/x"); }) == "(no error)");
+    CHECK(error_text([] { check_same_graph("a: 1\n", "a: 1\n", "runs/x"); }) == "(no error)");
     const fs::path run = scratch("state_files");
     fs::create_directories(run / "state" / "vocab");
     std::ofstream(run / "state" / "vocab" / "vocab.tsv") << "old";
     const auto before = read_state_files(run);
-    CHECK(message_of([&] { check_state_files(run, before); }) == "(no error)");
+    CHECK(error_text([&] { check_state_files(run, before); }) == "(no error)");
     std::ofstream(run / "state" / "vocab" / "vocab.tsv") << "new";
-    CHECK_THAT(message_of([&] { check_state_files(run, before); }),
+    CHECK_THAT(error_text([&] { check_state_files(run, before); }),
                Catch::StartsWith("the data changed since the run started: refitting it gives another "
                                  "state/vocab/vocab.tsv than the one in "));
     std::ifstream is(run / "state" / "vocab" / "vocab.tsv");
@@ -360,7 +354,7 @@ TEST_CASE("resume: a resume refuses changed data, and a run without a checkpoint
     set_fault("");
     request_interrupt(0);
     REQUIRE(fs::remove(dir / "early" / "checkpoints" / "last.safetensors"));
-    CHECK_THAT(message_of([&] { engine(g, dir / "early", true)->train(); }),
+    CHECK_THAT(error_text([&] { engine(g, dir / "early", true)->train(); }),
                Catch::StartsWith((dir / "early").string() + " has no checkpoint to resume from"));
 
     set_fault("interrupt@batch:6");
@@ -372,7 +366,7 @@ TEST_CASE("resume: a resume refuses changed data, and a run without a checkpoint
         return std::string(std::istreambuf_iterator<char>(is), std::istreambuf_iterator<char>());
     }();
     std::ofstream(text) << "new letters: XYZ " << before;
-    CHECK_THAT(message_of([&] { engine(g, dir / "run", true); }),
+    CHECK_THAT(error_text([&] { engine(g, dir / "run", true); }),
                Catch::StartsWith("the data changed since the run started: refitting it gives another state/vocab/vocab.tsv"));
 }
 
@@ -381,11 +375,11 @@ TEST_CASE("guards: a NaN or Inf stops the run naming the stage and batch where i
     const fs::path text = corpus(dir);
     const std::string src = "{type: lm_batches, in: vocab.out, batch: 4, bptt: 16}";
     // resume.yaml line 10 is the 'skip' stage.
-    CHECK(message_of([&] { engine(graph(text, src, ", max_batches: 4", ", fail_in: nan_forward, fail_epoch: 2, fail_batch: 3"), dir / "f")->train(); }) ==
+    CHECK(error_text([&] { engine(graph(text, src, ", max_batches: 4", ", fail_in: nan_forward, fail_epoch: 2, fail_batch: 3"), dir / "f")->train(); }) ==
           "stage 'skip' (faulty, resume.yaml:10:3): NaN in output 'out' at train epoch 2 batch 3 (the loss is NaN)");
-    CHECK(message_of([&] { engine(graph(text, src, ", max_batches: 4", ", fail_in: inf_forward, fail_epoch: 1, fail_batch: 2"), dir / "i")->train(); }) ==
+    CHECK(error_text([&] { engine(graph(text, src, ", max_batches: 4", ", fail_in: inf_forward, fail_epoch: 1, fail_batch: 2"), dir / "i")->train(); }) ==
           "stage 'skip' (faulty, resume.yaml:10:3): Inf in output 'out' at train epoch 1 batch 2 (the loss is NaN)");
-    CHECK(message_of([&] { engine(graph(text, src, ", max_batches: 4", ", fail_in: nan_backward, fail_epoch: 2, fail_batch: 2"), dir / "b")->train(); }) ==
+    CHECK(error_text([&] { engine(graph(text, src, ", max_batches: 4", ", fail_in: nan_backward, fail_epoch: 2, fail_batch: 2"), dir / "b")->train(); }) ==
           "stage 'skip' (faulty, resume.yaml:10:3): NaN in the gradient of its input 'in' at train epoch 2 batch 2");
     // The last good checkpoint (epoch 1) is kept, and finite.
     const TensorFile last = load_safetensors(dir / "b" / "checkpoints" / "last.safetensors");
@@ -412,7 +406,7 @@ TEST_CASE("guards: nonfinite: skip_batch drops the update, counts it, and stops 
         const TensorFile last = load_safetensors(run / "checkpoints" / "last.safetensors");
         CHECK(last.find("optim.step")->data<std::int32_t>()[0] == 16);
     }
-    CHECK(message_of([&] { engine(graph(text, src, ", max_batches: 6, nonfinite: skip_batch, max_skipped: 3",
+    CHECK(error_text([&] { engine(graph(text, src, ", max_batches: 6, nonfinite: skip_batch, max_skipped: 3",
                                         ", fail_in: nan_forward, fail_epoch: 1, fail_batch: 2, fail_count: 5"), dir / "many")->train(); }) ==
           "3 training batches in a row had a non-finite loss or gradient (the last: train epoch 1 batch 4)");
 }

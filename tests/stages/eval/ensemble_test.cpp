@@ -6,6 +6,7 @@
 
 #include "../data/cls_support.hpp"
 #include "metric_support.hpp"
+#include "support/error_text.hpp"
 #include "stages/eval/ensemble.hpp"
 
 using namespace rnnflow;
@@ -14,14 +15,7 @@ using namespace rnnflow::stages;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.format();
-    }
-    return "(no error)";
-}
+std::string error_of(const std::function<void()>& f) { return error_text(f, ErrorPart::with_hint); }
 
 }  // namespace
 
