@@ -13,6 +13,13 @@ namespace rnnflow::stages {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 
+// A copy through a reorder; handles bound per call (Linear::copy).
+struct Linear::Copy {
+    dnnl::reorder prim;
+    memory from, to;
+    std::vector<dnnl_exec_arg_t> args;
+};
+
 struct Linear::Plan {
     dnnl::matmul fwd, bwd_data, bwd_weights;
     // Memory objects without buffers; handles are set before every execution.
@@ -22,17 +29,13 @@ struct Linear::Plan {
     memory fwd_pad, data_pad, weights_pad;     // scratchpads
     // Argument lists for the C API: the C++ execute() builds a vector on every call.
     std::vector<dnnl_exec_arg_t> fwd_args, data_args, weights_args;
-    // dtype bf16: f32 → bf16 reorders of in (M, C), weight (C, O) and diff_out (M, O); the
-    // products read the bf16 copies (bound to the memories above) and write f32.
-    dnnl::reorder to_bf16_x, to_bf16_w, to_bf16_dy;
+    // dtype bf16: f32 → bf16 copies of in (M, C), weight (C, O) and diff_out (M, O); the
+    // products read them (bound to the memories above) and write f32.
+    Copy to_bf16_x, to_bf16_w, to_bf16_dy;
     // in (M, C) f32 → inᵀ (C, M) in the products' dtype, a real copy: the weight product reads
     // it 1.2-1.3x faster than a transposed view of in (bench/matmul_ceiling).
-    dnnl::reorder to_x_t;
-    memory x_t_from, x_t_to;
-    std::vector<dnnl_exec_arg_t> x_t_args;
+    Copy to_x_t;
     memory reorder_pad;  // bound to the stage's reorder scratchpad at every execution
-    memory x_f32, x_bf16, w_f32, w_bf16, dy_f32, dy_bf16;
-    std::vector<dnnl_exec_arg_t> x_args, w_args, dy_args;
 };
 
 StageSchema Linear::schema() {
@@ -159,25 +162,23 @@ Linear::Plan& Linear::plan(std::int64_t m) {
                        {DNNL_ARG_DST, p->diff_weights.get()},
                        {DNNL_ARG_SCRATCHPAD, p->weights_pad.get()}};
     p->reorder_pad = memory(memory::desc({1}, memory::data_type::u8, tag::a), eng, DNNL_MEMORY_NONE);
-    auto reorder = [&](const memory::desc& from, const memory::desc& to, memory& f, memory& t,
-                       std::vector<dnnl_exec_arg_t>& args) {
-        f = none(from);
-        t = none(to);
+    auto copy = [&](const memory::desc& from, const memory::desc& to) {
+        Copy c{{}, none(from), none(to), {}};
         // User scratchpad as for every primitive here: concurrent runs must not share one.
         const dnnl::reorder::primitive_desc pd(eng, from, eng, to, user_scratchpad_attr());
-        args = {{DNNL_ARG_FROM, f.get()}, {DNNL_ARG_TO, t.get()},
-                {DNNL_ARG_SCRATCHPAD, p->reorder_pad.get()}};
+        c.prim = dnnl::reorder(pd);
+        c.args = {{DNNL_ARG_FROM, c.from.get()}, {DNNL_ARG_TO, c.to.get()},
+                  {DNNL_ARG_SCRATCHPAD, p->reorder_pad.get()}};
         reserve_bytes(reorder_scratch_, std::max<std::size_t>(pd.scratchpad_desc().get_size(), 64));
-        return dnnl::reorder(pd);
+        return c;
     };
     // The (M, C) "ba" layout of in_t is inᵀ (C, M) "ab", byte for byte.
-    p->to_x_t = reorder(memory::desc({M, C}, f32, tag::ab), memory::desc({M, C}, in_t, tag::ba),
-                        p->x_t_from, p->x_t_to, p->x_t_args);
+    p->to_x_t = copy(memory::desc({M, C}, f32, tag::ab), memory::desc({M, C}, in_t, tag::ba));
     reserve_bytes(x_t_, src_t_md.get_size());
     if (bf16_) {
-        p->to_bf16_x = reorder(memory::desc({M, C}, f32, tag::ab), src_md, p->x_f32, p->x_bf16, p->x_args);
-        p->to_bf16_w = reorder(memory::desc({C, O}, f32, tag::ab), w_md, p->w_f32, p->w_bf16, p->w_args);
-        p->to_bf16_dy = reorder(dst_md, dy_md, p->dy_f32, p->dy_bf16, p->dy_args);
+        p->to_bf16_x = copy(memory::desc({M, C}, f32, tag::ab), src_md);
+        p->to_bf16_w = copy(memory::desc({C, O}, f32, tag::ab), w_md);
+        p->to_bf16_dy = copy(dst_md, dy_md);
         reserve_bytes(x_bf16_, src_md.get_size());
         reserve_bytes(w_bf16_, w_md.get_size());
         reserve_bytes(dy_bf16_, dy_md.get_size());
@@ -193,13 +194,12 @@ static void execute(const dnnl::primitive& prim, dnnl::stream& s,
 }
 
 // A copy through a cached reorder (f32 → bf16, or a transpose; handles bound per call).
-void Linear::convert(Plan& p, const dnnl::reorder& r, dnnl::memory& from, dnnl::memory& to,
-                     const std::vector<dnnl_exec_arg_t>& args, const void* src, void* dst) {
+void Linear::copy(Plan& p, Copy& c, const void* src, void* dst) {
     dnnl::stream& s = *stream_;
-    from.set_data_handle(const_cast<void*>(src));
-    to.set_data_handle(dst);
+    c.from.set_data_handle(const_cast<void*>(src));
+    c.to.set_data_handle(dst);
     p.reorder_pad.set_data_handle(reorder_scratch_.raw());
-    dnnl::error::wrap_c_api(dnnl_primitive_execute(r.get(), s.get(), static_cast<int>(args.size()), args.data()),
+    dnnl::error::wrap_c_api(dnnl_primitive_execute(c.prim.get(), s.get(), static_cast<int>(c.args.size()), c.args.data()),
                             "linear: could not copy a matrix (bf16 or transposed copy)");
     s.wait();
 }
@@ -234,8 +234,8 @@ void Linear::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInf
 
     Plan& p = plan(T * N);
     if (bf16_) {  // the products read bf16 copies of in and weight
-        convert(p, p.to_bf16_x, p.x_f32, p.x_bf16, p.x_args, x.raw(), x_bf16_.raw());
-        convert(p, p.to_bf16_w, p.w_f32, p.w_bf16, p.w_args, params_[0].value.raw(), w_bf16_.raw());
+        copy(p, p.to_bf16_x, x.raw(), x_bf16_.raw());
+        copy(p, p.to_bf16_w, params_[0].value.raw(), w_bf16_.raw());
         p.src.set_data_handle(x_bf16_.raw());
         p.weights.set_data_handle(w_bf16_.raw());
     } else {
@@ -272,11 +272,11 @@ void Linear::backward(const Inputs& in, const Outputs& out, Saved& saved, const 
     Plan& p = plan(T * N);
     const void* w = params_[0].value.raw();
     if (bf16_) {  // weight's bf16 copy is forward's (the weights have not changed since)
-        convert(p, p.to_bf16_dy, p.dy_f32, p.dy_bf16, p.dy_args, g, dy_bf16_.raw());
+        copy(p, p.to_bf16_dy, g, dy_bf16_.raw());
         g = dy_bf16_.data<float>();  // (bf16 bytes)
         w = w_bf16_.raw();
     }
-    convert(p, p.to_x_t, p.x_t_from, p.x_t_to, p.x_t_args, x.raw(), x_t_.raw());
+    copy(p, p.to_x_t, x.raw(), x_t_.raw());
     p.diff_dst.set_data_handle(const_cast<float*>(g));
     if (diff_src.has("in")) {
         Tensor& dx = diff_src.at("in");  // (T, N, C)

@@ -50,8 +50,9 @@ public:
 private:
     struct Plan;  // the primitives and memory objects for one M
     Plan& plan(std::int64_t m);
-    void convert(Plan& p, const dnnl::reorder& r, dnnl::memory& from, dnnl::memory& to,
-                 const std::vector<dnnl_exec_arg_t>& args, const void* src, void* dst);
+    struct Copy;  // a reorder with its memories and arguments
+    // Runs one of the plan's copies from src to dst.
+    void copy(Plan& p, Copy& c, const void* src, void* dst);
 
     std::int64_t out_dim_;   // O
     bool has_bias_;
