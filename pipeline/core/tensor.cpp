@@ -10,6 +10,7 @@
 #include <new>
 #include <vector>
 
+#include "cpu.hpp"
 #include "error.hpp"
 
 namespace rnnflow {
@@ -123,27 +124,41 @@ void Tensor::check_type(DType want) const {
     RNNFLOW_CHECK(dtype_ == want, "tensor holds ", to_string(dtype_), ", accessed as ", to_string(want));
 }
 
+namespace {
+
+// Σ g² of g[b, e) in doubles, in 8 lanes (lane k takes the elements i with i % 8 == k, counted
+// from b) added at the end: a fixed order, the same on both code paths (each square of a float
+// is exact in a double, so a fused multiply-add rounds like the separate multiply and add).
+#define RNNFLOW_SUMSQ_KERNEL(SUFFIX, ATTR)                                                         \
+    ATTR double sum_squares_##SUFFIX(const float* __restrict g, std::int64_t b, std::int64_t e) {  \
+        constexpr int kLanes = 8;                                                                  \
+        double lane[kLanes] = {};                                                                  \
+        std::int64_t i = b;                                                                        \
+        for (; i + kLanes <= e; i += kLanes)                                                       \
+            for (int k = 0; k < kLanes; ++k) lane[k] += double(g[i + k]) * double(g[i + k]);       \
+        double s = 0;                                                                              \
+        for (; i < e; ++i) s += double(g[i]) * double(g[i]);                                       \
+        for (double x : lane) s += x;                                                              \
+        return s;                                                                                  \
+    }
+#ifdef RNNFLOW_AVX512
+RNNFLOW_SUMSQ_KERNEL(avx512, RNNFLOW_AVX512_TARGET)
+#endif
+RNNFLOW_SUMSQ_KERNEL(base, )
+#undef RNNFLOW_SUMSQ_KERNEL
+
+}  // namespace
+
 double sum_squares(const float* g, std::int64_t n) {
     constexpr std::int64_t kChunk = std::int64_t{1} << 15;
-    constexpr int kLanes = 8;
     const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    auto chunk_sum = [g, n](std::int64_t c) {
-        const std::int64_t b = c * kChunk, e = std::min(n, b + kChunk);
-        double lane[kLanes] = {};
-        std::int64_t i = b;
-        for (; i + kLanes <= e; i += kLanes)
-            for (int k = 0; k < kLanes; ++k) lane[k] += double(g[i + k]) * double(g[i + k]);
-        double s = 0;
-        for (; i < e; ++i) s += double(g[i]) * double(g[i]);
-        for (double x : lane) s += x;
-        return s;
-    };
-    if (chunks <= 1) return chunks == 1 ? chunk_sum(0) : 0.0;
+    const auto chunk_sum = RNNFLOW_PICK_KERNEL(sum_squares);
+    if (chunks <= 1) return chunks == 1 ? chunk_sum(g, 0, n) : 0.0;
     thread_local std::vector<double> part;  // grows only: no allocation in the steady state
     if (std::ssize(part) < chunks) part.resize(static_cast<std::size_t>(chunks));
     double* ps = part.data();
 #pragma omp parallel for schedule(static)
-    for (std::int64_t c = 0; c < chunks; ++c) ps[c] = chunk_sum(c);
+    for (std::int64_t c = 0; c < chunks; ++c) ps[c] = chunk_sum(g, c * kChunk, std::min(n, (c + 1) * kChunk));
     double s = 0;
     for (std::int64_t c = 0; c < chunks; ++c) s += ps[c];
     return s;

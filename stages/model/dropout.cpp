@@ -1,6 +1,7 @@
 #include "dropout.hpp"
 
 #include "dropout_mask.hpp"
+#include "pipeline/core/cpu.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -46,32 +47,16 @@ namespace {
         }                                                                                          \
     }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define RNNFLOW_DROPOUT_AVX512 1
-RNNFLOW_DROPOUT_KERNEL(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))))
+#ifdef RNNFLOW_AVX512
+RNNFLOW_DROPOUT_KERNEL(avx512, RNNFLOW_AVX512_TARGET)
 #endif
 RNNFLOW_DROPOUT_KERNEL(base, )
 #undef RNNFLOW_DROPOUT_KERNEL
 
-using MaskRow = void (*)(const float*, float*, std::int64_t, std::uint64_t, std::uint64_t,
-                         std::uint64_t, float);
-
-MaskRow mask_row() {
-    static const MaskRow k = [] {
-#ifdef RNNFLOW_DROPOUT_AVX512
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-            return &mask_row_avx512;
-#endif
-        return &mask_row_base;
-    }();
-    return k;
-}
-
 }  // namespace
 
 void DropoutMask::row(const float* src, float* dst, std::int64_t C, std::uint64_t e0) const {
-    mask_row()(src, dst, C, key, e0, threshold, keep);
+    RNNFLOW_PICK_KERNEL(mask_row)(src, dst, C, key, e0, threshold, keep);
 }
 
 // The key is a hash of (seed, epoch, batch); element e = (t·N + n)·C + c. Rows run in parallel:

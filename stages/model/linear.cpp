@@ -6,6 +6,7 @@
 #include <iterator>
 #include <vector>
 
+#include "pipeline/core/cpu.hpp"
 #include "pipeline/core/onednn.hpp"
 
 namespace rnnflow::stages {
@@ -250,6 +251,32 @@ void Linear::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInf
     zero_padding(y.data<float>(), x, T, N, O);
 }
 
+namespace {
+
+// db += Σ_rows g: columns in blocks of 256 in parallel, rows added in order in each block (the
+// same sums for any number of threads). Compiled twice (pipeline/core/cpu.hpp), rounding alike.
+#define RNNFLOW_COLUMN_SUMS(SUFFIX, ATTR)                                                          \
+    ATTR void column_sums_##SUFFIX(float* db, const float* g, std::int64_t rows, std::int64_t O) { \
+        constexpr std::int64_t kBlock = 256;                                                       \
+        const std::int64_t blocks = (O + kBlock - 1) / kBlock;                                     \
+        _Pragma("omp parallel for schedule(static) if (rows * O > (1 << 15))")                     \
+        for (std::int64_t b = 0; b < blocks; ++b) {                                                \
+            const std::int64_t o0 = b * kBlock, o1 = std::min(O, o0 + kBlock);                    \
+            float* __restrict acc = db + o0;                                                       \
+            for (std::int64_t r = 0; r < rows; ++r) {                                              \
+                const float* __restrict row = g + r * O + o0;                                      \
+                for (std::int64_t o = 0; o < o1 - o0; ++o) acc[o] += row[o];                       \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#ifdef RNNFLOW_AVX512
+RNNFLOW_COLUMN_SUMS(avx512, RNNFLOW_AVX512_TARGET)
+#endif
+RNNFLOW_COLUMN_SUMS(base, )
+#undef RNNFLOW_COLUMN_SUMS
+
+}  // namespace
+
 void Linear::backward(const Inputs& in, const Outputs& out, Saved& saved, const Grads& diff_dst,
                       Grads& diff_src, const StepInfo& step) {
     (void)out; (void)saved; (void)step;
@@ -293,20 +320,7 @@ void Linear::backward(const Inputs& in, const Outputs& out, Saved& saved, const 
     execute(p.bwd_weights, *stream_, p.weights_args);
     stream_->wait();
 
-    if (has_bias_) {  // db += Σ_rows g: columns in blocks in parallel, rows in order in each
-        float* db = params_[1].grad.data<float>();
-        constexpr std::int64_t kBlock = 256;
-        const std::int64_t blocks = (O + kBlock - 1) / kBlock, rows = T * N;
-#pragma omp parallel for schedule(static) if (rows * O > (1 << 15))
-        for (std::int64_t b = 0; b < blocks; ++b) {
-            const std::int64_t o0 = b * kBlock, o1 = std::min(O, o0 + kBlock);
-            float* __restrict acc = db + o0;
-            for (std::int64_t r = 0; r < rows; ++r) {
-                const float* __restrict row = g32 + r * O + o0;
-                for (std::int64_t o = 0; o < o1 - o0; ++o) acc[o] += row[o];
-            }
-        }
-    }
+    if (has_bias_) RNNFLOW_PICK_KERNEL(column_sums)(params_[1].grad.data<float>(), g32, T * N, O);
 }
 
 }  // namespace rnnflow::stages

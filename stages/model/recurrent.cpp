@@ -211,6 +211,7 @@ struct Recurrent::Prim {
 
 struct Recurrent::Reorder {
     md from, to;
+    bool accumulate = false;
     dnnl::reorder prim;
     std::unordered_map<int, memory> args;
 };
@@ -345,7 +346,7 @@ void Recurrent::prepare(PrepareContext& ctx) {
     carried_.clear();
     plan_ = std::make_unique<Plan>();
     const auto n = static_cast<std::size_t>(layers_ * dirs_ * kKinds);
-    for (auto* v : {&wfwd_, &wbwd_, &dwtmp_, &dwuser_}) {
+    for (auto* v : {&wfwd_, &wbwd_, &dwtmp_}) {
         v->clear();
         v->resize(n);
     }
@@ -424,13 +425,20 @@ void Recurrent::init_params(PrepareContext& ctx) {
         }
 }
 
-Recurrent::Reorder& Recurrent::reorder(const md& from, const md& to) {
+Recurrent::Reorder& Recurrent::reorder(const md& from, const md& to, bool accumulate) {
     for (auto& r : reorders_)
-        if (r->from == from && r->to == to) return *r;
+        if (r->from == from && r->to == to && r->accumulate == accumulate) return *r;
     auto r = std::make_unique<Reorder>();
     r->from = from;
     r->to = to;
-    const dnnl::reorder::primitive_desc pd(cpu_engine(), from, cpu_engine(), to, user_scratchpad_attr());
+    r->accumulate = accumulate;
+    auto attr = user_scratchpad_attr();
+    if (accumulate) {
+        dnnl::post_ops po;
+        po.append_sum(1.f);
+        attr.set_post_ops(po);
+    }
+    const dnnl::reorder::primitive_desc pd(cpu_engine(), from, cpu_engine(), to, attr);
     r->prim = dnnl::reorder(pd);
     reserve_bytes(scratchpad_, pd.scratchpad_desc().get_size());
     r->args = {{DNNL_ARG_FROM, mem(from)}, {DNNL_ARG_TO, mem(to)}};
@@ -439,8 +447,8 @@ Recurrent::Reorder& Recurrent::reorder(const md& from, const md& to) {
     return *reorders_.back();
 }
 
-void Recurrent::run_reorder(const md& from, const void* src, const md& to, void* dst) {
-    Reorder& r = reorder(from, to);
+void Recurrent::run_reorder(const md& from, const void* src, const md& to, void* dst, bool accumulate) {
+    Reorder& r = reorder(from, to, accumulate);
     set_handle(r.args, DNNL_ARG_FROM, src);
     set_handle(r.args, DNNL_ARG_TO, dst);
     set_handle(r.args, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
@@ -927,16 +935,12 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                           : k == kProj         ? md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldio)
                                                : md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldgo);
             }
-            // Diff weights in another layout accumulate in dwtmp_, then are added into grads.
+            // Diff weights in another layout accumulate in dwtmp_, then one reorder adds them
+            // into the grads.
             auto flush = [&](int k) {
                 const auto idx = static_cast<std::size_t>((l * D + d) * kKinds + k);
-                Tensor& g = w[kp[k]].grad;
-                reserve_bytes(dwuser_[idx], g.bytes());
-                run_reorder(dheld[k], dwtmp_[idx].raw(), user[k], dwuser_[idx].raw());
+                run_reorder(dheld[k], dwtmp_[idx].raw(), user[k], w[kp[k]].grad.raw(), true);
                 stream_.wait();
-                const float* a = dwuser_[idx].data<float>();
-                float* gp = g.data<float>();
-                for (std::int64_t e = 0; e < g.numel(); ++e) gp[e] += a[e];
                 dheld[k] = md();
             };
             std::size_t ws_off = 0;

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <limits>
 
+#include "pipeline/core/cpu.hpp"
 #include "stages/fast_math.hpp"
 
 namespace rnnflow::stages {
@@ -100,31 +101,11 @@ namespace {
         _Pragma("omp simd") for (std::int64_t v = 0; v < V; ++v) d[v] = a * fast_exp(row[v] - m) - b; \
     }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define RNNFLOW_CE_AVX512 1
-RNNFLOW_CE_KERNELS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"))))
+#ifdef RNNFLOW_AVX512
+RNNFLOW_CE_KERNELS(avx512, RNNFLOW_AVX512_FMA_TARGET)
 #endif
 RNNFLOW_CE_KERNELS(base, )
 #undef RNNFLOW_CE_KERNELS
-
-struct Kernels {
-    float (*row_max)(const float*, std::int64_t);
-    float (*sum_exp_row)(const float*, float, std::int64_t);
-    void (*exp_affine_row)(const float*, float, float, float, float*, std::int64_t);
-};
-
-const Kernels& kernels() {
-    static const Kernels k = [] {
-#ifdef RNNFLOW_CE_AVX512
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("fma"))
-            return Kernels{row_max_avx512, sum_exp_row_avx512, exp_affine_row_avx512};
-#endif
-        return Kernels{row_max_base, sum_exp_row_base, exp_affine_row_base};
-    }();
-    return k;
-}
 
 }  // namespace
 
@@ -177,7 +158,6 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
     const double eps = smoothing_;
     const char* u = use.data();
     const float* w = weights_.empty() ? nullptr : weights_.data();
-    const Kernels& k = kernels();
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < R; ++r) {
         if (!u[r]) {
@@ -186,9 +166,9 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
             continue;
         }
         const float* row = logits + r * V;
-        const float m = k.row_max(row, V);
+        const float m = RNNFLOW_PICK_KERNEL(row_max)(row, V);
         mx[r] = m;
-        const double s = k.sum_exp_row(row, m, V);
+        const double s = RNNFLOW_PICK_KERNEL(sum_exp_row)(row, m, V);
         const double lsd = std::log(s);
         ls[r] = static_cast<float>(lsd);
         double l = lsd - (1.0 - eps) * double(row[y[r]] - m);
@@ -231,7 +211,6 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
     const float* w = weights_.empty() ? nullptr : weights_.data();
     const auto eps = static_cast<float>(smoothing_);
     const float spread = eps / static_cast<float>(V);
-    const Kernels& k = kernels();
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < T * N; ++r) {
         float* __restrict drow = d + r * V;
@@ -242,7 +221,7 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
         const float ws = scale * (w ? w[y[r]] : 1.f);
         const float a = ws * static_cast<float>(std::exp(-double(ls[r])));  // ws / Σ exp(x - max)
         const float b = ws * spread;
-        k.exp_affine_row(logits + r * V, mx[r], a, b, drow, V);
+        RNNFLOW_PICK_KERNEL(exp_affine_row)(logits + r * V, mx[r], a, b, drow, V);
         drow[y[r]] -= ws * (1.f - eps);
     }
 }

@@ -1,5 +1,7 @@
 #include "sgd.hpp"
 
+#include "pipeline/core/cpu.hpp"
+
 namespace rnnflow::stages {
 
 constexpr std::int64_t kParallelFrom = 1 << 15;  // smaller parameters: one thread
@@ -17,6 +19,37 @@ StageSchema Sgd::schema() {
                  "Not supported: Nesterov momentum, dampening, per-parameter rates.");
     return s;
 }
+
+namespace {
+
+// The dense update, compiled twice (pipeline/core/cpu.hpp): for AVX-512 and for the baseline,
+// rounding alike. Large parameters are split over the OpenMP team.
+#define RNNFLOW_SGD_KERNELS(SUFFIX, ATTR)                                                          \
+    ATTR void plain_##SUFFIX(float* __restrict w, float* __restrict g, std::int64_t n, float lr,  \
+                             float scale, float wd) {                                              \
+        _Pragma("omp parallel for schedule(static) if (n > kParallelFrom)")                        \
+        for (std::int64_t k = 0; k < n; ++k) {                                                     \
+            w[k] -= lr * (scale * g[k] + wd * w[k]);                                               \
+            g[k] = 0.f;                                                                            \
+        }                                                                                          \
+    }                                                                                              \
+    ATTR void momentum_##SUFFIX(float* __restrict w, float* __restrict g, float* __restrict buf,  \
+                                std::int64_t n, float lr, float scale, float wd, float mu) {      \
+        _Pragma("omp parallel for schedule(static) if (n > kParallelFrom)")                        \
+        for (std::int64_t k = 0; k < n; ++k) {                                                     \
+            const float gk = scale * g[k] + wd * w[k];                                             \
+            buf[k] = mu * buf[k] + gk;                                                             \
+            w[k] -= lr * buf[k];                                                                   \
+            g[k] = 0.f;                                                                            \
+        }                                                                                          \
+    }
+#ifdef RNNFLOW_AVX512
+RNNFLOW_SGD_KERNELS(avx512, RNNFLOW_AVX512_TARGET)
+#endif
+RNNFLOW_SGD_KERNELS(base, )
+#undef RNNFLOW_SGD_KERNELS
+
+}  // namespace
 
 Sgd::Sgd(const Params& p)
     : schedule_{p.get_float("lr"), p.get_float("lr_decay"), p.get_int("decay_after")},
@@ -69,23 +102,10 @@ double Sgd::step(const StepInfo& step) {
         }
         // One pass per parameter: update and zero the gradient; elementwise, so in parallel
         // (OpenMP) when large, with the same result for any number of threads.
-        float* __restrict w = p.value.data<float>();
-        if (momentum_ > 0) {
-            float* __restrict buf = momentum_buf_[i].data<float>();
-#pragma omp parallel for schedule(static) if (n > kParallelFrom)
-            for (std::int64_t k = 0; k < n; ++k) {
-                const float gk = scale * g[k] + wd * w[k];
-                buf[k] = mu * buf[k] + gk;
-                w[k] -= lr * buf[k];
-                g[k] = 0.f;
-            }
-        } else {
-#pragma omp parallel for schedule(static) if (n > kParallelFrom)
-            for (std::int64_t k = 0; k < n; ++k) {
-                w[k] -= lr * (scale * g[k] + wd * w[k]);
-                g[k] = 0.f;
-            }
-        }
+        if (momentum_ > 0)
+            RNNFLOW_PICK_KERNEL(momentum)(p.value.data<float>(), g, momentum_buf_[i].data<float>(), n, lr, scale, wd, mu);
+        else
+            RNNFLOW_PICK_KERNEL(plain)(p.value.data<float>(), g, n, lr, scale, wd);
         p.grad_rows.clear();
     }
     return norm;
