@@ -173,4 +173,23 @@ double grad_sum_squares(const Param& p) {
     return s;
 }
 
+void release_grad(Param& p) {
+    if (p.overwrites_grad && !p.sparse_rows) {
+        p.grad_stale = true;
+    } else if (p.sparse_rows && p.grad.rank() > 0) {
+        const std::int64_t width = p.grad.numel() / std::max<std::int64_t>(p.grad.dim(0), 1);
+        float* g = p.grad.data<float>();
+        for (const std::int64_t r : p.grad_rows) std::fill_n(g + r * width, width, 0.f);
+    } else {
+        p.grad.zero();
+    }
+    p.grad_rows.clear();
+}
+
+void settle_grad(Param& p) {
+    if (!p.grad_stale) return;
+    p.grad.zero();
+    p.grad_stale = false;
+}
+
 }  // namespace rnnflow

@@ -98,7 +98,22 @@ struct Param {
     // across processes) so the optimiser's clipping need not read the gradient again; -1 when
     // not known. The engine resets it after the optimiser step.
     double grad_sumsq = -1;
+    // Stale gradients, to save a pass over large gradients. A stage whose backward can write its
+    // parameter's gradient instead of adding into it sets `overwrites_grad`. Optimisers then
+    // leave that gradient as it is after their update and set `grad_stale` (the gradient counts
+    // as zero; its memory holds old values) instead of clearing it; the stage's next backward
+    // writes the gradient and clears the flag (later backward passes of the step add again).
+    // The engine clears any gradient still stale when backward is done (its stage did not run
+    // backward) before anything reads the gradients, so only the owning stage sees the flag set.
+    bool overwrites_grad = false;
+    bool grad_stale = false;
 };
+
+// The optimiser has used p's gradient: mark it stale when its stage overwrites it, else zero it
+// (a row-sparse gradient: its listed rows only), ready for the next step.
+void release_grad(Param& p);
+// Zero a gradient still marked stale (the engine, before reading gradients).
+void settle_grad(Param& p);
 
 // Σ g² of n floats, in double: fixed chunks summed in parallel (OpenMP, the team oneDNN uses),
 // each over 8 independent lanes, then the chunks in order; the result does not depend on the

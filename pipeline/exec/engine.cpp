@@ -523,6 +523,8 @@ struct Engine::Impl {
             }
             opt_node = add_cont([this] {
                 auto& on = nodes[static_cast<std::size_t>(optim_idx)];
+                // A gradient its stage did not write this step (still stale) is zero.
+                for (const auto& tp : trainable) settle_grad(*tp.second);
                 guarded(*on.def, [this] { return step_context("step"); }, [&] {
                     set_omp_threads(self.threads_);
                     if (self.opt_.reduce_gradients) {

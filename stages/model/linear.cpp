@@ -23,6 +23,7 @@ struct Linear::Copy {
 
 struct Linear::Plan {
     dnnl::matmul fwd, bwd_data, bwd_weights;
+    dnnl::matmul bwd_weights_set;  // writes diff_weights instead of adding (a stale gradient)
     // Memory objects without buffers; handles are set before every execution.
     memory src, weights, bias, dst;            // fwd: (M, C) · (C, O) + (1, O) → (M, O)
     memory diff_dst, weights_t, diff_src;      // bwd_data: (M, O) · (O, C)ᵀ-view → (M, C)
@@ -78,6 +79,8 @@ void Linear::prepare(PrepareContext& ctx) {
     w.layout = "(C, O)";
     w.value = Tensor::f32({in_dim_, out_dim_});
     w.grad = Tensor::f32({in_dim_, out_dim_});
+    w.overwrites_grad = true;  // backward writes a stale gradient (Param::overwrites_grad)
+    w.grad_stale = false;
     float* v = w.value.data<float>();
     for (std::int64_t i = 0; i < w.value.numel(); ++i) v[i] = uni(ctx.rng());
 
@@ -132,10 +135,12 @@ Linear::Plan& Linear::plan(std::int64_t m) {
     dnnl::primitive_attr wattr = user_scratchpad_attr();
     wattr.set_post_ops(accumulate);
     const dnnl::matmul::primitive_desc weights_pd(dnnl::matmul::desc(src_t_md, dy_md, dw_md), wattr, eng);
+    const dnnl::matmul::primitive_desc weights_set_pd(dnnl::matmul::desc(src_t_md, dy_md, dw_md), attr, eng);
 
     p->fwd = dnnl::matmul(fwd_pd);
     p->bwd_data = dnnl::matmul(data_pd);
     p->bwd_weights = dnnl::matmul(weights_pd);
+    p->bwd_weights_set = dnnl::matmul(weights_set_pd);
 
     auto none = [&](const memory::desc& md) { return memory(md, eng, DNNL_MEMORY_NONE); };
     p->src = none(src_md);
@@ -149,10 +154,13 @@ Linear::Plan& Linear::plan(std::int64_t m) {
     p->diff_weights = none(dw_md);
     p->fwd_pad = none(fwd_pd.scratchpad_desc());
     p->data_pad = none(data_pd.scratchpad_desc());
-    p->weights_pad = none(weights_pd.scratchpad_desc());
+    p->weights_pad = none(weights_pd.scratchpad_desc().get_size() >= weights_set_pd.scratchpad_desc().get_size()
+                              ? weights_pd.scratchpad_desc()
+                              : weights_set_pd.scratchpad_desc());
     reserve_bytes(fwd_scratch_, fwd_pd.scratchpad_desc().get_size());
-    reserve_bytes(bwd_scratch_, std::max(data_pd.scratchpad_desc().get_size(),
-                                         weights_pd.scratchpad_desc().get_size()));
+    reserve_bytes(bwd_scratch_, std::max({data_pd.scratchpad_desc().get_size(),
+                                          weights_pd.scratchpad_desc().get_size(),
+                                          weights_set_pd.scratchpad_desc().get_size()}));
 
     p->fwd_args = {{DNNL_ARG_SRC, p->src.get()}, {DNNL_ARG_WEIGHTS, p->weights.get()},
                    {DNNL_ARG_DST, p->dst.get()}, {DNNL_ARG_SCRATCHPAD, p->fwd_pad.get()}};
@@ -315,9 +323,13 @@ void Linear::backward(const Inputs& in, const Outputs& out, Saved& saved, const 
         execute(p.bwd_data, *stream_, p.data_args);
     }
     p.src_t.set_data_handle(x_t_.raw());
-    p.diff_weights.set_data_handle(params_[0].grad.raw());
+    Param& wp = params_[0];
+    p.diff_weights.set_data_handle(wp.grad.raw());
     p.weights_pad.set_data_handle(bwd_scratch_.raw());
-    execute(p.bwd_weights, *stream_, p.weights_args);
+    // A stale weight gradient (the optimiser left it: Param::overwrites_grad) is written, saving
+    // the read of its old values; else the product is added.
+    execute(wp.grad_stale ? p.bwd_weights_set : p.bwd_weights, *stream_, p.weights_args);
+    wp.grad_stale = false;
     stream_->wait();
 
     if (has_bias_) RNNFLOW_PICK_KERNEL(column_sums)(params_[1].grad.data<float>(), g32, T * N, O);

@@ -23,24 +23,26 @@ StageSchema Sgd::schema() {
 namespace {
 
 // The dense update, compiled twice (pipeline/core/cpu.hpp): for AVX-512 and for the baseline,
-// rounding alike. Large parameters are split over the OpenMP team.
+// rounding alike. Large parameters are split over the OpenMP team. `zero`: clear the gradient
+// in the same pass (else it is left stale: Param::overwrites_grad).
 #define RNNFLOW_SGD_KERNELS(SUFFIX, ATTR)                                                          \
     ATTR void plain_##SUFFIX(float* __restrict w, float* __restrict g, std::int64_t n, float lr,  \
-                             float scale, float wd) {                                              \
+                             float scale, float wd, bool zero) {                                   \
         _Pragma("omp parallel for schedule(static) if (n > kParallelFrom)")                        \
         for (std::int64_t k = 0; k < n; ++k) {                                                     \
             w[k] -= lr * (scale * g[k] + wd * w[k]);                                               \
-            g[k] = 0.f;                                                                            \
+            if (zero) g[k] = 0.f;                                                                  \
         }                                                                                          \
     }                                                                                              \
     ATTR void momentum_##SUFFIX(float* __restrict w, float* __restrict g, float* __restrict buf,  \
-                                std::int64_t n, float lr, float scale, float wd, float mu) {      \
+                                std::int64_t n, float lr, float scale, float wd, float mu,        \
+                                bool zero) {                                                      \
         _Pragma("omp parallel for schedule(static) if (n > kParallelFrom)")                        \
         for (std::int64_t k = 0; k < n; ++k) {                                                     \
             const float gk = scale * g[k] + wd * w[k];                                             \
             buf[k] = mu * buf[k] + gk;                                                             \
             w[k] -= lr * buf[k];                                                                   \
-            g[k] = 0.f;                                                                            \
+            if (zero) g[k] = 0.f;                                                                  \
         }                                                                                          \
     }
 #ifdef RNNFLOW_AVX512
@@ -100,12 +102,16 @@ double Sgd::step(const StepInfo& step) {
             p.grad_rows.clear();
             continue;
         }
-        // One pass per parameter: update and zero the gradient; elementwise, so in parallel
-        // (OpenMP) when large, with the same result for any number of threads.
+        // One pass per parameter: update and zero the gradient (or leave it stale when its stage
+        // overwrites it: Param::overwrites_grad); elementwise, so in parallel (OpenMP) when
+        // large, with the same result for any number of threads.
+        const bool stale = p.overwrites_grad && !p.sparse_rows;
         if (momentum_ > 0)
-            RNNFLOW_PICK_KERNEL(momentum)(p.value.data<float>(), g, momentum_buf_[i].data<float>(), n, lr, scale, wd, mu);
+            RNNFLOW_PICK_KERNEL(momentum)(p.value.data<float>(), g, momentum_buf_[i].data<float>(), n, lr, scale,
+                                          wd, mu, !stale);
         else
-            RNNFLOW_PICK_KERNEL(plain)(p.value.data<float>(), g, n, lr, scale, wd);
+            RNNFLOW_PICK_KERNEL(plain)(p.value.data<float>(), g, n, lr, scale, wd, !stale);
+        p.grad_stale = stale;
         p.grad_rows.clear();
     }
     return norm;

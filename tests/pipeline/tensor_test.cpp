@@ -38,3 +38,39 @@ TEST_CASE("tensor: copies of an empty tensor stay empty", "[core]") {
     full = empty;
     REQUIRE(full.empty());
 }
+
+TEST_CASE("tensor: release_grad leaves an overwritten gradient stale, zeroes the others; settle_grad zeroes stale ones", "[core]") {
+    auto param = [](Shape shape) {
+        Param p;
+        p.value = Tensor::f32(shape);
+        p.grad = Tensor::f32(shape);
+        for (std::int64_t i = 0; i < p.grad.numel(); ++i) p.grad.data<float>()[i] = float(i + 1);
+        return p;
+    };
+    Param plain = param({2, 3});
+    release_grad(plain);
+    REQUIRE_FALSE(plain.grad_stale);
+    for (std::int64_t i = 0; i < 6; ++i) REQUIRE(plain.grad.data<float>()[i] == 0.f);
+
+    Param over = param({2, 3});
+    over.overwrites_grad = true;
+    release_grad(over);
+    REQUIRE(over.grad_stale);
+    REQUIRE(over.grad.data<float>()[5] == 6.f);  // not cleared: its stage writes it next
+    settle_grad(over);
+    REQUIRE_FALSE(over.grad_stale);
+    for (std::int64_t i = 0; i < 6; ++i) REQUIRE(over.grad.data<float>()[i] == 0.f);
+    over.grad.data<float>()[0] = 3.f;
+    settle_grad(over);  // not stale: left alone
+    REQUIRE(over.grad.data<float>()[0] == 3.f);
+
+    Param sparse = param({3, 2});  // row-sparse: only listed rows are cleared (the rest is zero by contract)
+    sparse.sparse_rows = true;
+    sparse.overwrites_grad = true;  // ignored for a row-sparse gradient
+    sparse.grad_rows = {0, 2};
+    release_grad(sparse);
+    REQUIRE_FALSE(sparse.grad_stale);
+    REQUIRE(sparse.grad_rows.empty());
+    const std::vector<float> want{0, 0, 3, 4, 0, 0};
+    for (std::int64_t i = 0; i < 6; ++i) REQUIRE(sparse.grad.data<float>()[i] == want[static_cast<std::size_t>(i)]);
+}

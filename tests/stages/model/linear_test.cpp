@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "stages/model/linear.hpp"
 #include "support/gradcheck.hpp"
 #include "support/harness.hpp"
@@ -50,6 +52,29 @@ Tensor forward(Linear& l, const StageSchema& s, const Tensor& x) {
     l.forward(in, o, saved, StepInfo{});
     return out;
 }
+
+// The hand-computed backward case: W = [[1, 2], [3, 4]] (C, O), x = rows (1, 2), (3, 4)
+// (T 1, N 2), diff_out = rows (1, 0), (0, 2). backward() runs the stage's backward on them.
+struct HandBackward {
+    StageSchema s = Linear::schema();
+    Linear l = prepared(s, 2, 2);
+    Tensor x = make_tensor({1, 2, 2}, {1, 2, 3, 4});
+    Tensor dy = make_tensor({1, 2, 2}, {1, 0, 0, 2});
+    Tensor y, dx;
+    Saved saved;
+    HandBackward() {
+        const std::vector<float> w{1, 2, 3, 4};
+        std::copy(w.begin(), w.end(), l.params()[0].value.data<float>());
+        y = forward(l, s, x);
+    }
+    void backward() {
+        auto in = make_inputs(s, {&x});
+        auto o = make_outputs(s, {&y});
+        auto dd = make_diff_dst(s, {&dy});
+        auto ds = make_diff_src(s, {&dx});
+        l.backward(in, o, saved, dd, ds, StepInfo{});
+    }
+};
 
 }  // namespace
 
@@ -112,22 +137,12 @@ TEST_CASE("linear: forward against hand-computed numbers", "[stage][linear]") {
 }
 
 TEST_CASE("linear: backward against hand-computed numbers", "[stage][linear]") {
-    const StageSchema s = Linear::schema();
-    Linear l = prepared(s, 2, 2);
-    const std::vector<float> w{1, 2, 3, 4};  // (C, O)
-    std::copy(w.begin(), w.end(), l.params()[0].value.data<float>());
-    Tensor x = make_tensor({1, 2, 2}, {1, 2, 3, 4});
-    Tensor y = forward(l, s, x);
-    Tensor dy = make_tensor({1, 2, 2}, {1, 0, 0, 2});
-    Tensor dx;
-    Saved saved;
-    auto in = make_inputs(s, {&x});
-    auto o = make_outputs(s, {&y});
-    auto dd = make_diff_dst(s, {&dy});
-    auto ds = make_diff_src(s, {&dx});
+    HandBackward h;
+    Linear& l = h.l;
+    const Tensor& dx = h.dx;
     for (auto& p : l.params()) p.grad.zero();
     l.params()[0].grad.data<float>()[0] = 100;  // backward adds to what is there
-    l.backward(in, o, saved, dd, ds, StepInfo{});
+    h.backward();
     // dx = dy · Wᵀ: row (1, 0) → (1, 3); row (0, 2) → (4, 8).
     const std::vector<float> want_dx{1, 3, 4, 8};
     for (int i = 0; i < 4; ++i) REQUIRE(dx.data<float>()[i] == Approx(want_dx[i]));
@@ -136,6 +151,28 @@ TEST_CASE("linear: backward against hand-computed numbers", "[stage][linear]") {
     for (int i = 0; i < 4; ++i) REQUIRE(l.params()[0].grad.data<float>()[i] == Approx(want_dw[i]));
     REQUIRE(l.params()[1].grad.data<float>()[0] == Approx(1));
     REQUIRE(l.params()[1].grad.data<float>()[1] == Approx(2));
+}
+
+TEST_CASE("linear: a stale weight gradient is written, a fresh one added to", "[stage][linear]") {
+    HandBackward h;
+    Linear& l = h.l;
+    REQUIRE(l.params()[0].overwrites_grad);
+    REQUIRE_FALSE(l.params()[1].overwrites_grad);
+    Param& wp = l.params()[0];
+    l.params()[1].grad.zero();
+    // Old values the optimiser left behind, NaN included: none may survive.
+    std::fill_n(wp.grad.data<float>(), 4, std::numeric_limits<float>::quiet_NaN());
+    wp.grad.data<float>()[1] = 100;
+    wp.grad_stale = true;
+    h.backward();
+    REQUIRE_FALSE(wp.grad_stale);
+    // dW = xᵀ · dy = [[1, 6], [2, 8]], written.
+    const std::vector<float> want_dw{1, 6, 2, 8};
+    for (int i = 0; i < 4; ++i) REQUIRE(wp.grad.data<float>()[i] == want_dw[i]);
+    // A second backward in the same step adds.
+    h.backward();
+    for (int i = 0; i < 4; ++i) REQUIRE(wp.grad.data<float>()[i] == 2 * want_dw[i]);
+    REQUIRE(l.params()[1].grad.data<float>()[1] == 4);
 }
 
 TEST_CASE("linear: backward matches finite differences with padding", "[stage][linear][grad]") {

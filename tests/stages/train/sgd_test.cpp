@@ -59,6 +59,28 @@ TEST_CASE("sgd: plain step, norm returned and gradients zeroed", "[stage][sgd]")
     REQUIRE(sgd.state().empty());  // no momentum, no state
 }
 
+TEST_CASE("sgd: a gradient its stage overwrites is left stale, with the same update", "[stage][sgd]") {
+    const double momentum = GENERATE(0.0, 0.9);
+    Sgd sgd = make_sgd({{"lr", 0.1}, {"momentum", momentum}, {"weight_decay", 0.01}});
+    Param a = make_param("a.weight", {1, 2}, {0.5f, -1});
+    Param b = make_param("b.weight", {1, 2}, {0.5f, -1});
+    b.overwrites_grad = true;
+    sgd.attach({{"a.weight", &a}, {"b.weight", &b}});
+    for (int step = 0; step < 2; ++step) {
+        set_grad(a, {0.5f, -1});
+        set_grad(b, {0.5f, -1});
+        b.grad_stale = false;  // the stage wrote it
+        sgd.step(StepInfo{});
+        REQUIRE(a.value.data<float>()[0] == b.value.data<float>()[0]);
+        REQUIRE(a.value.data<float>()[1] == b.value.data<float>()[1]);
+        REQUIRE(a.grad.data<float>()[0] == 0.f);
+        REQUIRE_FALSE(a.grad_stale);
+        REQUIRE(b.grad_stale);
+        REQUIRE(b.grad.data<float>()[0] == 0.5f);  // left as it was: not read again
+    }
+    REQUIRE(a.value.data<float>()[0] != 1.f);
+}
+
 TEST_CASE("sgd: a row-sparse gradient updates its listed rows exactly as the dense step", "[stage][sgd]") {
     // Two copies of a (5, 3) parameter with the same gradient in rows 1 and 3, one marked
     // row-sparse: the same values after clipped steps, every gradient zeroed, the list cleared.
