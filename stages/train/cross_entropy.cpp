@@ -95,6 +95,20 @@ namespace {
             fast_exp(row[v] - m);                                                                  \
         return s;                                                                                  \
     }                                                                                              \
+    /* e[v] = exp(row[v] - m), returning Σ e: the same sum as sum_exp_row's. */               \
+    ATTR float exp_store_row_##SUFFIX(const float* __restrict row, float m, float* __restrict e,  \
+                                      std::int64_t V) {                                            \
+        float s = 0;                                                                               \
+        _Pragma("omp simd reduction(+ : s)") for (std::int64_t v = 0; v < V; ++v) {                \
+            e[v] = fast_exp(row[v] - m);                                                           \
+            s += e[v];                                                                             \
+        }                                                                                          \
+        return s;                                                                                  \
+    }                                                                                              \
+    /* d[v] = a · d[v] - b, in place over exp_store_row's values. */                              \
+    ATTR void affine_row_##SUFFIX(float* __restrict d, float a, float b, std::int64_t V) {         \
+        _Pragma("omp simd") for (std::int64_t v = 0; v < V; ++v) d[v] = a * d[v] - b;              \
+    }                                                                                              \
     /* d[v] = a · exp(row[v] - m) - b: the same exp values as the sum's, computed again. */       \
     ATTR void exp_affine_row_##SUFFIX(const float* __restrict row, float m, float a, float b,     \
                                       float* __restrict d, std::int64_t V) {                      \
@@ -110,12 +124,11 @@ RNNFLOW_CE_KERNELS(base, )
 }  // namespace
 
 // Per row, rows in parallel (OpenMP, the team oneDNN uses): max, then Σ exp(x - max), then the
-// row's loss; nothing of size V is written. Backward computes the same exp values again while it
-// writes the gradient: one read of the logits instead of writing and re-reading a (T·N, V)
-// buffer, which is cheaper on these memory-bound rows (and saves that buffer). Row losses are
-// added in row order afterwards, so the sum does not depend on the threads.
+// row's loss. In training the row's gradient follows at once (for the engine's seed; see
+// pending_), while the row is in cache; otherwise nothing of size V is written and backward
+// computes the exp values again while it writes the gradient. Row losses are added in row order
+// afterwards, so the sum does not depend on the threads.
 void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
-    (void)step;
     const Tensor& x = in.at("logits");       // (T, N, V)
     const Tensor& target = in.at("target");  // (T, N)
     RNNFLOW_CHECK(x.rank() == 3 && target.rank() == 2 && x.dim(0) == target.dim(0) &&
@@ -158,17 +171,39 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
     const double eps = smoothing_;
     const char* u = use.data();
     const float* w = weights_.empty() ? nullptr : weights_.data();
+    double count = 0;  // counted rows (their class weights): the loss's second number
+    for (std::int64_t r = 0; r < R; ++r)
+        if (u[r]) count += w ? double(w[y[r]]) : 1.0;
+
+    // Training: the gradient for the engine's seed 1 / count as well, each row while it is in
+    // cache (exp computed once, stored, then scaled in place), so backward need not read the
+    // logits again. The same numbers backward would compute for that scale.
+    const bool fuse = step.training();
+    const float count_f = static_cast<float>(count);
+    const float seed = count_f > 0 ? 1.0f / count_f : 0.0f;
+    pending_ready_ = false;
+    float* pd = nullptr;
+    if (fuse) {
+        pending_.resize(DType::f32, {T, N, V});
+        pending_.lengths = x.lengths;
+        pd = pending_.data<float>();
+    }
+    const auto epsf = static_cast<float>(smoothing_);
+    const float spread = epsf / static_cast<float>(V);
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < R; ++r) {
+        float* drow = pd ? pd + r * V : nullptr;
         if (!u[r]) {
             ls[r] = -1.f;
             rl[r] = 0;
+            if (drow) std::fill_n(drow, V, 0.f);
             continue;
         }
         const float* row = logits + r * V;
         const float m = RNNFLOW_PICK_KERNEL(row_max)(row, V);
         mx[r] = m;
-        const double s = RNNFLOW_PICK_KERNEL(sum_exp_row)(row, m, V);
+        const double s = drow ? RNNFLOW_PICK_KERNEL(exp_store_row)(row, m, drow, V)
+                              : RNNFLOW_PICK_KERNEL(sum_exp_row)(row, m, V);
         const double lsd = std::log(s);
         ls[r] = static_cast<float>(lsd);
         double l = lsd - (1.0 - eps) * double(row[y[r]] - m);
@@ -178,18 +213,23 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
             l -= eps / double(V) * centred;
         }
         rl[r] = (w ? double(w[y[r]]) : 1.0) * l;
-    }
-    double sum = 0, count = 0;
-    for (std::int64_t r = 0; r < R; ++r)
-        if (u[r]) {
-            sum += rl[r];
-            count += w ? double(w[y[r]]) : 1.0;
+        if (drow) {  // as backward: a · exp(x - max) - b, then the target's term
+            const float ws = seed * (w ? w[y[r]] : 1.f);
+            const float a = ws * static_cast<float>(std::exp(-double(ls[r])));
+            RNNFLOW_PICK_KERNEL(affine_row)(drow, a, ws * spread, V);
+            drow[y[r]] -= ws * (1.f - epsf);
         }
+    }
+    pending_ready_ = fuse;
+    pending_scale_ = seed;
+    double sum = 0;
+    for (std::int64_t r = 0; r < R; ++r)
+        if (u[r]) sum += rl[r];
     Tensor& loss = out.at("loss");  // (2)
     loss.resize(DType::f32, {2});
     loss.lengths.clear();
     loss.data<float>()[0] = static_cast<float>(sum);
-    loss.data<float>()[1] = static_cast<float>(count);
+    loss.data<float>()[1] = count_f;
 }
 
 void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
@@ -203,6 +243,13 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
     const float scale = diff_dst.at("loss").data<float>()[0];
     const std::int64_t T = x.dim(0), N = x.dim(1), V = x.dim(2);
     Tensor& dx = diff_src.at("logits");      // (T, N, V)
+    // Forward computed this gradient already (the usual case: the engine's seed): hand it over.
+    // Swapping keeps both allocations, so steady-state steps allocate nothing.
+    if (pending_ready_ && scale == pending_scale_ && pending_.shape() == x.shape()) {
+        std::swap(dx, pending_);
+        pending_ready_ = false;
+        return;
+    }
     dx.resize(DType::f32, {T, N, V});
     dx.lengths = x.lengths;
     const std::int32_t* y = target.data<std::int32_t>();

@@ -43,6 +43,11 @@ private:
     std::vector<float> weights_;            // per class; empty = all 1
     std::vector<char> counted_;             // per row of the last forward: counted (kept: no allocation)
     std::vector<double> row_loss_;          // per row of the last forward: its loss
+    // Training forward also writes the logits' gradient for the seed the engine gives a
+    // minimised loss (1 / count); backward hands it over (a swap) when that is its scale.
+    Tensor pending_;            // (T, N, V) the gradient, valid when pending_ready_
+    float pending_scale_ = 0;   // the scale it was computed for
+    bool pending_ready_ = false;
 };
 
 }  // namespace rnnflow::stages

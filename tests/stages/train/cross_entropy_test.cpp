@@ -35,10 +35,13 @@ struct Run {
     Saved saved;
     explicit Run(std::int64_t ignore = -1)
         : stage(params_for(schema, {{"ignore_index", ignore}})) {}
-    void forward(const Tensor& logits, const Tensor& target) {
+    explicit Run(const std::map<std::string, ParamValue>& set) : stage(params_for(schema, set)) {}
+    void forward(const Tensor& logits, const Tensor& target, Phase phase = Phase::train) {
         auto in = make_inputs(schema, {&logits, &target});
         auto out = make_outputs(schema, {&loss});
-        stage.forward(in, out, saved, StepInfo{});
+        StepInfo step;
+        step.phase = phase;
+        stage.forward(in, out, saved, step);
     }
     void backward(const Tensor& logits, const Tensor& target, float g0, float g1) {
         Tensor dd = Tensor::f32({2});
@@ -114,6 +117,39 @@ TEST_CASE("cross_entropy: backward is g · (softmax - onehot) at counted positio
                                    0.5 * e / z, 0.5 * e * e / z, 0.5 * (e * e * e / z - 1),
                                    0, 0, 0, 0, 0, 0};
     for (int i = 0; i < 12; ++i) REQUIRE(r.diff_logits.data<float>()[i] == Approx(want[i]).margin(1e-7));
+}
+
+// Training forward writes the gradient for the engine's seed (1 / count) and backward hands it
+// over; evaluation forward writes none and backward computes it. Both must give the same bits,
+// and any other scale must be computed afresh.
+TEST_CASE("cross_entropy: the gradient training forward prepares equals backward's own, bit for bit",
+          "[stage][cross_entropy]") {
+    const std::map<std::string, ParamValue> set =
+        GENERATE(std::map<std::string, ParamValue>{},
+                 std::map<std::string, ParamValue>{{"label_smoothing", 0.2}, {"ignore_index", std::int64_t{3}},
+                                                   {"class_weights", std::vector<std::string>{"1", "0.5", "2", "1", "3"}}});
+    std::vector<float> v(4 * 3 * 5);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.7f * float(i)) * 4.f;
+    const Tensor logits = make_logits({4, 3, 5}, v, {4, 2, 3});
+    const Tensor target = make_ids(4, 3, {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1}, {4, 2, 3});
+    const float scale_factor = GENERATE(1.f, 2.f);  // 1: the engine's seed; 2: another scale
+
+    Run train(set), eval(set);
+    train.forward(logits, target, Phase::train);
+    eval.forward(logits, target, Phase::evaluate);
+    REQUIRE(train.loss.data<float>()[0] == eval.loss.data<float>()[0]);
+    REQUIRE(train.loss.data<float>()[1] == eval.loss.data<float>()[1]);
+    const float g = scale_factor / train.loss.data<float>()[1];
+    for (int twice = 0; twice < 2; ++twice) {  // the second backward has nothing prepared
+        train.backward(logits, target, g, 0);
+        eval.backward(logits, target, g, 0);
+        REQUIRE(train.diff_logits.shape() == logits.shape());
+        REQUIRE(train.diff_logits.lengths == logits.lengths);
+        for (std::int64_t i = 0; i < logits.numel(); ++i) {
+            INFO("element " << i);
+            REQUIRE(train.diff_logits.data<float>()[i] == eval.diff_logits.data<float>()[i]);
+        }
+    }
 }
 
 TEST_CASE("cross_entropy: target out of range is an error", "[stage][cross_entropy]") {
