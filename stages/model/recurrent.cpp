@@ -373,6 +373,7 @@ void Recurrent::init_params(PrepareContext& ctx) {
                 p.value = Tensor::f32(shape);
                 p.grad = Tensor::f32(std::move(shape));
                 p.layout = std::move(layout);
+                p.overwrites_grad = true;  // backward writes a stale gradient (see flush)
                 if (mode == "uniform") {
                     float* v = p.value.data<float>();
                     for (std::int64_t e = 0; e < p.value.numel(); ++e) v[e] = s > 0 ? uni(rng) : 0.f;
@@ -936,11 +937,13 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                                                : md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldgo);
             }
             // Diff weights in another layout accumulate in dwtmp_, then one reorder adds them
-            // into the grads.
+            // into the grads, or writes them over a stale gradient (Param::overwrites_grad).
             auto flush = [&](int k) {
                 const auto idx = static_cast<std::size_t>((l * D + d) * kKinds + k);
-                run_reorder(dheld[k], dwtmp_[idx].raw(), user[k], w[kp[k]].grad.raw(), true);
+                Param& g = w[kp[k]];
+                run_reorder(dheld[k], dwtmp_[idx].raw(), user[k], g.grad.raw(), !g.grad_stale);
                 stream_.wait();
+                g.grad_stale = false;
                 dheld[k] = md();
             };
             std::size_t ws_off = 0;
@@ -970,8 +973,10 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                         }
                         set_handle(a, kWeightArg[k], wbwd_[idx].raw());
                     }
-                    // oneDNN adds into diff weights: straight into the grads when layouts agree.
+                    // oneDNN adds into diff weights: straight into the grads when layouts agree
+                    // (a stale gradient is cleared first).
                     if (p.dw[k] == user[k]) {
+                        settle_grad(w[kp[k]]);
                         set_handle(a, kDiffArg[k], w[kp[k]].grad.raw());
                     } else {
                         if (!(dheld[k] == p.dw[k])) {
