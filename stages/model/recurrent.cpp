@@ -211,7 +211,6 @@ struct Recurrent::Prim {
 
 struct Recurrent::Reorder {
     md from, to;
-    bool accumulate = false;
     dnnl::reorder prim;
     std::unordered_map<int, memory> args;
 };
@@ -346,7 +345,7 @@ void Recurrent::prepare(PrepareContext& ctx) {
     carried_.clear();
     plan_ = std::make_unique<Plan>();
     const auto n = static_cast<std::size_t>(layers_ * dirs_ * kKinds);
-    for (auto* v : {&wfwd_, &wbwd_, &dwtmp_}) {
+    for (auto* v : {&wfwd_, &wbwd_}) {
         v->clear();
         v->resize(n);
     }
@@ -373,7 +372,7 @@ void Recurrent::init_params(PrepareContext& ctx) {
                 p.value = Tensor::f32(shape);
                 p.grad = Tensor::f32(std::move(shape));
                 p.layout = std::move(layout);
-                p.overwrites_grad = true;  // backward writes a stale gradient (see flush)
+                p.overwrites_grad = true;  // backward clears a stale gradient itself (settle_grad)
                 if (mode == "uniform") {
                     float* v = p.value.data<float>();
                     for (std::int64_t e = 0; e < p.value.numel(); ++e) v[e] = s > 0 ? uni(rng) : 0.f;
@@ -426,20 +425,13 @@ void Recurrent::init_params(PrepareContext& ctx) {
         }
 }
 
-Recurrent::Reorder& Recurrent::reorder(const md& from, const md& to, bool accumulate) {
+Recurrent::Reorder& Recurrent::reorder(const md& from, const md& to) {
     for (auto& r : reorders_)
-        if (r->from == from && r->to == to && r->accumulate == accumulate) return *r;
+        if (r->from == from && r->to == to) return *r;
     auto r = std::make_unique<Reorder>();
     r->from = from;
     r->to = to;
-    r->accumulate = accumulate;
-    auto attr = user_scratchpad_attr();
-    if (accumulate) {
-        dnnl::post_ops po;
-        po.append_sum(1.f);
-        attr.set_post_ops(po);
-    }
-    const dnnl::reorder::primitive_desc pd(cpu_engine(), from, cpu_engine(), to, attr);
+    const dnnl::reorder::primitive_desc pd(cpu_engine(), from, cpu_engine(), to, user_scratchpad_attr());
     r->prim = dnnl::reorder(pd);
     reserve_bytes(scratchpad_, pd.scratchpad_desc().get_size());
     r->args = {{DNNL_ARG_FROM, mem(from)}, {DNNL_ARG_TO, mem(to)}};
@@ -448,8 +440,8 @@ Recurrent::Reorder& Recurrent::reorder(const md& from, const md& to, bool accumu
     return *reorders_.back();
 }
 
-void Recurrent::run_reorder(const md& from, const void* src, const md& to, void* dst, bool accumulate) {
-    Reorder& r = reorder(from, to, accumulate);
+void Recurrent::run_reorder(const md& from, const void* src, const md& to, void* dst) {
+    Reorder& r = reorder(from, to);
     set_handle(r.args, DNNL_ARG_FROM, src);
     set_handle(r.args, DNNL_ARG_TO, dst);
     set_handle(r.args, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
@@ -487,9 +479,11 @@ Recurrent::Descs Recurrent::descs(std::int64_t cin, std::int64_t T, std::int64_t
     m.dsrc = md({T, N, cin}, dt::f32, tag::tnc);
     m.ddst = md({T, N, Hp}, dt::f32, tag::tnc);
     m.dh = md({1, 1, N, Hp}, dt::f32, tag::ldnc);
-    m.dwl = md({1, 1, cin, G, H}, dt::f32, tag::any);
-    m.dwi = md({1, 1, Hp, G, H}, dt::f32, tag::any);
-    if (proj_ > 0) m.dwr = md({1, 1, H, proj_}, dt::f32, tag::any);
+    // Diff weights in the params' own layouts: oneDNN writes them straight into the grads (its
+    // preferred layout pads the rows when G·H is not a multiple of 16, and cost a copy per step).
+    m.dwl = md({1, 1, cin, G, H}, dt::f32, tag::ldigo);
+    m.dwi = md({1, 1, Hp, G, H}, dt::f32, tag::ldigo);
+    if (proj_ > 0) m.dwr = md({1, 1, H, proj_}, dt::f32, tag::ldio);
     return m;
 }
 
@@ -928,7 +922,7 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
 
             Param* w = weights(l, d);
             const int kp[kKinds] = {0, 1, 2, peephole_ ? 3 : -1, proj_ > 0 ? 3 + (peephole_ ? 1 : 0) : -1};
-            md user[kKinds], held[kKinds], dheld[kKinds];
+            md user[kKinds], held[kKinds];
             for (int k = 0; k < kKinds; ++k) {
                 if (kp[k] < 0) continue;
                 const Tensor& v = w[kp[k]].value;
@@ -936,16 +930,6 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                           : k == kProj         ? md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldio)
                                                : md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldgo);
             }
-            // Diff weights in another layout accumulate in dwtmp_, then one reorder adds them
-            // into the grads, or writes them over a stale gradient (Param::overwrites_grad).
-            auto flush = [&](int k) {
-                const auto idx = static_cast<std::size_t>((l * D + d) * kKinds + k);
-                Param& g = w[kp[k]];
-                run_reorder(dheld[k], dwtmp_[idx].raw(), user[k], g.grad.raw(), !g.grad_stale);
-                stream_.wait();
-                g.grad_stale = false;
-                dheld[k] = md();
-            };
             std::size_t ws_off = 0;
             ws_offs_.clear();
             for (const auto& c : P.chunks) {
@@ -973,20 +957,11 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                         }
                         set_handle(a, kWeightArg[k], wbwd_[idx].raw());
                     }
-                    // oneDNN adds into diff weights: straight into the grads when layouts agree
-                    // (a stale gradient is cleared first).
-                    if (p.dw[k] == user[k]) {
-                        settle_grad(w[kp[k]]);
-                        set_handle(a, kDiffArg[k], w[kp[k]].grad.raw());
-                    } else {
-                        if (!(dheld[k] == p.dw[k])) {
-                            if (dheld[k].get_size() > 0) flush(k);
-                            reserve_bytes(dwtmp_[idx], p.dw[k].get_size());
-                            std::memset(dwtmp_[idx].raw(), 0, p.dw[k].get_size());
-                            dheld[k] = p.dw[k];
-                        }
-                        set_handle(a, kDiffArg[k], dwtmp_[idx].raw());
-                    }
+                    // oneDNN adds into the diff weights, asked for in the params' layouts
+                    // (descs): straight into the grads, a stale gradient cleared first.
+                    RNNFLOW_ASSERT(p.dw[k] == user[k]);
+                    settle_grad(w[kp[k]]);
+                    set_handle(a, kDiffArg[k], w[kp[k]].grad.raw());
                 }
                 set_handle(a, DNNL_ARG_SRC_LAYER, act.at(src, c.row0 * cin));
                 set_handle(a, DNNL_ARG_DST_LAYER, act.at(sv[kDst].raw(), c.row0 * Hp));
@@ -1007,8 +982,6 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                 p.bwd.execute(stream_, a);
             }
             stream_.wait();
-            for (int k = 0; k < kKinds; ++k)
-                if (kp[k] >= 0 && dheld[k].get_size() > 0) flush(k);
 
             // Diff wrt the initial state (boundary 0); dropped for a carried or zero state.
             if (want_ds) {

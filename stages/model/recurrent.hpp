@@ -128,10 +128,9 @@ private:
     Prim& prim(std::int64_t cin, std::int64_t T, std::int64_t N);
     void make_backward(Prim& p);
     [[noreturn]] void unsupported(const dnnl::error& e) const;
-    // A reorder from -> to, made once; `accumulate`: dst += the reordered src (a sum post-op).
-    Reorder& reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to, bool accumulate);
+    Reorder& reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
     void run_reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory::desc& to,
-                     void* dst, bool accumulate = false);
+                     void* dst);
     void init_params(PrepareContext& ctx);
     void make_plan(const Tensor& x);
     bool dropout_on(const StepInfo& step) const { return step.training() && dropout_ > 0; }
@@ -164,7 +163,7 @@ private:
     // Stage-owned buffers, grown to the largest batch seen and reused every step.
     std::unique_ptr<Plan> plan_;
     Tensor scratchpad_;
-    std::vector<Tensor> wfwd_, wbwd_, dwtmp_;  // per (l, d, weight kind)
+    std::vector<Tensor> wfwd_, wbwd_;  // per (l, d, weight kind)
     std::vector<std::size_t> ws_offs_;  // backward: each chunk's workspace offset (kept: no allocation per step)
     Tensor comb_;                 // (T*N, Y) combined output of a bidirectional layer
     Tensor init_state_;           // (S, L*D, N, H) zeros or carried

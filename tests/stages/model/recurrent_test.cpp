@@ -545,8 +545,8 @@ TEST_CASE("rnn, lstm, gru: a padded batch gives each sequence's own numbers", "[
 }
 
 // The optimiser leaves these gradients stale (Param::overwrites_grad) instead of zeroing them:
-// backward must write over whatever they hold, on both of its paths (hidden 3: diff weights in
-// oneDNN's padded layout, added in by a reorder; hidden 4 with an LSTM: straight into the grads).
+// backward must write over whatever they hold (hidden 3 and 4: G·H a multiple of 16 or not, where
+// oneDNN's own weight layouts pad the rows).
 TEST_CASE("rnn, lstm, gru: a stale gradient is written, a fresh one added to", "[stage][rnn]") {
     const auto& cc = GENERATE(from_range(cell_cases()));
     const std::int64_t H = GENERATE(3, 4);
