@@ -11,10 +11,10 @@
 //   MY_KERNEL(base, )
 //
 // and the caller takes RNNFLOW_PICK_KERNEL(scale): `scale_avx512` when cpu_has_avx512(), else
-// `scale_base`. RNNFLOW_AVX512_TARGET forbids
-// contracting a * b + c into one fused multiply-add (GCC would, since AVX-512 has FMA): both
-// paths then round alike and give the same results. RNNFLOW_AVX512_FMA_TARGET allows it, for
-// kernels whose results may differ in the last bits between the paths.
+// `scale_base`. RNNFLOW_AVX512_TARGET forbids contracting a * b + c into one fused multiply-add
+// (GCC would, since AVX-512 has FMA): both paths then round alike and give the same results.
+// RNNFLOW_AVX512_FMA_TARGET allows it, for kernels whose results may differ in the last bits
+// between the paths.
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define RNNFLOW_AVX512 1

@@ -174,7 +174,7 @@ double grad_sum_squares(const Param& p) {
 }
 
 void release_grad(Param& p) {
-    if (p.overwrites_grad && !p.sparse_rows) {
+    if (leaves_grad_stale(p)) {
         p.grad_stale = true;
     } else if (p.sparse_rows && p.grad.rank() > 0) {
         const std::int64_t width = p.grad.numel() / std::max<std::int64_t>(p.grad.dim(0), 1);

@@ -109,8 +109,11 @@ struct Param {
     bool grad_stale = false;
 };
 
-// The optimiser has used p's gradient: mark it stale when its stage overwrites it, else zero it
-// (a row-sparse gradient: its listed rows only), ready for the next step.
+// Whether an optimiser leaves p's gradient stale after its update rather than zeroing it: its
+// stage overwrites it, and it is dense (row-sparse gradients are cleared row by row).
+inline bool leaves_grad_stale(const Param& p) { return p.overwrites_grad && !p.sparse_rows; }
+// The optimiser has used p's gradient: mark it stale (leaves_grad_stale), else zero it (a
+// row-sparse gradient: its listed rows only), ready for the next step.
 void release_grad(Param& p);
 // Zero a gradient still marked stale (the engine, before reading gradients).
 void settle_grad(Param& p);

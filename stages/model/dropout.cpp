@@ -64,8 +64,7 @@ void DropoutMask::row(const float* src, float* dst, std::int64_t C, std::uint64_
 void Dropout::apply(const float* src, float* dst, const Tensor& x, const StepInfo& step) const {
     const std::int64_t T = x.dim(0), N = x.dim(1), C = channels_;
     const bool on = step.training() && p_ > 0;
-    const DropoutMask mask(p_, splitmix64(seed_ ^ splitmix64(static_cast<std::uint64_t>(step.epoch) ^
-                                                             splitmix64(static_cast<std::uint64_t>(step.batch)))));
+    const DropoutMask mask(p_, batch_key(seed_, step.epoch, step.batch));
     const std::int64_t rows = T * N;
 #pragma omp parallel for schedule(static) if (rows * C > (std::int64_t{1} << 15))
     for (std::int64_t row = 0; row < rows; ++row) {

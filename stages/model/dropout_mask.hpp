@@ -15,6 +15,13 @@ inline std::uint64_t splitmix64(std::uint64_t x) {
     return x ^ (x >> 31);
 }
 
+// A stage's random key for one batch: a hash of its seed, the epoch and the batch (the dropout
+// and word_dropout stages draw their per-element decisions from key + element index).
+inline std::uint64_t batch_key(std::uint64_t seed, std::int64_t epoch, std::int64_t batch) {
+    return splitmix64(seed ^ splitmix64(static_cast<std::uint64_t>(epoch) ^
+                                        splitmix64(static_cast<std::uint64_t>(batch))));
+}
+
 struct DropoutMask {
     DropoutMask(double p, std::uint64_t key_)
         : key(key_), threshold(static_cast<std::uint64_t>(p * double(1 << 24))),

@@ -1,6 +1,6 @@
 #include "word_dropout.hpp"
 
-#include "dropout_mask.hpp"  // splitmix64
+#include "dropout_mask.hpp"  // batch_key, splitmix64
 
 #include <cstring>
 #include <iterator>
@@ -55,8 +55,7 @@ void WordDropout::forward(const Inputs& in, Outputs& out, Saved& saved, const St
     y.lengths = x.lengths;
     std::memcpy(y.raw(), x.raw(), x.bytes());
     if (!step.training() || (p_ <= 0 && alpha_ <= 0)) return;
-    const std::uint64_t key = splitmix64(seed_ ^ splitmix64(static_cast<std::uint64_t>(step.epoch) ^
-                                              splitmix64(static_cast<std::uint64_t>(step.batch))));
+    const std::uint64_t key = batch_key(seed_, step.epoch, step.batch);
     std::int32_t* ids = y.data<std::int32_t>();
     const auto V = std::ssize(prob_);
     for (std::int64_t t = 0; t < T; ++t)

@@ -70,11 +70,12 @@ double Adam::step(const StepInfo& step) {
                 w[e] = decay * w[e] - step_size * m[e] / (std::sqrt(v[e]) + eps_hat);
             }
         }
-        if (p.trainable)
+        if (p.trainable) {
             release_grad(p);  // zeroed, or left stale for a stage that overwrites it
-        else
+        } else {
             p.grad.zero();
-        p.grad_rows.clear();
+            p.grad_rows.clear();
+        }
     }
     return norm;
 }

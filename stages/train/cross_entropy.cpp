@@ -121,6 +121,19 @@ RNNFLOW_CE_KERNELS(avx512, RNNFLOW_AVX512_FMA_TARGET)
 RNNFLOW_CE_KERNELS(base, )
 #undef RNNFLOW_CE_KERNELS
 
+// The gradient of one counted row, for the loss's incoming gradient g: d = a · exp(x - max) - b,
+// then d[target] -= t (a = ws / Σ exp(x - max), b = ws · ε / V, t = ws · (1 - ε), ws = g times the
+// target's class weight). One formula for forward's prepared gradient and backward's own.
+struct RowGrad {
+    float a, b, t;
+    RowGrad(float g, float class_weight, float log_sum, float eps, std::int64_t V) {
+        const float ws = g * class_weight;
+        a = ws * static_cast<float>(std::exp(-double(log_sum)));
+        b = ws * (eps / static_cast<float>(V));
+        t = ws * (1.f - eps);
+    }
+};
+
 }  // namespace
 
 // Per row, rows in parallel (OpenMP, the team oneDNN uses): max, then Σ exp(x - max), then the
@@ -189,7 +202,6 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
         pd = pending_.data<float>();
     }
     const auto epsf = static_cast<float>(smoothing_);
-    const float spread = epsf / static_cast<float>(V);
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < R; ++r) {
         float* drow = pd ? pd + r * V : nullptr;
@@ -213,11 +225,10 @@ void CrossEntropy::forward(const Inputs& in, Outputs& out, Saved& saved, const S
             l -= eps / double(V) * centred;
         }
         rl[r] = (w ? double(w[y[r]]) : 1.0) * l;
-        if (drow) {  // as backward: a · exp(x - max) - b, then the target's term
-            const float ws = seed * (w ? w[y[r]] : 1.f);
-            const float a = ws * static_cast<float>(std::exp(-double(ls[r])));
-            RNNFLOW_PICK_KERNEL(affine_row)(drow, a, ws * spread, V);
-            drow[y[r]] -= ws * (1.f - epsf);
+        if (drow) {  // as backward, over the stored exp values
+            const RowGrad rg(seed, w ? w[y[r]] : 1.f, ls[r], epsf, V);
+            RNNFLOW_PICK_KERNEL(affine_row)(drow, rg.a, rg.b, V);
+            drow[y[r]] -= rg.t;
         }
     }
     pending_ready_ = fuse;
@@ -257,7 +268,6 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
     float* d = dx.data<float>();
     const float* w = weights_.empty() ? nullptr : weights_.data();
     const auto eps = static_cast<float>(smoothing_);
-    const float spread = eps / static_cast<float>(V);
 #pragma omp parallel for schedule(static)
     for (std::int64_t r = 0; r < T * N; ++r) {
         float* __restrict drow = d + r * V;
@@ -265,11 +275,9 @@ void CrossEntropy::backward(const Inputs& in, const Outputs& out, Saved& saved,
             std::fill_n(drow, V, 0.f);
             continue;
         }
-        const float ws = scale * (w ? w[y[r]] : 1.f);
-        const float a = ws * static_cast<float>(std::exp(-double(ls[r])));  // ws / Σ exp(x - max)
-        const float b = ws * spread;
-        RNNFLOW_PICK_KERNEL(exp_affine_row)(logits + r * V, mx[r], a, b, drow, V);
-        drow[y[r]] -= ws * (1.f - eps);
+        const RowGrad rg(scale, w ? w[y[r]] : 1.f, ls[r], eps, V);
+        RNNFLOW_PICK_KERNEL(exp_affine_row)(logits + r * V, mx[r], rg.a, rg.b, drow, V);
+        drow[y[r]] -= rg.t;
     }
 }
 

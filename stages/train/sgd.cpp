@@ -105,7 +105,7 @@ double Sgd::step(const StepInfo& step) {
         // One pass per parameter: update and zero the gradient (or leave it stale when its stage
         // overwrites it: Param::overwrites_grad); elementwise, so in parallel (OpenMP) when
         // large, with the same result for any number of threads.
-        const bool stale = p.overwrites_grad && !p.sparse_rows;
+        const bool stale = leaves_grad_stale(p);
         if (momentum_ > 0)
             RNNFLOW_PICK_KERNEL(momentum)(p.value.data<float>(), g, momentum_buf_[i].data<float>(), n, lr, scale,
                                           wd, mu, !stale);
