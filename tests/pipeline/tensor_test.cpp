@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
+#include <vector>
+
 #include "pipeline/core/tensor.hpp"
 
 using namespace rnnflow;
@@ -73,4 +77,38 @@ TEST_CASE("tensor: release_grad leaves an overwritten gradient stale, zeroes the
     REQUIRE(sparse.grad_rows.empty());
     const std::vector<float> want{0, 0, 3, 4, 0, 0};
     for (std::int64_t i = 0; i < 6; ++i) REQUIRE(sparse.grad.data<float>()[i] == want[static_cast<std::size_t>(i)]);
+}
+
+TEST_CASE("tensor: zero clears large tensors in pieces, every byte", "[core]") {
+    // Sizes around the 1 MiB piece, one not a multiple of it (nor of 64 bytes).
+    for (const std::int64_t n : {std::int64_t{262144}, std::int64_t{262145}, std::int64_t{3 * 262144 + 13}}) {
+        Tensor t = Tensor::f32({n});
+        float* p = t.data<float>();
+        for (std::int64_t i = 0; i < n; ++i) p[i] = 1.f + static_cast<float>(i % 7);
+        t.zero();
+        std::int64_t nonzero = 0;
+        for (std::int64_t i = 0; i < n; ++i) nonzero += p[i] != 0.f;
+        REQUIRE(nonzero == 0);
+    }
+}
+
+TEST_CASE("tensor: sum_squares is exact to double rounding, the same for any thread count", "[core]") {
+    // Lengths around the 32 lanes and the 32768-element chunks.
+    for (const std::int64_t n : {std::int64_t{0}, std::int64_t{1}, std::int64_t{31}, std::int64_t{32},
+                                 std::int64_t{33}, std::int64_t{1000}, std::int64_t{3 * 32768 + 17}}) {
+        std::vector<float> g(static_cast<std::size_t>(n));
+        long double want = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            g[static_cast<std::size_t>(i)] = static_cast<float>((i * 7919) % 2001 - 1000) / 997.f;
+            want += static_cast<long double>(g[static_cast<std::size_t>(i)]) * g[static_cast<std::size_t>(i)];
+        }
+        const int threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+        const double one = sum_squares(g.data(), n);
+        omp_set_num_threads(2);
+        const double two = sum_squares(g.data(), n);
+        omp_set_num_threads(threads);
+        REQUIRE(one == two);
+        REQUIRE(one == Approx(static_cast<double>(want)).epsilon(1e-14));
+    }
 }
