@@ -4,6 +4,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libdnnl-dev          # oneDNN 2.6: recurrent layers and matrix products
+  ocl-icd-opencl-dev   # OpenCL: Debian builds oneDNN with its OpenCL runtime, and dnnl-config.cmake
+                       # requires OpenCL; libdnnl-dev only recommends it (not installed here)
   libtbb-dev           # oneTBB: the flow graph that runs the stages
   libyaml-cpp-dev      # graph files
   libboost-program-options-dev libboost-graph-dev   # command line; graph checks
