@@ -25,7 +25,6 @@
 #include <sstream>
 
 #include <boost/program_options.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include "cli/commands.hpp"
 #include "pipeline/core/registry.hpp"
@@ -108,26 +107,9 @@ Registry& registry_with(const std::vector<std::string>& plugins) {
     return r;
 }
 
-// The graph's own `plugins:` must be loaded before its stages are checked, so read that list
-// first; any YAML problem is left for load_graph to report with its position.
-void load_graph_plugins(const std::string& file, Registry& r) {
-    YAML::Node root;
-    try {
-        root = YAML::LoadFile(file);
-    } catch (const YAML::Exception&) {
-        return;
-    }
-    if (!root.IsMap() || !root["plugins"] || !root["plugins"].IsSequence()) return;
-    const fs::path base = fs::path(file).parent_path();
-    for (const auto& p : root["plugins"]) {
-        if (!p.IsScalar()) continue;
-        load_plugin(r, p.Scalar(), base.empty() ? fs::path(".") : base);
-    }
-}
-
 CompiledGraph load(const std::string& file, const Common& c) {
     Registry& r = registry_with(c.plugins);
-    load_graph_plugins(file, r);
+    load_graph_plugins(file, r);  // the graph's own plugins: before its stages are checked
     GraphDef def = load_graph(file, c.sets, r);
     return compile(std::move(def), r);
 }

@@ -9,7 +9,6 @@
 #include <iostream>
 
 #include <boost/program_options.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include "cli/commands.hpp"
 #include "pipeline/exec/metrics_log.hpp"
@@ -41,7 +40,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
         ("mpi", po::bool_switch(&want_mpi), "use MPI even if no launcher is detected")
         ("dry-run,n", po::bool_switch(&dry_run), "list the trials and check that each one's graph loads; run nothing")
         ("set,s", po::value(&sets)->composing(), "a fixed override of every trial, as in the sweep file's set: (path=value; the searched values win); repeatable")
-        ("plugin", po::value(&plugins)->composing(), "load a stage plug-in (.so); repeatable")
+        ("plugin", po::value(&plugins)->composing(), "load a stage plug-in: a .so path, or a name (e.g. highway) looked up in RNNFLOW_PLUGIN_PATH; repeatable")
         ("help,h", "describe this command");
     po::positional_options_description pos;
     pos.add("file", 1);
@@ -71,16 +70,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
     // Plug-ins first (named on the command line or in the base graph), once, before any thread.
     Registry& registry = Registry::global();
     for (const auto& p : plugins) load_plugin(registry, p);
-    try {
-        const YAML::Node g = YAML::LoadFile(spec.graph.string());
-        if (g.IsMap() && g["plugins"] && g["plugins"].IsSequence())
-            for (const auto& p : g["plugins"])
-                if (p.IsScalar())
-                    load_plugin(registry, (fs::path(p.Scalar()).is_absolute() ? fs::path(p.Scalar())
-                                                                            : spec.graph.parent_path() / p.Scalar()).string());
-    } catch (const YAML::Exception&) {
-        // reported with its position just below
-    }
+    load_graph_plugins(spec.graph, registry);
     // The base graph with the fixed overrides must load: otherwise every trial would fail alike.
     compile(load_graph(spec.graph, spec.fixed, registry), registry);
     if (dry_run) {

@@ -108,6 +108,13 @@ struct CompiledGraph {
 // Load a graph file. overrides: "path=value" (--set). Throws LoadError.
 GraphDef load_graph(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                     const Registry& registry);
+// Load the plug-ins a graph file lists under `plugins:` (a list, or one scalar) into `registry`,
+// before load_graph checks the stages they define: a path (it holds a '/') relative to the
+// file's folder, a bare name looked up on the plug-in search path (find_plugin). Every command
+// that reads a graph file (run, validate, eval, sweep, ...) loads its plug-ins here. A file that
+// cannot be read or parsed loads nothing: load_graph then reports it with its position. Throws
+// Error naming a plug-in that cannot be found or loaded.
+void load_graph_plugins(const std::filesystem::path& file, Registry& registry);
 // The same from text; `name` stands for the file in messages, base_dir for relative paths.
 GraphDef load_graph_text(const std::string& text, const std::string& name,
                          const std::filesystem::path& base_dir,

@@ -1028,6 +1028,14 @@ GraphDef load_graph_text(const std::string& text, const std::string& name,
     return g;
 }
 
+namespace {
+// The folder relative paths in a graph file start at.
+std::filesystem::path graph_dir(const std::filesystem::path& file) {
+    const std::filesystem::path dir = file.parent_path();
+    return dir.empty() ? std::filesystem::path(".") : dir;
+}
+}  // namespace
+
 GraphDef load_graph(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                     const Registry& registry) {
     std::ifstream in(file, std::ios::binary);
@@ -1036,9 +1044,29 @@ GraphDef load_graph(const std::filesystem::path& file, const std::vector<std::st
                                     "check the path"}});
     std::ostringstream ss;
     ss << in.rdbuf();
-    std::filesystem::path dir = file.parent_path();
-    if (dir.empty()) dir = ".";
-    return load_graph_text(ss.str(), file.string(), dir, overrides, registry);
+    return load_graph_text(ss.str(), file.string(), graph_dir(file), overrides, registry);
+}
+
+void load_graph_plugins(const std::filesystem::path& file, Registry& registry) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    if (text_problem(text, file.string())) return;
+    // As load_graph reads them (read_plugins): one scalar or a list; anything else is its error.
+    std::vector<std::string> specs;
+    try {
+        const YAML::Node root = YAML::Load(text);
+        const YAML::Node list = root.IsMap() && root["plugins"] ? root["plugins"] : YAML::Node();
+        if (list.IsScalar()) specs.push_back(list.Scalar());
+        else if (list.IsSequence())
+            for (const auto& p : list)
+                if (p.IsScalar()) specs.push_back(p.Scalar());
+    } catch (const YAML::Exception&) {
+        return;
+    }
+    for (const auto& spec : specs) load_plugin(registry, spec, graph_dir(file));
 }
 
 }  // namespace rnnflow

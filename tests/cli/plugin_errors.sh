@@ -21,6 +21,10 @@ short=(--set train.epochs=3 --set train.max_batches=3 --set rnn.hidden=32 --set 
 expect_fail 2 "faulty: plug-in not found on the search path" -- env -u RNNFLOW_PLUGIN_PATH "$rnnflow" validate "$work/faulty.yaml"
 export RNNFLOW_PLUGIN_PATH=$build/test_plugins
 "$rnnflow" validate "$work/faulty.yaml" > /dev/null
+# A sweep over that graph finds the plug-in the same way (it looked for $work/faulty, issue 20).
+printf 'graph: %s\nset: {train.epochs: 1}\ngrid: {skip.fail_epoch: [3, 4]}\n' "$work/faulty.yaml" > "$work/sweep.yaml"
+"$rnnflow" sweep "$work/sweep.yaml" --dry-run > "$work/out" 2>&1 || { cat "$work/out"; exit 1; }
+grep -q "^2 trials, 0 with errors" "$work/out" || { cat "$work/out"; exit 1; }
 expect_fail 1 "error: stage 'skip' (faulty, $work/faulty.yaml:$line:3) backward, train epoch 2 batch 2: failure requested in backward" \
   -- "$rnnflow" run "$work/faulty.yaml" --out "$work/run" --quiet "${short[@]}"
 grep -q "last good checkpoint: $work/run/checkpoints/last.safetensors" "$work/out" || { cat "$work/out"; exit 1; }

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "pipeline/core/registry.hpp"
+#include "pipeline/graph/graph.hpp"
 
 using namespace rnnflow;
 namespace fs = std::filesystem;
@@ -131,4 +132,41 @@ TEST_CASE("plugins: paths (with a '/') are not searched; relative ones start at 
     REQUIRE(find_plugin("/abs/libx.so", "/repo") == fs::path("/abs/libx.so"));
     Registry r;
     REQUIRE_THROWS_WITH(load_plugin(r, "p/libx.so", "/repo/graphs"), "/repo/graphs/p/libx.so: plug-in file not found");
+}
+
+TEST_CASE("plugins: load_graph_plugins reads a graph file's list: names on the search path, paths from its folder",
+          "[plugin]") {
+    const std::string dir = RNNFLOW_TEST_PLUGIN_DIR;
+    const fs::path tmp = fs::temp_directory_path() / ("rnnflow_graph_plugins_" + std::to_string(::getpid()));
+    fs::create_directories(tmp / "sub");
+    auto graph = [&](const std::string& name, const std::string& text) {
+        std::ofstream(tmp / name) << text;
+        return tmp / name;
+    };
+    SECTION("a bare name, not a file next to the graph (the sweep looked for <graph folder>/faulty)") {
+        PluginPath env(dir.c_str());
+        Registry r;
+        load_graph_plugins(graph("g.yaml", "plugins: [faulty]\nstages: {}\n"), r);
+        REQUIRE(r.find("faulty") != nullptr);
+        REQUIRE(r.find("faulty")->origin == dir + "/libfaulty.so");
+    }
+    SECTION("a path relative to the graph's folder, also as a single scalar") {
+        PluginPath env(nullptr);
+        fs::copy_file(fs::path(dir) / "libfaulty.so", tmp / "sub" / "libf.so", fs::copy_options::overwrite_existing);
+        Registry r;
+        load_graph_plugins(graph("g2.yaml", "plugins: sub/libf.so\nstages: {}\n"), r);
+        REQUIRE(r.find("faulty") != nullptr);
+        REQUIRE(r.find("faulty")->origin == (tmp / "sub" / "libf.so").string());
+    }
+    SECTION("a missing plug-in is an error naming it; a file load_graph rejects loads nothing") {
+        PluginPath env(nullptr);
+        Registry r;
+        REQUIRE_THROWS_WITH(load_graph_plugins(graph("g3.yaml", "plugins: [nope/libx.so]\n"), r),
+                            (tmp / "nope" / "libx.so").string() + ": plug-in file not found");
+        load_graph_plugins(graph("g4.yaml", "plugins: [faulty\n"), r);  // YAML error: load_graph's to report
+        load_graph_plugins(tmp / "absent.yaml", r);
+        load_graph_plugins(graph("g5.yaml", "plugins: {a: b}\n"), r);
+        REQUIRE(r.names().empty());
+    }
+    fs::remove_all(tmp);
 }
