@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <numeric>
 #include <cstring>
@@ -120,6 +121,11 @@ struct Engine::Impl {
     std::vector<bool> in_backward;  // B: stages that run backward in training
     std::vector<std::pair<std::string, Param*>> trainable;  // what the optimiser updates
     std::map<std::string, bool> higher_is_better;
+    // Prediction runs: the input lines that are not blank (split "infer", what readers see) and,
+    // per input line, its index among them, or -1 for a blank line (whose output line is empty).
+    std::vector<std::string> infer_lines;
+    std::vector<std::int64_t> infer_index;
+
 
     // The step being executed (steps are serial).
     BatchMsg current;
@@ -901,6 +907,20 @@ void apply_init(const StageDef& sd, ModelStage& model, std::map<std::string, Ten
     }
 }
 
+// A blank line (empty, or only spaces, tabs and the like) has nothing to predict from, as in
+// Marian and OpenNMT: it is left out of the infer split and gets an empty output line, so that
+// one bad line does not lose the others' predictions and the output stays aligned with the input.
+void keep_nonblank_lines(const std::vector<std::string>& lines, std::vector<std::string>& kept,
+                         std::vector<std::int64_t>& index) {
+    kept.clear();
+    index.clear();
+    for (const auto& line : lines) {
+        const bool blank = std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); });
+        index.push_back(blank ? -1 : static_cast<std::int64_t>(kept.size()));
+        if (!blank) kept.push_back(line);
+    }
+}
+
 std::uint64_t stage_seed(std::int64_t seed, const std::string& id) {
     std::uint64_t h = 1469598103934665603ull ^ static_cast<std::uint64_t>(seed);
     for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
@@ -916,7 +936,8 @@ void Engine::prepare() {
     const bool infer = opt_.mode == PrepareMode::restore && opt_.infer_lines.has_value();
     const std::vector<std::string> splits = infer ? std::vector<std::string>{"infer"}
                                                   : std::vector<std::string>{"train", "valid", "test"};
-    const std::vector<std::string>* infer_lines = infer ? &*opt_.infer_lines : nullptr;
+    if (infer) keep_nonblank_lines(*opt_.infer_lines, im.infer_lines, im.infer_index);
+    const std::vector<std::string>* infer_lines = infer ? &im.infer_lines : nullptr;
     const std::filesystem::path state_root = opt_.mode == PrepareMode::fit ? opt_.run_dir : opt_.restore_dir;
     std::map<std::string, TensorFile> init_files;  // each init file read once
     // A resumed run refits its data; what it fits must be what the run fitted (resume.hpp).
@@ -1202,19 +1223,24 @@ std::vector<std::string> Engine::predict(const std::string& stage_id) {
                                            (predicting.empty() ? std::string("none") : predicting) + ")",
                     "prediction needs an evaluator that labels or translates, e.g. bleu or classification_metrics");
     std::vector<std::string> lines;
-    im.arena->execute([&] {
-        Progress progress(opt_.log, opt_.progress_bar, graph_.def.train.log_every, opt_.log_format);
-        progress.set_epochs(-1);
-        im.run_split(Impl::PassKind::predict, "infer", 0, &progress);
-        auto& mn = im.nodes[static_cast<std::size_t>(chosen)];
-        guarded(*mn.def, "predictions", [&] { lines = mn.metric->predictions(); });
-    });
-    if (lines.size() != opt_.infer_lines->size())
+    if (!im.infer_lines.empty())  // only blank lines: nothing to run
+        im.arena->execute([&] {
+            Progress progress(opt_.log, opt_.progress_bar, graph_.def.train.log_every, opt_.log_format);
+            progress.set_epochs(-1);
+            im.run_split(Impl::PassKind::predict, "infer", 0, &progress);
+            auto& mn = im.nodes[static_cast<std::size_t>(chosen)];
+            guarded(*mn.def, "predictions", [&] { lines = mn.metric->predictions(); });
+        });
+    if (lines.size() != im.infer_lines.size())
         throw Error("stage '" + im.nodes[static_cast<std::size_t>(chosen)].def->id + "' gave " +
-                        std::to_string(lines.size()) + " predictions for " + std::to_string(opt_.infer_lines->size()) +
-                        " input lines",
+                        std::to_string(lines.size()) + " predictions for " + std::to_string(im.infer_lines.size()) +
+                        " input lines (blank lines left out)",
                     "the reader, the batch source and the evaluator must keep one item per line");
-    return lines;
+    std::vector<std::string> out;  // one per input line, blank lines in place
+    out.reserve(im.infer_index.size());
+    for (const std::int64_t i : im.infer_index)
+        out.push_back(i < 0 ? std::string() : std::move(lines[static_cast<std::size_t>(i)]));
+    return out;
 }
 
 std::string Engine::generate(const SampleRequest& req) {

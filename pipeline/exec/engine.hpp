@@ -51,8 +51,9 @@ struct RunOptions {
     // data and refuses a resume whose fitted state (state/) came out different.
     bool resume = false;
     std::filesystem::path restore_dir; // restore mode: the run folder to take fitted state from
-    // Restore mode, prediction runs: the lines readers put out as split "infer" (see
-    // PrepareContext::infer_lines); Engine::predict labels them.
+    // Restore mode, prediction runs: the lines to label. Readers put out the ones that are not
+    // blank (empty, or only whitespace) as split "infer" (see PrepareContext::infer_lines);
+    // Engine::predict labels them and gives blank lines an empty line.
     std::optional<std::vector<std::string>> infer_lines;
     std::ostream* log = nullptr;       // progress and log lines; nullptr: silent
     bool progress_bar = false;         // redraw one line in place (a terminal); else log lines
@@ -100,7 +101,9 @@ public:
     MetricsRow evaluate(const std::string& split, std::int64_t epoch = 0);
     // Prediction run (restore mode with RunOptions::infer_lines): one pass over split "infer"
     // through the metric stages that predict (MetricStage::predicts); returns the first such
-    // stage's line per input item, in input order. `stage_id` picks one when several predict.
+    // stage's line per input line, in input order, and an empty line for a blank input line (as
+    // Marian and OpenNMT do: the output stays aligned with the input). `stage_id` picks one
+    // stage when several predict.
     std::vector<std::string> predict(const std::string& stage_id = "");
     // Text from the graph's sampler stage.
     std::string generate(const SampleRequest& req);

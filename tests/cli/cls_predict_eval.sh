@@ -55,13 +55,14 @@ assert a["acc"] == b["acc"], (a["acc"], b["acc"])
 assert abs(a["loss"] - b["loss"]) < 1e-5 * max(1.0, abs(a["loss"])), (a["loss"], b["loss"])
 PY
 # predict: one line of tags per input line, as many tags as words, in input order (also an
-# empty line and an unknown word).
-printf 'the cat sees a dog\n\nevery big bird likes the zebra\na tree\n' > "$work/in.txt"
+# unknown word); a blank line (empty, or only spaces and tabs) gives an empty line in its place.
+printf 'the cat sees a dog\n\nevery big bird likes the zebra\n \t\na tree\n' > "$work/in.txt"
 "$rnnflow" predict "$work/run" < "$work/in.txt" > "$work/pred.txt"
-[ "$(wc -l < "$work/pred.txt")" = 4 ]
+[ "$(wc -l < "$work/pred.txt")" = 5 ]
 [ "$(sed -n 1p "$work/pred.txt")" = "DET NOUN VERB DET NOUN" ] || { cat "$work/pred.txt"; exit 1; }
+[ -z "$(sed -n 2p "$work/pred.txt")" ] && [ -z "$(sed -n 4p "$work/pred.txt")" ] || { cat -A "$work/pred.txt"; exit 1; }
 [ "$(sed -n 3p "$work/pred.txt" | wc -w)" = 6 ]
-[ "$(sed -n 4p "$work/pred.txt")" = "DET NOUN" ] || { cat "$work/pred.txt"; exit 1; }
+[ "$(sed -n 5p "$work/pred.txt")" = "DET NOUN" ] || { cat "$work/pred.txt"; exit 1; }
 # The same lines from a file with -o give the same output.
 "$rnnflow" predict "$work/run" "$work/in.txt" -o "$work/pred2.txt"
 cmp "$work/pred.txt" "$work/pred2.txt"

@@ -14,11 +14,11 @@ done
 acc=$(sed -n 's/^test:.* acc=\([0-9.]*\).*/\1/p' "$work/out.txt")
 [ -n "$acc" ] || { echo "no test accuracy in:"; cat "$work/out.txt"; exit 1; }
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.85) }' || { echo "test accuracy $acc < 0.85"; exit 1; }
-# predict: one label per input line, in order.
-printf '%s\n' "the movie was really good" "the movie was not good" > "$work/lines.txt"
+# predict: one label per input line, in order; a blank line gets an empty line, not a label.
+printf '%s\n' "the movie was really good" "" "the movie was not good" > "$work/lines.txt"
 "$rnnflow" predict "$work/run" < "$work/lines.txt" > "$work/pred.txt"
-[ "$(wc -l < "$work/pred.txt")" = 2 ]
-grep -qx '[01]' "$work/pred.txt"
+[ "$(wc -l < "$work/pred.txt")" = 3 ]
+[ "$(grep -cx '[01]' "$work/pred.txt")" = 2 ] && [ -z "$(sed -n 2p "$work/pred.txt")" ] || { cat -A "$work/pred.txt"; exit 1; }
 # A run folder from elsewhere (its base_dir missing here): eval says how to re-root it, and does.
 cp -r "$work/run" "$work/moved"
 sed -i 's|^base_dir: .*|base_dir: "/nonexistent/rnnflow-graphs"|' "$work/moved/resolved.yaml"

@@ -15,12 +15,9 @@ done
 [ "$(wc -l < "$work/run/metrics/test.translations.txt")" = 30 ]
 [ "$(wc -l < "$work/run/metrics/valid.translations.txt")" = 40 ]
 
-# translate: one line out per line in, from standard input or a file, the same either way.
-printf '3 may 1979\nTuesday, March 4, 2003\n\n05/03/79\n' > "$work/in.txt"
-set +e; "$rnnflow" translate "$work/run" "$work/in.txt" > "$work/t_file.txt" 2> "$work/err.txt"; rc=$?; set -e
-# The empty third line has nothing to encode: a clear error, exit 2.
-[ "$rc" = 2 ] || { echo "translate with an empty line: exit $rc"; cat "$work/err.txt"; exit 1; }
-grep -q "empty source" "$work/err.txt"
+# translate: one line out per line in, from standard input or a file, the same either way. A
+# blank line (empty, or only spaces) has nothing to encode: its output line is empty and the
+# others are translated as without it (issue 20: it used to abort the whole input).
 printf '3 may 1979\nTuesday, March 4, 2003\n05/03/79\n' > "$work/in.txt"
 "$rnnflow" translate "$work/run" "$work/in.txt" > "$work/t_file.txt"
 "$rnnflow" translate "$work/run" < "$work/in.txt" > "$work/t_stdin.txt"
@@ -28,6 +25,13 @@ printf '3 may 1979\nTuesday, March 4, 2003\n05/03/79\n' > "$work/in.txt"
 cmp "$work/t_file.txt" "$work/t_stdin.txt"
 "$rnnflow" translate "$work/run" "$work/in.txt" -o "$work/t_out.txt"
 cmp "$work/t_file.txt" "$work/t_out.txt"
+printf '3 may 1979\nTuesday, March 4, 2003\n\n05/03/79\n \t \n' > "$work/in_blank.txt"
+"$rnnflow" translate "$work/run" "$work/in_blank.txt" > "$work/t_blank.txt"
+{ sed -n 1,2p "$work/t_file.txt"; echo; sed -n 3p "$work/t_file.txt"; echo; } > "$work/t_expected.txt"
+cmp "$work/t_blank.txt" "$work/t_expected.txt" || { diff "$work/t_expected.txt" "$work/t_blank.txt"; exit 1; }
+# Only blank lines: as many empty lines out.
+printf '\n  \n' | "$rnnflow" translate "$work/run" > "$work/t_empty.txt"
+[ "$(cat "$work/t_empty.txt" | tr -d '\n')" = "" ] && [ "$(wc -l < "$work/t_empty.txt")" = 2 ]
 
 # eval regenerates the data (same seed), loads the vocabularies and the kept checkpoint: the
 # test metrics equal the run's own test line.
