@@ -2,14 +2,17 @@
 // path a plug-in takes: a descriptor whose register function adds stage types.
 #pragma once
 
+#include <concepts>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "role.hpp"
 #include "schema.hpp"
 #include "stage.hpp"
 
@@ -24,14 +27,34 @@ struct StageType {
     std::string origin;  // "built-in" or the plug-in file
 };
 
+namespace detail {
+// T names exactly one role: it derives from one role base class (an ambiguous or absent
+// T::stage_role does not satisfy the requirement).
+template <class T>
+concept one_stage_role = requires {
+    { T::stage_role } -> std::convertible_to<Role>;
+};
+}  // namespace detail
+
 class Registry {
 public:
-    // A stage class with `static StageSchema schema()` and a constructor from `const Params&`.
+    // A stage class with `static StageSchema schema()` and a constructor from `const Params&`,
+    // derived from the base class of its schema's role (role.hpp).
     template <class T>
     void add() {
-        add(T::schema(), [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<T>(p); });
+        static_assert(std::is_base_of_v<Stage, T>,
+                      "rnnflow: a stage class derives from the base class of its role (stage.hpp)");
+        static_assert(detail::one_stage_role<T>,
+                      "rnnflow: a stage class derives from exactly one role base class: DataStage, "
+                      "DataSource, ModelStage, OptimizerStage, MetricStage or SamplerStage");
+        if constexpr (std::is_base_of_v<Stage, T> && detail::one_stage_role<T>) {  // else: only the asserts
+            StageSchema s = T::schema();
+            if (s.role() != T::stage_role) throw role_mismatch(s.type(), s.role(), T::stage_role, origin_);
+            add(std::move(s), [](const Params& p) -> std::unique_ptr<Stage> { return std::make_unique<T>(p); });
+        }
     }
-    // Throws Error if the type name is taken.
+    // Throws Error if the type name is taken, or if the schema lacks a port its role requires
+    // (role.hpp). The stages `create` makes must derive from the base class of the schema's role.
     void add(StageSchema schema, std::function<std::unique_ptr<Stage>(const Params&)> create);
 
     const StageType* find(const std::string& type) const;

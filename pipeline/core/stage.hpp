@@ -1,4 +1,6 @@
-// The stage interface: one base class and one subclass per role.
+// The stage interface: one base class and one subclass per role. Each role base class carries
+// its role as `stage_role`; Registry::add<T>() checks it against T::schema().role(), and a
+// role's required ports are in role.hpp.
 //
 // Life of a stage instance (the engine enforces the order):
 //   construct(Params)            parameters already validated against the schema
@@ -163,7 +165,10 @@ public:
 
 // ---------------------------------------------------------------------------------------------
 // Data stages: only prepare (read inputs per split, put outputs per split).
-class DataStage : public Stage {};
+class DataStage : public Stage {
+public:
+    static constexpr Role stage_role = Role::data;  // the schema's role (role.hpp)
+};
 
 // ---------------------------------------------------------------------------------------------
 // Batch sources: a stream of batches per split and epoch. `next` runs ahead of the model on
@@ -184,6 +189,7 @@ struct Batch {
 // pass (a source runs ahead of the model, so its state mid-pass would be the wrong one).
 class DataSource : public Stage {
 public:
+    static constexpr Role stage_role = Role::source;
     // Start a pass over `split`; returns the number of batches it will yield (for progress).
     virtual std::int64_t begin(const std::string& split, std::int64_t epoch) = 0;
     // Fill the next batch; false when the pass is over.
@@ -226,6 +232,7 @@ struct Saved {
 
 class ModelStage : public Stage {
 public:
+    static constexpr Role stage_role = Role::model;
     // Write every output (resize as needed). Keep in `saved` what backward needs.
     virtual void forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) = 0;
     // Overwrite diff_src for each float input that has a slot (diff_src.has(name)); ADD into the
@@ -242,6 +249,7 @@ public:
 // Optimisers: one step per batch over the params upstream of the loss they minimise.
 class OptimizerStage : public Stage {
 public:
+    static constexpr Role stage_role = Role::optimizer;
     // Called once with the parameters it owns (stable order), before any step.
     virtual void attach(std::vector<std::pair<std::string, Param*>> params) = 0;
     virtual void begin_epoch(std::int64_t epoch) { (void)epoch; }
@@ -275,6 +283,7 @@ struct OutputContext {
 // only the batches after the resume, and the engine warns.
 class MetricStage : public Stage {
 public:
+    static constexpr Role stage_role = Role::metric;
     virtual void begin(const std::string& split) = 0;
     // Evaluation passes and prediction runs (phase infer: inputs that need targets may be
     // empty tensors; accumulate what can be computed).
@@ -311,6 +320,7 @@ struct SampleRequest {
 
 class SamplerStage : public Stage {
 public:
+    static constexpr Role stage_role = Role::sampler;
     virtual std::string generate(ModelRunner& model, const SampleRequest& req) = 0;
 };
 

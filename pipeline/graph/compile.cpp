@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "../core/role.hpp"
 #include "graph.hpp"
 
 namespace rnnflow {
@@ -77,6 +78,106 @@ std::string suggest_output(const CompiledGraph& cg, int consumer, const std::str
     return best->ref;
 }
 
+void add_stage_edge(CompiledGraph& cg, StageGraph& graph, int from, int to, const SourceLoc& loc) {
+    boost::add_edge(static_cast<Vertex>(from), static_cast<Vertex>(to), EdgeInfo{loc}, graph);
+    auto& up = cg.upstream[static_cast<std::size_t>(to)];
+    if (std::find(up.begin(), up.end(), from) == up.end()) up.push_back(from);
+}
+
+// Stage i's inputs: each named input exists, each required one is connected to an output of
+// its type; its connections and value references become edges.
+void connect_stage(CompiledGraph& cg, std::size_t i, StageGraph& graph, std::vector<Diagnostic>& diags) {
+    const auto& stages = cg.def.stages;
+    const StageDef& sd = stages[i];
+    const StageSchema& s = cg.types[i]->schema;
+    const std::string who = "stage '" + sd.id + "' (" + sd.type + "): ";
+    for (const auto& [name, ref] : sd.inputs) {
+        if (s.input_index(name) < 0)
+            diags.push_back({ref.loc, who + "no input '" + name + "'", did_you_mean(name, s.keys())});
+    }
+    for (std::size_t k = 0; k < s.inputs().size(); ++k) {
+        const PortSpec& in = s.inputs()[k];
+        auto it = sd.inputs.find(in.name);
+        if (it == sd.inputs.end()) {
+            if (in.optional) continue;
+            const std::string sug = suggest_output(cg, static_cast<int>(i), in.name, in.type);
+            diags.push_back({sd.loc,
+                             who + "input '" + in.name + "' (" + to_string(in.type) +
+                                 ") is not connected",
+                             sug.empty() ? "no stage in this graph gives " + std::string(to_string(in.type))
+                                         : "add " + in.name + ": " + sug});
+            continue;
+        }
+        const InputRef& ref = it->second;
+        const int p = cg.def.index(ref.stage);
+        if (p < 0 || !cg.types[static_cast<std::size_t>(p)]) {
+            if (p < 0) {
+                std::vector<std::string> ids;
+                for (const auto& x : stages) ids.push_back(x.id);
+                diags.push_back({ref.loc, who + "input '" + in.name + "' names unknown stage '" +
+                                              ref.stage + "'",
+                                 did_you_mean(ref.stage, ids)});
+            }
+            continue;
+        }
+        const StageSchema& ps = cg.types[static_cast<std::size_t>(p)]->schema;
+        const int o = ps.output_index(ref.port);
+        if (o < 0) {
+            diags.push_back({ref.loc, who + "input '" + in.name + "': stage '" + ref.stage + "' (" +
+                                          ps.type() + ") has no output '" + ref.port + "'", ""});
+            continue;
+        }
+        const PortType got = ps.outputs()[static_cast<std::size_t>(o)].type;
+        if (got != in.type) {
+            const std::string sug = suggest_output(cg, static_cast<int>(i), in.name, in.type);
+            diags.push_back({ref.loc,
+                             who + "input '" + in.name + "' expects " + to_string(in.type) + ", '" +
+                                 port_ref(ps, ref.stage, ref.port) + "' gives " + to_string(got),
+                             sug.empty() ? "no stage in this graph gives " + std::string(to_string(in.type))
+                                         : "did you mean '" + sug + "'?"});
+            continue;
+        }
+        const int c = static_cast<int>(cg.connections.size());
+        cg.connections.push_back({p, o, static_cast<int>(i), static_cast<int>(k)});
+        cg.input_conn[i][k] = c;
+        add_stage_edge(cg, graph, p, static_cast<int>(i), ref.loc);
+    }
+    for (const auto& [param, ref] : sd.refs) {
+        const int p = cg.def.index(ref.stage);
+        if (p < 0) {
+            diags.push_back({ref.loc, who + "'" + param + "' refers to unknown stage '" + ref.stage + "'", ""});
+            continue;
+        }
+        add_stage_edge(cg, graph, p, static_cast<int>(i), ref.loc);
+    }
+}
+
+// Role contracts (role.hpp): a role input is fed by a stage of the role the contract names. Role
+// inputs are required inputs (the registry checked), so an unconnected one was reported above.
+void check_role_inputs(const CompiledGraph& cg, std::vector<Diagnostic>& diags) {
+    for (std::size_t i = 0; i < cg.def.stages.size(); ++i) {
+        if (!cg.types[i]) continue;
+        const StageSchema& s = cg.types[i]->schema;
+        for (const RolePort& port : role_ports(s.role())) {
+            const int k = role_port_index(s, port);
+            if (!port.input || k < 0) continue;
+            const int c = cg.input_conn[i][static_cast<std::size_t>(k)];
+            if (c < 0) continue;
+            const int p = cg.connections[static_cast<std::size_t>(c)].from_stage;
+            const StageSchema& ps = cg.types[static_cast<std::size_t>(p)]->schema;
+            if (ps.role() == port.fed_by) continue;
+            const StageDef& sd = cg.def.stages[i];
+            diags.push_back({sd.inputs.at(port.name).loc,
+                             "stage '" + sd.id + "' (" + sd.type + "): input '" + port.name +
+                                 "' must be fed by a stage of role " + to_string(port.fed_by) + ", '" +
+                                 cg.def.stages[static_cast<std::size_t>(p)].id + "' (" + ps.type() +
+                                 ") has role " + to_string(ps.role()),
+                             std::string("the ") + to_string(port.role) + " role's '" + port.name + "' is " +
+                                 port.doc});
+        }
+    }
+}
+
 }  // namespace
 
 CompiledGraph compile(GraphDef def, const Registry& registry) {
@@ -105,77 +206,10 @@ CompiledGraph compile(GraphDef def, const Registry& registry) {
     }
 
     StageGraph graph(n);
-    auto add_edge = [&](int from, int to, const SourceLoc& loc) {
-        boost::add_edge(static_cast<Vertex>(from), static_cast<Vertex>(to), EdgeInfo{loc}, graph);
-        auto& up = cg.upstream[static_cast<std::size_t>(to)];
-        if (std::find(up.begin(), up.end(), from) == up.end()) up.push_back(from);
-    };
+    for (std::size_t i = 0; i < n; ++i)
+        if (cg.types[i]) connect_stage(cg, i, graph, diags);
+    check_role_inputs(cg, diags);
 
-    for (std::size_t i = 0; i < n; ++i) {
-        if (!cg.types[i]) continue;
-        const StageDef& sd = stages[i];
-        const StageSchema& s = cg.types[i]->schema;
-        const std::string who = "stage '" + sd.id + "' (" + sd.type + "): ";
-        for (const auto& [name, ref] : sd.inputs) {
-            if (s.input_index(name) < 0)
-                diags.push_back({ref.loc, who + "no input '" + name + "'", did_you_mean(name, s.keys())});
-        }
-        for (std::size_t k = 0; k < s.inputs().size(); ++k) {
-            const PortSpec& in = s.inputs()[k];
-            auto it = sd.inputs.find(in.name);
-            if (it == sd.inputs.end()) {
-                if (in.optional) continue;
-                const std::string sug = suggest_output(cg, static_cast<int>(i), in.name, in.type);
-                diags.push_back({sd.loc,
-                                 who + "input '" + in.name + "' (" + to_string(in.type) +
-                                     ") is not connected",
-                                 sug.empty() ? "no stage in this graph gives " + std::string(to_string(in.type))
-                                             : "add " + in.name + ": " + sug});
-                continue;
-            }
-            const InputRef& ref = it->second;
-            const int p = cg.def.index(ref.stage);
-            if (p < 0 || !cg.types[static_cast<std::size_t>(p)]) {
-                if (p < 0) {
-                    std::vector<std::string> ids;
-                    for (const auto& x : stages) ids.push_back(x.id);
-                    diags.push_back({ref.loc, who + "input '" + in.name + "' names unknown stage '" +
-                                                  ref.stage + "'",
-                                     did_you_mean(ref.stage, ids)});
-                }
-                continue;
-            }
-            const StageSchema& ps = cg.types[static_cast<std::size_t>(p)]->schema;
-            const int o = ps.output_index(ref.port);
-            if (o < 0) {
-                diags.push_back({ref.loc, who + "input '" + in.name + "': stage '" + ref.stage + "' (" +
-                                              ps.type() + ") has no output '" + ref.port + "'", ""});
-                continue;
-            }
-            const PortType got = ps.outputs()[static_cast<std::size_t>(o)].type;
-            if (got != in.type) {
-                const std::string sug = suggest_output(cg, static_cast<int>(i), in.name, in.type);
-                diags.push_back({ref.loc,
-                                 who + "input '" + in.name + "' expects " + to_string(in.type) + ", '" +
-                                     port_ref(ps, ref.stage, ref.port) + "' gives " + to_string(got),
-                                 sug.empty() ? "no stage in this graph gives " + std::string(to_string(in.type))
-                                             : "did you mean '" + sug + "'?"});
-                continue;
-            }
-            const int c = static_cast<int>(cg.connections.size());
-            cg.connections.push_back({p, o, static_cast<int>(i), static_cast<int>(k)});
-            cg.input_conn[i][k] = c;
-            add_edge(p, static_cast<int>(i), ref.loc);
-        }
-        for (const auto& [param, ref] : sd.refs) {
-            const int p = cg.def.index(ref.stage);
-            if (p < 0) {
-                diags.push_back({ref.loc, who + "'" + param + "' refers to unknown stage '" + ref.stage + "'", ""});
-                continue;
-            }
-            add_edge(p, static_cast<int>(i), ref.loc);
-        }
-    }
     // Consumers of each output in file order: connections were made consumer by consumer.
     for (std::size_t c = 0; c < cg.connections.size(); ++c) {
         const Connection& x = cg.connections[c];

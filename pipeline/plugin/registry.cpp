@@ -6,17 +6,57 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 namespace rnnflow {
 
-void Registry::add(StageSchema schema, std::function<std::unique_ptr<Stage>(const Params&)> create) {
+namespace {
+
+// The role of the base class a stage derives from; nullopt for none (a class derived from Stage
+// itself, possible only through the non-template Registry::add).
+std::optional<Role> class_role(const Stage& s) {
+    if (dynamic_cast<const DataStage*>(&s)) return Role::data;
+    if (dynamic_cast<const DataSource*>(&s)) return Role::source;
+    if (dynamic_cast<const ModelStage*>(&s)) return Role::model;
+    if (dynamic_cast<const OptimizerStage*>(&s)) return Role::optimizer;
+    if (dynamic_cast<const MetricStage*>(&s)) return Role::metric;
+    if (dynamic_cast<const SamplerStage*>(&s)) return Role::sampler;
+    return std::nullopt;
+}
+
+using Factory = std::function<std::unique_ptr<Stage>(const Params&)>;
+
+// `create`, checking once per stage it makes that the stage derives from the base class of the
+// schema's role: the engine finds a stage's role by its base class, the compiler by its schema.
+// Registry::add<T>() checked this at compile time and registration; other factories get it here.
+Factory role_checked(Factory create, const StageSchema& schema, const std::string& origin) {
+    if (!create) return create;  // schema-only registries (tests, documentation)
+    return [create = std::move(create), type = schema.type(), role = schema.role(), origin](const Params& p) {
+        std::unique_ptr<Stage> stage = create(p);
+        if (!stage) return stage;
+        const std::optional<Role> r = class_role(*stage);
+        if (!r)
+            throw Error("stage type '" + type + "' from " + origin + ": the class derives from none of the "
+                            "role base classes",
+                        std::string("derive it from ") + role_base_class(role));
+        if (*r != role) throw role_mismatch(type, role, *r, origin);
+        return stage;
+    };
+}
+
+}  // namespace
+
+void Registry::add(StageSchema schema, Factory create) {
     const std::string name = schema.type();
     auto it = types_.find(name);
     if (it != types_.end())
         throw Error("stage type '" + name + "' from " + origin_ + " is already defined by " +
                         it->second.origin,
                     "rename the stage type in one of them");
-    types_.emplace(name, StageType{std::move(schema), std::move(create), origin_});
+    if (const RoleViolation v = check_role_ports(schema))
+        throw Error("stage type '" + name + "' from " + origin_ + ": " + v.what, v.hint);
+    Factory checked = role_checked(std::move(create), schema, origin_);
+    types_.emplace(name, StageType{std::move(schema), std::move(checked), origin_});
 }
 
 const StageType* Registry::find(const std::string& type) const {
