@@ -21,6 +21,7 @@
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "../core/role.hpp"
 #include "../report/run_plots.hpp"
 #include "metrics_log.hpp"
 #include "progress.hpp"
@@ -117,6 +118,7 @@ struct Engine::Impl {
     int loss_idx = -1;       // the stage whose output the optimiser minimises
     int loss_port = -1;
     int sampler_idx = -1;
+    int sampler_logits_port = -1;  // the sampler's role port role_port::sampler_logits
     std::vector<int> metric_idx;
     std::vector<bool> in_backward;  // B: stages that run backward in training
     std::vector<std::pair<std::string, Param*>> trainable;  // what the optimiser updates
@@ -201,6 +203,44 @@ struct Engine::Impl {
         std::vector<const Tensor*> v(node.schema->inputs().size(), nullptr);
         for (std::size_t i = 0; i < v.size(); ++i) v[i] = input_tensor(n, static_cast<int>(i));
         return Inputs(node.schema, true, std::move(v));
+    }
+
+    // Roles: one data source, at most one optimiser, the minimised loss, metrics, a sampler.
+    // Role ports are taken from the role contracts (role.hpp), which the registry checked for each
+    // type and the compiler for this graph: they exist and are connected.
+    void find_roles() {
+        std::vector<std::string> sources;
+        for (auto& node : nodes) {
+            if (node.source) { sources.push_back(node.def->id); source_idx = node.idx; }
+            if (node.optim) {
+                RNNFLOW_CHECK(optim_idx < 0, "the graph has two optimisers ('",
+                              nodes[static_cast<std::size_t>(optim_idx)].def->id, "' and '", node.def->id,
+                              "'); this engine trains with one");
+                optim_idx = node.idx;
+            }
+            if (node.metric) metric_idx.push_back(node.idx);
+            if (node.sampler) sampler_idx = node.idx;
+        }
+        if (sources.size() != 1)
+            throw Error(sources.empty() ? "the graph has no batch source (e.g. lm_batches)"
+                                        : "the graph has " + std::to_string(sources.size()) + " batch sources; this engine runs one",
+                        "one stage of role 'source' feeds the model its batches");
+        if (optim_idx >= 0) {
+            const auto& on = nodes[static_cast<std::size_t>(optim_idx)];
+            const int port = role_port_index(*on.schema, role_port::optimizer_minimize);
+            RNNFLOW_ASSERT(port >= 0);
+            const Connection* c = input_conn(optim_idx, port);
+            RNNFLOW_ASSERT(c != nullptr);
+            loss_idx = c->from_stage;
+            loss_port = c->from_port;
+            RNNFLOW_CHECK(is_model(loss_idx), "stage '", on.def->id, "' minimises '",
+                          nodes[static_cast<std::size_t>(loss_idx)].def->id, "', which is not a model stage");
+        }
+        if (sampler_idx >= 0) {
+            sampler_logits_port = role_port_index(*nodes[static_cast<std::size_t>(sampler_idx)].schema,
+                                                  role_port::sampler_logits);
+            RNNFLOW_ASSERT(sampler_logits_port >= 0 && input_conn(sampler_idx, sampler_logits_port) != nullptr);
+        }
     }
 
     // --- per-step work ----------------------------------------------------------------------
@@ -432,8 +472,7 @@ struct Engine::Impl {
         std::vector<int> targets;
         const std::vector<int> metrics = pass_metrics(kind);
         if (kind == PassKind::infer) {
-            const auto* c = input_conn(sampler_idx, nodes[static_cast<std::size_t>(sampler_idx)].schema->input_index("logits"));
-            targets.push_back(c->from_stage);
+            targets.push_back(input_conn(sampler_idx, sampler_logits_port)->from_stage);
         } else {
             if (loss_idx >= 0 && kind != PassKind::predict) targets.push_back(loss_idx);
             for (int m : metrics) targets.push_back(m);
@@ -1003,32 +1042,7 @@ void Engine::prepare() {
 
     if (opt_.resume) check_state_files(opt_.run_dir, fitted_before);
 
-    // Roles: one data source, at most one optimiser, the minimised loss, metrics, a sampler.
-    std::vector<std::string> sources;
-    for (auto& node : im.nodes) {
-        if (node.source) { sources.push_back(node.def->id); im.source_idx = node.idx; }
-        if (node.optim) {
-            RNNFLOW_CHECK(im.optim_idx < 0, "the graph has two optimisers ('",
-                          im.nodes[static_cast<std::size_t>(im.optim_idx)].def->id, "' and '", node.def->id,
-                          "'); this engine trains with one");
-            im.optim_idx = node.idx;
-        }
-        if (node.metric) im.metric_idx.push_back(node.idx);
-        if (node.sampler) im.sampler_idx = node.idx;
-    }
-    if (sources.size() != 1)
-        throw Error(sources.empty() ? "the graph has no batch source (e.g. lm_batches)"
-                                    : "the graph has " + std::to_string(sources.size()) + " batch sources; this engine runs one",
-                    "one stage of role 'source' feeds the model its batches");
-    if (im.optim_idx >= 0) {
-        const auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
-        const Connection* c = im.input_conn(im.optim_idx, on.schema->input_index("minimize"));
-        RNNFLOW_ASSERT(c != nullptr);
-        im.loss_idx = c->from_stage;
-        im.loss_port = c->from_port;
-        RNNFLOW_CHECK(im.is_model(im.loss_idx), "stage '", on.def->id, "' minimises '",
-                      im.nodes[static_cast<std::size_t>(im.loss_idx)].def->id, "', which is not a model stage");
-    }
+    im.find_roles();
 
     // B: stages that run backward — differentiable, on a differentiable path to the loss, and
     // with trainable parameters at or before them.
@@ -1194,8 +1208,7 @@ public:
         im_.current = {};
         im_.run_pass(Engine::Impl::PassKind::infer, "infer", 0, 0, nullptr);
         im_.infer_ids = nullptr;
-        const auto& sn = im_.nodes[static_cast<std::size_t>(im_.sampler_idx)];
-        const Connection* c = im_.input_conn(im_.sampler_idx, sn.schema->input_index("logits"));
+        const Connection* c = im_.input_conn(im_.sampler_idx, im_.sampler_logits_port);
         return im_.nodes[static_cast<std::size_t>(c->from_stage)].outputs[static_cast<std::size_t>(c->from_port)];
     }
 
