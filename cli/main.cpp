@@ -250,12 +250,11 @@ int cmd_run(const std::vector<std::string>& args) {
     std::ostringstream os;
     os << "done in " << format_number(std::round(res.seconds * 10) / 10) << " s, "
        << format_number(std::round(res.items_per_second)) << " tokens/s in training; run folder " << run_dir.string();
-    for (const auto& row : res.rows) {
-        if (row.epoch != 0) continue;
-        os << "\ntest:";
-        for (const auto& [k, v] : row.values)
-            if (k != "seconds" && k != "items_per_second") os << " " << k << "=" << format_number(v);
-    }
+    for (const auto& row : res.rows)
+        if (row.epoch == 0)
+            os << "\ntest:" << metrics_text(row, engine.metric_labels(), [](const std::string& k) {
+                return k != "seconds" && k != "items_per_second";
+            });
     std::cout << os.str() << "\n";
     return 0;
 }
@@ -459,8 +458,9 @@ int cmd_eval(const std::vector<std::string>& args) {
         for (const auto& [k, v] : row.values) std::cout << ", \"" << k << "\": " << std::setprecision(10) << v;
         std::cout << "}\n";
     } else {
+        const MetricLabels labels = engine.metric_labels();
         std::cout << split << " (" << ckpt.filename().string() << "):";
-        for (const auto& [k, v] : row.values) std::cout << "  " << k << " " << std::setprecision(6) << v;
+        for (const auto& [k, v] : row.values) std::cout << "  " << metric_label(k, labels) << " " << format_metric(v);
         std::cout << "\n";
     }
     return 0;

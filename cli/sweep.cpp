@@ -136,7 +136,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
               << " failed";
     if (s.best_trial)
         std::cout << "; best " << spec.objective.metric << "." << spec.objective.split << " "
-                  << format_number(*s.best_mean) << " ± " << format_number(*s.best_std) << " (trial " << *s.best_trial << ")";
+                  << format_metric(*s.best_mean) << " ± " << format_metric(*s.best_std) << " (trial " << *s.best_trial << ")";
     std::cout << "\n";
     for (const auto& f : s.files) std::cout << "  " << f.string() << "\n";
     if (const int sig = interrupt_signal()) {

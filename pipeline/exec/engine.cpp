@@ -22,6 +22,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "../core/role.hpp"
+#include "../core/metric_name.hpp"
 #include "../report/run_plots.hpp"
 #include "metrics_log.hpp"
 #include "progress.hpp"
@@ -827,6 +828,17 @@ Stage* Engine::stage(const std::string& id) const {
     return impl_->nodes[static_cast<std::size_t>(i)].stage.get();
 }
 
+MetricLabels Engine::metric_labels() const {
+    MetricLabels labels;
+    for (const int m : impl_->metric_idx) {
+        const auto& node = impl_->nodes[static_cast<std::size_t>(m)];
+        const auto* named = dynamic_cast<const MainMetricName*>(node.stage.get());
+        const std::string name = named ? named->main_metric_name() : std::string();
+        if (!name.empty() && name != node.def->id) labels[node.def->id] = node.def->id + "." + name;
+    }
+    return labels;
+}
+
 namespace {
 
 class EnginePrepare : public PrepareContext {
@@ -1275,6 +1287,7 @@ TrainResult Engine::train() {
     RNNFLOW_CHECK(im.optim_idx >= 0, "the graph has no optimiser stage; nothing to train");
     TrainResult result;
     Progress progress(opt_.log, opt_.progress_bar, td.log_every, opt_.log_format);
+    progress.set_metric_labels(metric_labels());
     progress.set_epochs(td.epochs);
     const auto t_start = Clock::now();
     double best = std::numeric_limits<double>::quiet_NaN();
@@ -1465,7 +1478,8 @@ TrainResult Engine::train() {
             if (!te.values.empty()) record(te);
             load_checkpoint(ckpt_dir / "last.safetensors");
         }
-        if (im.metrics_log) im.metrics_log->write_summary(result.rows, result.seconds, result.items_per_second, kept.string());
+        if (im.metrics_log) im.metrics_log->write_summary(result.rows, result.seconds, result.items_per_second, kept.string(),
+                                                        metric_labels());
     } else if (td.test) {
         MetricsRow te = evaluate("test", td.epochs - 1);
         te.epoch = 0;

@@ -36,6 +36,13 @@ struct MetricsRow {
     double get(const std::string& name) const;           // NaN if absent
 };
 
+// Names for people of a row's keys, where they differ from the key: the main metric of a metric
+// stage that names it (MainMetricName), keyed by the stage id alone in metrics.jsonl
+// ("metrics"), reads as "<stage id>.<name>" ("metrics.bleu", next to its other values
+// "metrics.bleu_lc", ...), or as the name when the stage id is the name. Only the terminal and
+// summary.txt use them (metrics_log.hpp).
+using MetricLabels = std::map<std::string, std::string>;  // key -> label
+
 struct RunOptions {
     std::filesystem::path run_dir;     // empty: no run folder (tests)
     int threads = 0;                   // oneDNN's OpenMP threads; 0: train.threads, or every core
@@ -112,6 +119,8 @@ public:
     void load_checkpoint(const std::filesystem::path& file);
 
     const CompiledGraph& graph() const { return graph_; }
+    // After prepare: the labels of the metric stages' main metrics (MetricLabels).
+    MetricLabels metric_labels() const;
     int threads() const { return threads_; }
     // The stage instance of a stage id (after prepare), for tests and tools.
     Stage* stage(const std::string& id) const;

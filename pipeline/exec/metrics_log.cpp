@@ -1,5 +1,6 @@
 #include "metrics_log.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -19,6 +20,39 @@ std::string format_number(double v) {
         if (std::strtod(buf, nullptr) == v) break;
     }
     return buf;
+}
+
+std::string format_metric(double v) {
+    const double a = std::fabs(v);
+    if (!std::isfinite(v) || a >= 1e15) return format_number(v);
+    if (a == 0) return "0";  // also -0
+    char buf[64];
+    if (a < 1e-4) {
+        std::snprintf(buf, sizeof buf, "%.4g", v);
+        return buf;
+    }
+    // Digits before the point (<= 0 for 0.0xyz), so decimals = the rest of 4 significant digits.
+    const int int_digits = static_cast<int>(std::floor(std::log10(a))) + 1;
+    std::snprintf(buf, sizeof buf, "%.*f", std::max(0, 4 - int_digits), v);
+    std::string out = buf;
+    if (out.find('.') != std::string::npos) {
+        out.erase(out.find_last_not_of('0') + 1);
+        if (out.back() == '.') out.pop_back();
+    }
+    return out == "-0" ? "0" : out;
+}
+
+const std::string& metric_label(const std::string& key, const MetricLabels& labels) {
+    const auto it = labels.find(key);
+    return it == labels.end() ? key : it->second;
+}
+
+std::string metrics_text(const MetricsRow& row, const MetricLabels& labels,
+                         const std::function<bool(const std::string& key)>& keep) {
+    std::string out;
+    for (const auto& [k, v] : row.values)
+        if (!keep || keep(k)) out += " " + metric_label(k, labels) + "=" + format_metric(v);
+    return out;
 }
 
 std::string json_number(double v) {
@@ -92,16 +126,17 @@ void MetricsLog::write_csv() const {
 }
 
 void MetricsLog::write_summary(const std::vector<MetricsRow>& rows, double seconds, double items_per_second,
-                               const std::string& kept_checkpoint) {
+                               const std::string& kept_checkpoint, const MetricLabels& labels) {
     std::ostringstream os;
     os << "wall time: " << format_number(std::round(seconds * 10) / 10) << " s\n";
     os << "training throughput: " << format_number(std::round(items_per_second)) << " items/s\n";
     os << "kept checkpoint: " << kept_checkpoint << "\n";
-    for (const auto& r : rows) {
-        os << (r.epoch > 0 ? "epoch " + std::to_string(r.epoch) : std::string("final")) << " " << r.split << ":";
-        for (const auto& [k, v] : r.values) os << " " << k << "=" << format_number(v);
-        os << "\n";
-    }
+    for (const auto& [key, label] : labels)
+        os << label << ": the main metric of stage '" << key << "', key '" << key
+           << "' in metrics.jsonl and metrics.csv\n";
+    for (const auto& r : rows)
+        os << (r.epoch > 0 ? "epoch " + std::to_string(r.epoch) : std::string("final")) << " " << r.split << ":"
+           << metrics_text(r, labels) << "\n";
     write_file_atomic(dir_ / "summary.txt", os.str());
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,10 @@ public:
     // A resumed run: the rows its checkpoint recorded replace both files (rows written after
     // that checkpoint, by the interrupted process, are dropped).
     void restore(const std::vector<MetricsRow>& rows);
+    // summary.txt, for people: values by format_metric, main metrics by their labels (with a
+    // line per label saying which key it is in metrics.jsonl and metrics.csv).
     void write_summary(const std::vector<MetricsRow>& rows, double seconds, double items_per_second,
-                       const std::string& kept_checkpoint);
+                       const std::string& kept_checkpoint, const MetricLabels& labels = {});
 
 private:
     void write_csv() const;
@@ -28,6 +31,19 @@ private:
 };
 
 std::string format_number(double v);  // shortest text that reads back the same double
+
+// A metric value for people (the terminal, summary.txt), one rule for every value: 4 significant
+// digits, but every digit of the integer part (36012, not 3.601e+04), trailing zeros dropped,
+// and no exponent from 0.0001 up: 33.41, 0.9125, 119.4, 100, 0.0003, 1e-05. metrics.jsonl and
+// metrics.csv keep every digit (format_number).
+std::string format_metric(double v);
+// The name people read for a row's key: its label if it has one (Engine::metric_labels), else
+// the key.
+const std::string& metric_label(const std::string& key, const MetricLabels& labels);
+// " name=value" for each value of the row that `keep` accepts (every one when `keep` is empty),
+// names by metric_label, values by format_metric.
+std::string metrics_text(const MetricsRow& row, const MetricLabels& labels,
+                         const std::function<bool(const std::string& key)>& keep = {});
 // A JSON value for a double: the number, or a quoted "NaN"/"Infinity" (JSON has neither).
 std::string json_number(double v);
 

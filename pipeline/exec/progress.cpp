@@ -49,11 +49,6 @@ std::string json_quote(const std::string& s) {
 }
 
 namespace {
-std::string short_value(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.4g", v);
-    return buf;
-}
 // Display width of UTF-8 text (code points; the bar is ASCII apart from names and status).
 std::size_t display_width(const std::string& s) {
     std::size_t n = 0;
@@ -246,7 +241,7 @@ void Progress::note(const std::string& text) {
 void Progress::metrics(const MetricsRow& row) {
     if (row.split != "train") {
         const std::string main = report::main_metric({row});
-        if (!main.empty()) last_metric_ = main + "." + row.split + " " + short_value(row.get(main));
+        if (!main.empty()) last_metric_ = main + "." + row.split + " " + format_metric(row.get(main));  // short: the key
     }
     if (!style_.out) return;
     clear_bar();
@@ -265,11 +260,7 @@ void Progress::metrics(const MetricsRow& row) {
                 ++per_class;
                 continue;
             }
-            char buf[64];
-            if (k == "seconds") std::snprintf(buf, sizeof buf, "%.1f", v);
-            else if (k == "items_per_second") std::snprintf(buf, sizeof buf, "%.0f", v);
-            else std::snprintf(buf, sizeof buf, "%.5g", v);
-            os << " " << k << "=" << buf;
+            os << " " << metric_label(k, labels_) << "=" << format_metric(v);
         }
         if (per_class > 0) os << " (+" << per_class << " per-class values in metrics.jsonl)";
         os << "\n";

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <ostream>
 #include <string>
 
@@ -66,7 +67,9 @@ public:
     // Extra text in the bar and the plain lines, e.g. "best ppl 5.4 (trial 3)"; "" clears it.
     void set_status(std::string status) { status_ = std::move(status); }
     // The metrics of a finished pass, on a line of their own; the main metric of an evaluation
-    // split then shows in the bar of the following passes ("ppl.valid 6.21").
+    // split then shows in the bar of the following passes ("ppl.valid 6.21"). Text lines name
+    // values by these labels (Engine::metric_labels) and write them with format_metric.
+    void set_metric_labels(std::map<std::string, std::string> labels) { labels_ = std::move(labels); }
     void metrics(const MetricsRow& row);
     // A line of text (a warning, a file written): clears the bar, prints, draws the bar (again)
     // while a phase is on.
@@ -77,6 +80,7 @@ public:
 private:
     ProgressStyle style_;
     std::string name_, unit_, status_, last_metric_;
+    std::map<std::string, std::string> labels_;  // MetricLabels
     std::int64_t epoch_ = -1, epochs_ = 0, total_ = 0, done_ = 0, items_ = 0;
     double loss_ = 0;
     bool in_pass_ = false, bar_drawn_ = false;

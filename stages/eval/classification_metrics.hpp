@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 
+#include "pipeline/core/metric_name.hpp"
 #include "pipeline/core/stage.hpp"
 
 namespace rnnflow::stages {
@@ -54,8 +55,9 @@ void write_classification_files(const std::filesystem::path& dir, const std::str
                                 const std::vector<std::vector<std::int64_t>>& confusion,
                                 const std::map<std::int64_t, ClassifiedItem>& items);
 
-class ClassificationMetrics final : public MetricStage {
+class ClassificationMetrics final : public MetricStage, public MainMetricName {
 public:
+    std::string main_metric_name() const override { return "accuracy"; }  // what <id> is, for people
     static StageSchema schema();
     explicit ClassificationMetrics(const Params& p);
 

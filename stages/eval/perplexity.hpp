@@ -8,12 +8,14 @@
 // Not supported: per-sequence or per-word (vs per-token) normalisation.
 #pragma once
 
+#include "pipeline/core/metric_name.hpp"
 #include "pipeline/core/stage.hpp"
 
 namespace rnnflow::stages {
 
-class Perplexity final : public MetricStage {
+class Perplexity final : public MetricStage, public MainMetricName {
 public:
+    std::string main_metric_name() const override { return "perplexity"; }  // what <id> is, for people
     static StageSchema schema();
     explicit Perplexity(const Params& p);
 

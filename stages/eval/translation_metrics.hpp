@@ -31,12 +31,14 @@
 #include <memory>
 
 #include "bleu.hpp"
+#include "pipeline/core/metric_name.hpp"
 #include "pipeline/core/stage.hpp"
 
 namespace rnnflow::stages {
 
-class TranslationMetrics final : public MetricStage {
+class TranslationMetrics final : public MetricStage, public MainMetricName {
 public:
+    std::string main_metric_name() const override { return "bleu"; }  // what <id> is, for people
     static StageSchema schema();
     explicit TranslationMetrics(const Params& p);
     void prepare(PrepareContext& ctx) override;

@@ -13,12 +13,12 @@ done
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 "$rnnflow" run "$src/graphs/sst2_bilstm.yaml" --out "$work/sst" --quiet --set train.epochs=1 \
   --set train.max_batches=4 --set vars.hidden=16 --set vars.dim=16 > "$work/sst.txt"
-grep -q "^test: .*acc=" "$work/sst.txt"
+grep -q "^test: .* acc.accuracy=" "$work/sst.txt"
 [ -s "$work/sst/acc/test.confusion.tsv" ]
 [ "$(echo "a gorgeous , witty , seductive movie ." | "$rnnflow" predict "$work/sst" | grep -cx '[01]')" = 1 ]
 "$rnnflow" run "$src/graphs/ud_pos_bilstm.yaml" --out "$work/ud" --quiet --set train.epochs=1 \
   --set train.max_batches=4 --set vars.hidden=16 --set embed.dim=16 --set chars.hidden=8 > "$work/ud.txt"
-grep -q "^test: .*acc=" "$work/ud.txt"
+grep -q "^test: .* acc.accuracy=" "$work/ud.txt"
 # One tag per word of the input line.
 tags=$(echo "I saw her duck ." | "$rnnflow" predict "$work/ud")
 [ "$(echo "$tags" | wc -w)" = 5 ] || { echo "expected 5 tags, got: $tags"; exit 1; }

@@ -29,7 +29,7 @@ small=(--quiet --set train.epochs=1 --set train.max_batches=3)
 grep -q "^stage 'embed' (best.safetensors): [0-9]* vectors of dim 16 written to $work/vec.txt; 2 specials left out$" "$work/vec.err"
 "$rnnflow" run "$src/graphs/sst2_bilstm_lmvec.yaml" --out "$work/sst" "${small[@]}" --set vars.vectors="$work/vec.txt" \
   --set vars.hidden=16 --set vars.dim=16 > "$work/sst.txt" 2> "$work/sst.err"
-grep -q "^test: .*acc=" "$work/sst.txt"
+grep -q "^test: .* acc.accuracy=" "$work/sst.txt"
 grep -q "^stage 'vocab': [0-9]* tokens added from $work/vec.txt" "$work/sst.err"
 grep -q "^stage 'embed': pretrained vectors $work/vec.txt" "$work/sst.err"
 [ "$(echo "a gorgeous , witty , seductive movie ." | "$rnnflow" predict "$work/sst" | grep -cx '[01]')" = 1 ]
@@ -38,7 +38,7 @@ grep -q "^stage 'embed': pretrained vectors $work/vec.txt" "$work/sst.err"
 "$rnnflow" run "$src/graphs/sst2_bilstm_lmrnn.yaml" --out "$work/sstrnn" "${small[@]:1}" --set vars.vectors="$work/vec.txt" \
   --set vars.lm="$work/lm/checkpoints/best.safetensors" --set vars.hidden=16 --set vars.dim=16 --set vars.lm_hidden=16 \
   > "$work/sstrnn.txt" 2> "$work/sstrnn.err"
-grep -q "^test: .*acc=" "$work/sstrnn.txt"
+grep -q "^test: .* acc.accuracy=" "$work/sstrnn.txt"
 grep -q "^stage 'lmrnn': 3 parameters from $work/lm/checkpoints/best.safetensors (prefix rnn.)$" "$work/sstrnn.err" \
   || { echo "FAIL: init line:"; cat "$work/sstrnn.err"; exit 1; }
 "$rnnflow" ensemble "$work/sst" "$work/sstrnn" --out "$work/ens" > "$work/ens.txt"
@@ -46,7 +46,7 @@ grep -qE "^ensemble \(mean of 2\) +[01]\.[0-9]{4}$" "$work/ens.txt" || { echo "F
 [ "$(cut -f1-2 "$work/ens/test.predictions.tsv")" = "$(cut -f1-2 "$work/sst/acc/test.predictions.tsv")" ]  # same items, gold
 "$rnnflow" run "$src/graphs/ud_pos_bilstm_lmvec.yaml" --out "$work/ud" "${small[@]}" --set vars.vectors="$work/vec.txt" \
   --set vars.hidden=16 --set embed.dim=16 --set chars.hidden=8 > "$work/ud.txt" 2> "$work/ud.err"
-grep -q "^test: .*acc=" "$work/ud.txt"
+grep -q "^test: .* acc.accuracy=" "$work/ud.txt"
 grep -q "^stage 'embed': pretrained vectors $work/vec.txt" "$work/ud.err"
 tags=$(echo "I saw Paris ." | "$rnnflow" predict "$work/ud")
 [ "$(echo "$tags" | wc -w)" = 4 ] || { echo "expected 4 tags, got: $tags"; exit 1; }

@@ -10,8 +10,8 @@ grep -q "done in" "$work/out.txt"
 for f in checkpoints/best.safetensors acc/test.confusion.tsv acc/test.predictions.tsv; do
   [ -s "$work/run/$f" ] || { echo "missing $f in the run folder"; exit 1; }
 done
-# The test line reports acc=<accuracy>; well above chance for two balanced classes.
-acc=$(sed -n 's/^test:.* acc=\([0-9.]*\).*/\1/p' "$work/out.txt")
+# The test line reports acc.accuracy=<accuracy>; well above chance for two balanced classes.
+acc=$(sed -n 's/^test:.* acc.accuracy=\([0-9.]*\).*/\1/p' "$work/out.txt")
 [ -n "$acc" ] || { echo "no test accuracy in:"; cat "$work/out.txt"; exit 1; }
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.85) }' || { echo "test accuracy $acc < 0.85"; exit 1; }
 # predict: one label per input line, in order; a blank line gets an empty line, not a label.

@@ -6,7 +6,12 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 "$rnnflow" run "$src/graphs/date_translation.yaml" --out "$work/run" --quiet \
   --set train.epochs=1 --set dates.train=640 --set dates.valid=40 --set dates.test=30 \
   --set vars.hidden=16 --set train.max_batches=10 > "$work/out.txt"
-grep -q "^test:" "$work/out.txt"
+# The last line and summary.txt name the main metric (BLEU) and round values (issue 20:
+# "metrics=100.00000000000004"); metrics.jsonl keeps every digit (checked below).
+grep -qE "^test: .*metrics.bleu=[0-9]+(\.[0-9]+)? " "$work/out.txt" || { cat "$work/out.txt"; exit 1; }
+grep -q "^final test: .*metrics.bleu=" "$work/run/summary.txt" || { cat "$work/run/summary.txt"; exit 1; }
+grep -q "^metrics.bleu: the main metric of stage 'metrics'" "$work/run/summary.txt"
+! grep -E "=-?[0-9]*\.[0-9]{8,}" "$work/out.txt" "$work/run/summary.txt" || { echo "a value with all its digits"; exit 1; }
 for f in metrics/valid.translations.txt metrics/test.translations.txt metrics/valid.attention_0.png \
          metrics/valid.attention_0.tsv state/src_vocab/vocab.tsv state/tgt_vocab/vocab.tsv checkpoints/last.safetensors; do
   [ -s "$work/run/$f" ] || { echo "missing $f in the run folder"; exit 1; }

@@ -68,6 +68,13 @@ TEST_CASE("progress: plain metric lines count per-class values instead of listin
     const std::string s = os.str();
     CHECK(s == "epoch 3 valid acc=0.9375 acc.macro_f1=0.875 loss=0.5 (+2 per-class values in metrics.jsonl)\n");
 
+    // With the engine's labels the main metric says what it is; values have 4 significant digits.
+    std::ostringstream o1;
+    Progress l(&o1, false, 1, "text");
+    l.set_metric_labels({{"acc", "acc.accuracy"}});
+    l.metrics(MetricsRow{1, "valid", {{"acc", 0.912345}, {"loss", 0.30000000000000004}, {"seconds", 12.3456}}});
+    CHECK(o1.str() == "epoch 1 valid acc.accuracy=0.9123 loss=0.3 seconds=12.35\n");
+
     std::ostringstream o2;
     Progress q(&o2, false, 1, "json");  // JSON lines keep every value
     q.metrics(MetricsRow{3, "valid", {{"acc", 0.5}, {"acc.f1.NOUN", 0.25}}});
