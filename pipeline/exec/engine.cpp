@@ -129,7 +129,6 @@ struct Engine::Impl {
     std::vector<std::string> infer_lines;
     std::vector<std::int64_t> infer_index;
 
-
     // The step being executed (steps are serial).
     BatchMsg current;
     StepInfo step;
