@@ -38,4 +38,13 @@ expect_fail 2 "stage 'skip' (faulty, $work/faulty.yaml:$line:3) prepare: failure
 printf 'not a library\n' > "$work/libjunk.so"
 expect_fail 2 "$work/libjunk.so: cannot load plug-in" -- "$rnnflow" stages --plugin "$work/libjunk.so"
 expect_fail 2 "./nope.so: plug-in file not found" -- "$rnnflow" stages --plugin ./nope.so
+# A plug-in whose optimiser breaks its role's contract (tests/plugins/misnamed_port.cpp: its loss
+# input is 'loss', not 'minimize') is refused when it loads, naming the file, type, role and port;
+# a graph training with it stops there (the engine used to look its port up as index -1).
+misnamed="stage type 'misnamed_sgd' from $build/test_plugins/libmisnamed_port.so: the optimizer role requires an input 'minimize' (loss), the schema declares none"
+expect_fail 2 "$misnamed" -- "$rnnflow" stages --plugin "$build/test_plugins/libmisnamed_port.so"
+sed -e 's|^stages:|plugins: [misnamed_port]\nstages:|' -e 's|^  optim: .*|  optim:  {type: misnamed_sgd, loss: loss, lr: 0.1}|' \
+    "$src/graphs/char_lm.yaml" > "$work/misnamed.yaml"
+grep -q "type: misnamed_sgd, loss: loss" "$work/misnamed.yaml" || { echo "char_lm.yaml changed: misnamed.yaml has no misnamed_sgd"; exit 1; }
+expect_fail 2 "$misnamed" -- "$rnnflow" run "$work/misnamed.yaml" --out "$work/run3" --quiet "${short[@]}"
 echo "plugin errors: ok"

@@ -170,3 +170,21 @@ TEST_CASE("plugins: load_graph_plugins reads a graph file's list: names on the s
     }
     fs::remove_all(tmp);
 }
+
+TEST_CASE("plugins: a plug-in whose optimiser misnames its role port is refused, naming the file", "[plugin][role]") {
+    // tests/plugins/misnamed_port.cpp: an optimiser whose loss input is 'loss', not 'minimize'.
+    // Before role contracts it loaded, and the engine looked the port up as index -1.
+    const std::string file = std::string(RNNFLOW_TEST_PLUGIN_DIR) + "/libmisnamed_port.so";
+    Registry r;
+    try {
+        load_plugin(r, file);
+        FAIL("expected a role contract error");
+    } catch (const Error& e) {
+        REQUIRE(e.message() == "stage type 'misnamed_sgd' from " + file +
+                                   ": the optimizer role requires an input 'minimize' (loss), the schema declares none");
+        REQUIRE(e.hint() == "rename input 'loss' to 'minimize': it is the loss the engine runs backward from; the "
+                            "optimiser updates the parameters upstream of it (docs/plugins.md, Roles)");
+    }
+    REQUIRE(r.find("misnamed_sgd") == nullptr);
+    REQUIRE(!r.is_loaded(fs::canonical(file).string()));
+}

@@ -63,7 +63,7 @@ std::unique_ptr<Stage> make_identity(const Params& p) { return std::make_unique<
 
 }  // namespace
 
-TEST_CASE("roles: the optimizer and sampler roles name their ports; the engine's other roles none", "[role]") {
+TEST_CASE("roles: the optimizer and sampler roles name their ports, the other roles none", "[role]") {
     REQUIRE(role_ports(Role::optimizer).size() == 1);
     CHECK(std::string(role_ports(Role::optimizer)[0].name) == "minimize");
     CHECK(role_ports(Role::optimizer)[0].type == PortType::loss);
