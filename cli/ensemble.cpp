@@ -15,6 +15,7 @@
 #include "cli/commands.hpp"
 #include "pipeline/core/data.hpp"
 #include "pipeline/core/error.hpp"
+#include "pipeline/exec/metrics_log.hpp"
 #include "stages/eval/ensemble.hpp"
 
 namespace po = boost::program_options;
@@ -111,7 +112,7 @@ int cmd_ensemble(const std::vector<std::string>& args) {
     tsv << "metric\tvalue\n";
     for (const auto& m : r.metrics) {
         const std::string name = m.name.empty() ? "accuracy" : m.name;
-        text << "  " << name << " " << std::defaultfloat << std::setprecision(6) << m.value;
+        text << "  " << name << " " << format_metric(m.value);
         tsv << name << '\t' << std::setprecision(10) << m.value << '\n';
     }
     text << "\n";
