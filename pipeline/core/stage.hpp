@@ -90,7 +90,9 @@ public:
         put_output_any(port, split, std::any(std::shared_ptr<const T>(std::make_shared<T>(std::move(v)))));
     }
 
-    // Prediction runs (`rnnflow translate`, `predict`): the lines to label, given in restore mode.
+    // Prediction runs (`rnnflow translate`, `predict`): the lines to label, given in restore mode;
+    // never a blank one (the engine leaves empty and whitespace-only input lines out and gives
+    // them an empty output line, Engine::predict), so item k is the k-th non-blank line.
     // A reader puts them out as the split "infer" (listed in splits() then), in its own format
     // (e.g. source side only for parallel text); later data stages map that split like any
     // other. nullptr in training and plain restore.
