@@ -2,6 +2,7 @@
 #define RNNFLOW_BUILTIN
 #include "pipeline/core/registry.hpp"
 #include "stages/data/classify_batches.hpp"
+#include "stages/data/conll_columns.hpp"
 #include "stages/data/conllu.hpp"
 #include "stages/data/date_pairs.hpp"
 #include "stages/data/label_lines.hpp"
@@ -14,6 +15,7 @@
 #include "stages/data/tsv_text.hpp"
 #include "stages/data/vocabulary.hpp"
 #include "stages/eval/classification_metrics.hpp"
+#include "stages/eval/entity_metrics.hpp"
 #include "stages/eval/perplexity.hpp"
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/translation_metrics.hpp"
@@ -38,6 +40,7 @@ static void register_stages(Registry& r) {
     r.add<TextFile>();
     r.add<TsvText>();
     r.add<Subword>();
+    r.add<ConllColumns>();
     r.add<Conllu>();
     r.add<LabelLines>();
     r.add<Tokenize>();
@@ -66,6 +69,7 @@ static void register_stages(Registry& r) {
     r.add<Perplexity>();
     r.add<TranslationMetrics>();
     r.add<ClassificationMetrics>();
+    r.add<EntityMetrics>();
 }
 
 }  // namespace rnnflow::stages

@@ -74,12 +74,7 @@ void Conllu::prepare(PrepareContext& ctx) {
         bool broken = false;       // the current sentence had a malformed line (skip mode)
         auto finish = [&] {
             if (!broken && !words.empty()) {
-                std::string joined;
-                for (const auto& w : words) {
-                    if (!joined.empty()) joined += ' ';
-                    joined += w;
-                }
-                text.items.push_back(std::move(joined));
+                text.items.push_back(reader::join_words(words));
                 tokens.items.push_back(std::move(words));
                 labels.items.push_back(std::move(tags));
             }

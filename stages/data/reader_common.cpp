@@ -63,6 +63,15 @@ void BadLines::report(const std::string& stage_id, const std::string& unit) cons
               << " of " << file_ << "; first: " << first_ << "\n";
 }
 
+std::string join_words(const std::vector<std::string>& words) {
+    std::string joined;
+    for (const auto& w : words) {
+        if (!joined.empty()) joined += ' ';
+        joined += w;
+    }
+    return joined;
+}
+
 StageSchema& add_split_params(StageSchema& s, const std::string& what) {
     return s.param_string("train", "", "training " + what + ", relative to the graph file's folder")
         .param_string("valid", "", "validation " + what + "; \"\" = none")

@@ -24,6 +24,9 @@ std::string read_text(const std::filesystem::path& base, const std::string& writ
 // Lines without '\n' and a '\r' before it; a final '\n' does not start an empty line.
 std::vector<std::string> split_lines(const std::string& bytes);
 
+// The words joined by single spaces (a sentence's text from its tokens).
+std::string join_words(const std::vector<std::string>& words);
+
 // Counts the records dropped under on_error: skip, or throws under on_error: error.
 class BadLines {
 public:

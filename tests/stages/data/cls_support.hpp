@@ -40,4 +40,29 @@ private:
     std::vector<std::string> lines_;
 };
 
+// A reader S prepared (fit mode unless `mode`) on files in `d` with parameters `set`; its
+// "skipped" value into *skipped.
+template <class S>
+FakePrepare run_reader(const ClsTempDir& d, const std::map<std::string, ParamValue>& set,
+                       std::int64_t* skipped = nullptr, PrepareMode mode = PrepareMode::fit) {
+    static const StageSchema s = S::schema();
+    S stage(params_for(s, set));
+    FakePrepare ctx(s, 1, mode);
+    ctx.base(d.path);
+    stage.prepare(ctx);
+    if (skipped) *skipped = stage.value("skipped");
+    return ctx;
+}
+
+// The message of the Error that run_reader<S> throws, or "(no error)".
+template <class S>
+std::string reader_message(const ClsTempDir& d, const std::map<std::string, ParamValue>& set) {
+    try {
+        run_reader<S>(d, set);
+    } catch (const Error& e) {
+        return e.message();
+    }
+    return "(no error)";
+}
+
 }  // namespace rnnflow::test

@@ -18,28 +18,6 @@ using Toks = std::vector<std::vector<std::string>>;
 
 namespace {
 
-template <class S>
-FakePrepare run(const ClsTempDir& d, const Set& set, std::int64_t* skipped = nullptr,
-                PrepareMode mode = PrepareMode::fit) {
-    static const StageSchema s = S::schema();
-    S stage(params_for(s, set));
-    FakePrepare ctx(s, 1, mode);
-    ctx.base(d.path);
-    stage.prepare(ctx);
-    if (skipped) *skipped = stage.value("skipped");
-    return ctx;
-}
-
-template <class S>
-std::string message_of(const ClsTempDir& d, const Set& set) {
-    try {
-        run<S>(d, set);
-    } catch (const Error& e) {
-        return e.message();
-    }
-    return "(no error)";
-}
-
 Items labels_of(const FakePrepare& ctx, const std::string& split) {
     Items out;
     for (const auto& item : ctx.out<TokenSplit>("labels", split).items) {
@@ -70,7 +48,7 @@ TEST_CASE("tsv_text: header names, CRLF, empty lines, trailing text", "[stage][d
     ClsTempDir d;
     d.write("train.tsv", "id\tlabel\tsentence\r\n1\tpos\ta fine film \r\n\r\n2\tneg\tdull\n\n");
     d.write("dev.tsv", "id\tlabel\tsentence\n3\tpos\tgood");
-    auto ctx = run<TsvText>(d, {{"train", std::string("train.tsv")}, {"valid", std::string("dev.tsv")}});
+    auto ctx = run_reader<TsvText>(d, {{"train", std::string("train.tsv")}, {"valid", std::string("dev.tsv")}});
     REQUIRE(ctx.out<TextSplit>("text", "train").items == Items{"a fine film ", "dull"});
     REQUIRE(labels_of(ctx, "train") == Items{"pos", "neg"});
     REQUIRE(ctx.out<TextSplit>("text", "valid").items == Items{"good"});
@@ -87,13 +65,13 @@ TEST_CASE("tsv_text: CSV quoting keeps delimiters, quotes and line breaks inside
             "\"she said \"\"no\"\"\",0\n"
             "\"two\nlines\",1\n"
             "plain \"inner\" quote,0\n");
-    auto ctx = run<TsvText>(d, {{"train", std::string("train.csv")}, {"delimiter", std::string(",")},
+    auto ctx = run_reader<TsvText>(d, {{"train", std::string("train.csv")}, {"delimiter", std::string(",")},
                                 {"quoting", std::string("csv")}, {"text", std::string("text")}});
     REQUIRE(ctx.out<TextSplit>("text", "train").items ==
             Items{"hello, world", "she said \"no\"", "two\nlines", "plain \"inner\" quote"});
     REQUIRE(labels_of(ctx, "train") == Items{"1", "0", "1", "0"});
     SECTION("without quoting the quotes are bytes and the comma splits") {
-        auto raw = run<TsvText>(d, {{"train", std::string("train.csv")}, {"delimiter", std::string(",")},
+        auto raw = run_reader<TsvText>(d, {{"train", std::string("train.csv")}, {"delimiter", std::string(",")},
                                     {"text", std::string("text")}, {"on_error", std::string("skip")}});
         REQUIRE(raw.out<TextSplit>("text", "train").items.front() == "\"hello");
     }
@@ -102,7 +80,7 @@ TEST_CASE("tsv_text: CSV quoting keeps delimiters, quotes and line breaks inside
 TEST_CASE("tsv_text: numbered columns and max_fields read 'label sentence' lines", "[stage][data][reader]") {
     ClsTempDir d;
     d.write("train.txt", "1 a stirring , funny film\n0 dull\n");
-    auto ctx = run<TsvText>(d, {{"train", std::string("train.txt")}, {"delimiter", std::string(" ")},
+    auto ctx = run_reader<TsvText>(d, {{"train", std::string("train.txt")}, {"delimiter", std::string(" ")},
                                 {"header", false}, {"text", std::string("2")}, {"label", std::string("1")},
                                 {"max_fields", std::int64_t{2}}});
     REQUIRE(ctx.out<TextSplit>("text", "train").items == Items{"a stirring , funny film", "dull"});
@@ -112,32 +90,32 @@ TEST_CASE("tsv_text: numbered columns and max_fields read 'label sentence' lines
 TEST_CASE("tsv_text: malformed records name file:line, or are skipped with a count", "[stage][data][reader]") {
     ClsTempDir d;
     d.write("train.tsv", "sentence\tlabel\ngood\t1\nno label here\nempty label\t \nfine\t0\n");
-    REQUIRE(message_of<TsvText>(d, {{"train", std::string("train.tsv")}}) ==
+    REQUIRE(reader_message<TsvText>(d, {{"train", std::string("train.tsv")}}) ==
             "train.tsv:3: 1 field, the text and label columns need 2");
     std::int64_t skipped = -1;
-    auto ctx = run<TsvText>(d, {{"train", std::string("train.tsv")}, {"on_error", std::string("skip")}}, &skipped);
+    auto ctx = run_reader<TsvText>(d, {{"train", std::string("train.tsv")}, {"on_error", std::string("skip")}}, &skipped);
     REQUIRE(skipped == 2);
     REQUIRE(ctx.out<TextSplit>("text", "train").items == Items{"good", "fine"});
 
     d.write("q.csv", "text,label\n\"open,1\nx,0\n");
-    REQUIRE(message_of<TsvText>(d, {{"train", std::string("q.csv")}, {"delimiter", std::string(",")},
+    REQUIRE(reader_message<TsvText>(d, {{"train", std::string("q.csv")}, {"delimiter", std::string(",")},
                                     {"quoting", std::string("csv")}, {"text", std::string("text")}}) ==
             "q.csv:2: unterminated quoted field (no closing '\"' before the end of the file)");
     d.write("q2.csv", "text,label\n\"a\"b,1\nok,0\n");
-    REQUIRE(message_of<TsvText>(d, {{"train", std::string("q2.csv")}, {"delimiter", std::string(",")},
+    REQUIRE(reader_message<TsvText>(d, {{"train", std::string("q2.csv")}, {"delimiter", std::string(",")},
                                     {"quoting", std::string("csv")}, {"text", std::string("text")}}) ==
             "q2.csv:2: text after a closing quote in field 1 (a quote inside a quoted field is written \"\")");
-    REQUIRE(message_of<TsvText>(d, {{"train", std::string("train.tsv")}, {"label", std::string("lable")}}) ==
+    REQUIRE(reader_message<TsvText>(d, {{"train", std::string("train.tsv")}, {"label", std::string("lable")}}) ==
             "train.tsv:1: no column named 'lable' in the header (columns: 'sentence', 'label')");
     d.write("bad.tsv", "sentence\tlabel\nok\t\xff\n");
-    REQUIRE(message_of<TsvText>(d, {{"train", std::string("bad.tsv")}}) == "bad.tsv:2:4: invalid UTF-8 byte 0xff");
-    REQUIRE(message_of<TsvText>(d, {{"train", std::string("missing.tsv")}}) == "train file 'missing.tsv' not found");
-    REQUIRE(message_of<TsvText>(d, {}) == "no training file");
+    REQUIRE(reader_message<TsvText>(d, {{"train", std::string("bad.tsv")}}) == "bad.tsv:2:4: invalid UTF-8 byte 0xff");
+    REQUIRE(reader_message<TsvText>(d, {{"train", std::string("missing.tsv")}}) == "train file 'missing.tsv' not found");
+    REQUIRE(reader_message<TsvText>(d, {}) == "no training file");
 }
 
 TEST_CASE("tsv_text: restore reads nothing; prediction runs give the lines whole", "[stage][data][reader]") {
     ClsTempDir d;
-    auto ctx = run<TsvText>(d, {{"train", std::string("absent.tsv")}}, nullptr, PrepareMode::restore);
+    auto ctx = run_reader<TsvText>(d, {{"train", std::string("absent.tsv")}}, nullptr, PrepareMode::restore);
     REQUIRE_FALSE(ctx.has_out("text", "train"));
     const auto s = TsvText::schema();
     TsvText stage(params_for(s, {{"train", std::string("absent.tsv")}}));
@@ -170,12 +148,12 @@ const char* kConllu =
 TEST_CASE("conllu: comments, multi-word tokens and empty nodes", "[stage][data][reader]") {
     ClsTempDir d;
     d.write("train.conllu", kConllu);
-    auto ctx = run<Conllu>(d, {{"train", std::string("train.conllu")}});
+    auto ctx = run_reader<Conllu>(d, {{"train", std::string("train.conllu")}});
     REQUIRE(ctx.out<TextSplit>("text", "train").items == Items{"I do n't know .", "Go now"});
     REQUIRE(ctx.out<TokenSplit>("tokens", "train").items == Toks{{"I", "do", "n't", "know", "."}, {"Go", "now"}});
     REQUIRE(ctx.out<TokenSplit>("labels", "train").items == Toks{{"PRON", "AUX", "PART", "VERB", "PUNCT"}, {"VERB", "ADV"}});
     SECTION("other columns") {
-        auto x = run<Conllu>(d, {{"train", std::string("train.conllu")}, {"word", std::string("LEMMA")},
+        auto x = run_reader<Conllu>(d, {{"train", std::string("train.conllu")}, {"word", std::string("LEMMA")},
                                  {"label", std::string("XPOS")}});
         REQUIRE(x.out<TokenSplit>("tokens", "train").items[0] == Items{"I", "do", "not", "know", "."});
         REQUIRE(x.out<TokenSplit>("labels", "train").items[1] == Items{"VB", "RB"});
@@ -196,17 +174,17 @@ TEST_CASE("conllu: malformed word lines name file:line, or drop their sentence",
             "x\tZ\tz\tX\t_\t_\t0\troot\t_\t_\n"  // bad ID
             "\n"
             "1\tW\tw\t\t_\t_\t0\troot\t_\t_\n");  // empty UPOS
-    REQUIRE(message_of<Conllu>(d, {{"train", std::string("bad.conllu")}}) ==
+    REQUIRE(reader_message<Conllu>(d, {{"train", std::string("bad.conllu")}}) ==
             "bad.conllu:2: 2 tab-separated fields, a CoNLL-U word line has 10");
     std::int64_t skipped = -1;
-    auto ctx = run<Conllu>(d, {{"train", std::string("bad.conllu")}, {"on_error", std::string("skip")}}, &skipped);
+    auto ctx = run_reader<Conllu>(d, {{"train", std::string("bad.conllu")}, {"on_error", std::string("skip")}}, &skipped);
     REQUIRE(skipped == 4);
     REQUIRE(ctx.out<TextSplit>("text", "train").items == Items{"Ok"});
 
     d.write("jump.conllu", "1\tX\tx\tX\t_\t_\t0\troot\t_\t_\n3\tY\ty\tX\t_\t_\t1\tdep\t_\t_\n");
-    REQUIRE(message_of<Conllu>(d, {{"train", std::string("jump.conllu")}}) == "jump.conllu:2: word ID 3 where 2 was expected");
+    REQUIRE(reader_message<Conllu>(d, {{"train", std::string("jump.conllu")}}) == "jump.conllu:2: word ID 3 where 2 was expected");
     d.write("empty.conllu", "# only a comment\n\n");
-    REQUIRE(message_of<Conllu>(d, {{"train", std::string("empty.conllu")}}) == "train file 'empty.conllu' has no sentences");
+    REQUIRE(reader_message<Conllu>(d, {{"train", std::string("empty.conllu")}}) == "train file 'empty.conllu' has no sentences");
 }
 
 TEST_CASE("conllu: prediction runs split input lines at whitespace", "[stage][data][reader]") {
@@ -225,18 +203,18 @@ TEST_CASE("label_lines: pairs lines, checks counts and labels", "[stage][data][r
     ClsTempDir d;
     d.write("train.txt", "a fine film\n\nawful\n");
     d.write("train.lab", "pos\nneg\n neg \n");
-    auto ctx = run<LabelLines>(d, {{"train", std::string("train.txt")}, {"train_labels", std::string("train.lab")}});
+    auto ctx = run_reader<LabelLines>(d, {{"train", std::string("train.txt")}, {"train_labels", std::string("train.lab")}});
     REQUIRE(ctx.out<TextSplit>("text", "train").items == Items{"a fine film", "", "awful"});
     REQUIRE(labels_of(ctx, "train") == Items{"pos", "neg", "neg"});
 
     d.write("short.lab", "pos\nneg\n");
-    REQUIRE(message_of<LabelLines>(d, {{"train", std::string("train.txt")}, {"train_labels", std::string("short.lab")}}) ==
+    REQUIRE(reader_message<LabelLines>(d, {{"train", std::string("train.txt")}, {"train_labels", std::string("short.lab")}}) ==
             "'train.txt' has 3 lines but 'short.lab' has 2");
     d.write("bad.lab", "pos\n\nvery neg\n");
-    REQUIRE(message_of<LabelLines>(d, {{"train", std::string("train.txt")}, {"train_labels", std::string("bad.lab")}}) ==
+    REQUIRE(reader_message<LabelLines>(d, {{"train", std::string("train.txt")}, {"train_labels", std::string("bad.lab")}}) ==
             "bad.lab:2: empty label");
     std::int64_t skipped = -1;
-    auto sk = run<LabelLines>(d, {{"train", std::string("train.txt")}, {"train_labels", std::string("bad.lab")},
+    auto sk = run_reader<LabelLines>(d, {{"train", std::string("train.txt")}, {"train_labels", std::string("bad.lab")},
                                   {"on_error", std::string("skip")}}, &skipped);
     REQUIRE(skipped == 2);
     REQUIRE(sk.out<TextSplit>("text", "train").items == Items{"a fine film"});
