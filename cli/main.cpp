@@ -28,6 +28,7 @@
 
 #include "cli/commands.hpp"
 #include "pipeline/core/registry.hpp"
+#include "pipeline/core/text.hpp"
 #include "pipeline/exec/engine.hpp"
 #include "pipeline/exec/metrics_log.hpp"
 #include "pipeline/exec/progress.hpp"
@@ -504,7 +505,13 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
             if (!line.empty() && line.back() == '\r') line.pop_back();
             lines.push_back(line);
         }
-        if (is.bad()) throw Error((input.empty() ? std::string("standard input") : input) + ": read error");
+        const std::string where = input.empty() ? std::string("standard input") : input;
+        if (is.bad()) throw Error(where + ": read error");
+        // Checked here, where the line numbers are the user's: the engine leaves blank lines out
+        // of what the readers see, so their own check would count only the others.
+        if (!lines.empty() && lines[0].rfind("\xEF\xBB\xBF", 0) == 0) lines[0].erase(0, 3);
+        for (std::size_t i = 0; i < lines.size(); ++i)
+            check_utf8(lines[i], where, static_cast<std::int64_t>(i) + 1, "input");
     }
     if (lines.empty()) return 0;
     RunOptions opt;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/core/text.hpp"  // check_utf8, which these readers apply
+
 namespace rnnflow::stages {
 
 // The lines of `written` (resolved against `base` when relative): split at '\n', a '\r' before
@@ -14,10 +16,5 @@ namespace rnnflow::stages {
 // Throws Error naming the file as written (`role` says which one: "train source").
 std::vector<std::string> read_utf8_lines(const std::filesystem::path& base, const std::string& written,
                                          const std::string& role);
-
-// Throws Error "<where>:line:col: ..." at the first invalid UTF-8 sequence or NUL byte of `s`;
-// line counts from `first_line`; `unit` names what `s` is in the messages ("text", "file").
-void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line = 1,
-                const std::string& unit = "text");
 
 }  // namespace rnnflow::stages

@@ -8,6 +8,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "pipeline/core/text.hpp"
+
 namespace rnnflow::stages {
 
 namespace fs = std::filesystem;
@@ -42,12 +44,6 @@ TextFile::TextFile(const Params& p)
       max_file_bytes_(p.get_int("max_file_bytes")) {}
 
 namespace {
-
-std::string hex_byte(unsigned char c) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(c));
-    return buf;
-}
 
 // Whole file as bytes, at most `cap` of them; errors name the path as the user wrote it.
 std::string read_bytes(const fs::path& base, const std::string& written, const std::string& role,
@@ -85,60 +81,21 @@ std::string read_bytes(const fs::path& base, const std::string& written, const s
     return bytes;
 }
 
-// Throws at the first NUL byte, invalid UTF-8 byte, or (max_line > 0) over-long line.
+// Throws at the first NUL byte or invalid UTF-8 byte (check_utf8, the readers' one UTF-8 check),
+// then (max_line > 0) at the first over-long line.
 void check_text(const std::string& s, const std::string& written, std::int64_t max_line) {
-    std::int64_t line = 1, col = 1;  // col: 1-based byte column
-    auto where = [&](std::int64_t c) { return detail::concat(written, ":", line, ":", c, ": "); };
-    auto bad_utf8 = [&](std::size_t at, const std::string& what) {
-        return Error(where(col + static_cast<std::int64_t>(at)) + what,
-                     "the file must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
-    };
-    // A binary file usually shows a NUL byte early: say "binary" rather than "invalid UTF-8" at
-    // whatever byte comes first.
-    if (const void* nul = std::memchr(s.data(), 0, std::min<std::size_t>(s.size(), 8192))) {
-        const auto at = static_cast<std::size_t>(static_cast<const char*>(nul) - s.data());
-        for (std::size_t i = 0; i < at; ++i) {
-            if (s[i] == '\n') { ++line; col = 1; } else ++col;
-        }
-        throw Error(where(col) + "NUL byte: this looks like a binary file, not text", "give a UTF-8 text file");
-    }
-    for (std::size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c == '\n') {
-            ++line;
-            col = 1;
-            ++i;
-            continue;
-        }
-        if (c == 0)
-            throw Error(where(col) + "NUL byte: this looks like a binary file, not text",
-                        "give a UTF-8 text file");
-        std::size_t n = 1;
-        unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-        if (c < 0x80) n = 1;
-        else if (c >= 0xC2 && c <= 0xDF) n = 2;
-        else if (c == 0xE0) { n = 3; lo = 0xA0; }
-        else if (c == 0xED) { n = 3; hi = 0x9F; }
-        else if (c >= 0xE1 && c <= 0xEF) n = 3;
-        else if (c == 0xF0) { n = 4; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) n = 4;
-        else if (c == 0xF4) { n = 4; hi = 0x8F; }
-        else throw bad_utf8(0, "invalid UTF-8 byte " + hex_byte(c));
-        for (std::size_t k = 1; k < n; ++k) {
-            if (i + k >= s.size()) throw bad_utf8(0, "truncated UTF-8 sequence at end of file");
-            const auto b = static_cast<unsigned char>(s[i + k]);
-            const bool ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
-            if (!ok) throw bad_utf8(k, "invalid UTF-8 byte " + hex_byte(b));
-        }
-        i += n;
-        col += static_cast<std::int64_t>(n);
-        if (max_line > 0 && col - 1 > max_line) {
-            // A '\r' ending a CRLF line is not content; allow it past the cap.
-            if (!(col - 1 == max_line + 1 && c == '\r' && i < s.size() && s[i] == '\n'))
-                throw Error(detail::concat(written, ":", line, ": line longer than max_line_bytes = ",
-                                           max_line, " bytes"),
-                            "raise max_line_bytes, or read whole files with by: file");
-        }
+    check_utf8(s, written, 1, "file");
+    if (max_line <= 0) return;
+    std::int64_t line = 1;
+    for (std::size_t start = 0; start < s.size(); ++line) {
+        std::size_t end = s.find('\n', start);
+        if (end == std::string::npos) end = s.size();
+        std::size_t bytes = end - start;
+        if (bytes > 0 && end < s.size() && s[end - 1] == '\r') --bytes;  // the '\r' of CRLF is not content
+        if (static_cast<std::int64_t>(bytes) > max_line)
+            throw Error(detail::concat(written, ":", line, ": line longer than max_line_bytes = ", max_line, " bytes"),
+                        "raise max_line_bytes, or read whole files with by: file");
+        start = end + 1;
     }
 }
 

@@ -37,6 +37,14 @@ cmp "$work/t_blank.txt" "$work/t_expected.txt" || { diff "$work/t_expected.txt" 
 # Only blank lines: as many empty lines out.
 printf '\n  \n' | "$rnnflow" translate "$work/run" > "$work/t_empty.txt"
 [ "$(cat "$work/t_empty.txt" | tr -d '\n')" = "" ] && [ "$(wc -l < "$work/t_empty.txt")" = 2 ]
+# Invalid UTF-8 after a blank line: the message names the line as the user counts it (3), the
+# exit status is 2 and nothing is written to the output file.
+printf '3 may 1979\n\n05/03/79 \xff\n' > "$work/in_bad.txt"
+status=0
+"$rnnflow" translate "$work/run" "$work/in_bad.txt" -o "$work/t_bad.txt" 2> "$work/t_bad.err" || status=$?
+[ "$status" = 2 ] || { cat "$work/t_bad.err"; echo "invalid UTF-8 input: exit $status, expected 2"; exit 1; }
+grep -q "in_bad.txt:3:10: invalid UTF-8 byte 0xff" "$work/t_bad.err" || { cat "$work/t_bad.err"; exit 1; }
+[ ! -e "$work/t_bad.txt" ]
 
 # eval regenerates the data (same seed), loads the vocabularies and the kept checkpoint: the
 # test metrics equal the run's own test line.

@@ -1,0 +1,69 @@
+#include "text.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "error.hpp"
+
+namespace rnnflow {
+
+namespace {
+std::string hex_byte(unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(c));
+    return buf;
+}
+}  // namespace
+
+void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line, const std::string& unit) {
+    std::int64_t line = first_line, col = 1;  // col: 1-based byte column
+    auto bad = [&](std::size_t at, const std::string& what) {
+        return Error(detail::concat(where, ":", line, ":", col + static_cast<std::int64_t>(at), ": ", what),
+                     "the " + unit + " must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
+    };
+    // A binary file usually shows a NUL byte early: say "binary" rather than "invalid UTF-8" at
+    // whatever byte comes first (as text_file does).
+    if (const void* nul = std::memchr(s.data(), 0, std::min<std::size_t>(s.size(), 8192))) {
+        const auto at = static_cast<std::size_t>(static_cast<const char*>(nul) - s.data());
+        for (std::size_t i = 0; i < at; ++i) {
+            if (s[i] == '\n') { ++line; col = 1; } else ++col;
+        }
+        throw Error(detail::concat(where, ":", line, ":", col, ": NUL byte: this looks like a binary file, not text"),
+                    "give a UTF-8 text file");
+    }
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == '\n') {
+            ++line;
+            col = 1;
+            ++i;
+            continue;
+        }
+        if (c == 0)
+            throw Error(detail::concat(where, ":", line, ":", col,
+                                       ": NUL byte: this looks like a binary file, not text"),
+                        "give a UTF-8 text file");
+        std::size_t n = 1;
+        unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte (no overlongs/surrogates)
+        if (c < 0x80) n = 1;
+        else if (c >= 0xC2 && c <= 0xDF) n = 2;
+        else if (c == 0xE0) { n = 3; lo = 0xA0; }
+        else if (c == 0xED) { n = 3; hi = 0x9F; }
+        else if (c >= 0xE1 && c <= 0xEF) n = 3;
+        else if (c == 0xF0) { n = 4; lo = 0x90; }
+        else if (c >= 0xF1 && c <= 0xF3) n = 4;
+        else if (c == 0xF4) { n = 4; hi = 0x8F; }
+        else throw bad(0, "invalid UTF-8 byte " + hex_byte(c));
+        for (std::size_t k = 1; k < n; ++k) {
+            if (i + k >= s.size()) throw bad(0, "truncated UTF-8 sequence at end of " + unit);
+            const auto b = static_cast<unsigned char>(s[i + k]);
+            const bool ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+            if (!ok) throw bad(k, "invalid UTF-8 byte " + hex_byte(b));
+        }
+        i += n;
+        col += static_cast<std::int64_t>(n);
+    }
+}
+
+}  // namespace rnnflow
