@@ -31,6 +31,7 @@
 #include "stages/model/rnn.hpp"
 #include "stages/model/word_dropout.hpp"
 #include "stages/train/adam.hpp"
+#include "stages/train/crf.hpp"
 #include "stages/train/cross_entropy.hpp"
 #include "stages/train/sgd.hpp"
 
@@ -64,6 +65,7 @@ static void register_stages(Registry& r) {
     r.add<CharWordEncoder>();
     r.add<WordDropout>();
     r.add<CrossEntropy>();
+    r.add<Crf>();
     r.add<Sgd>();
     r.add<Adam>();
     r.add<Perplexity>();
