@@ -51,29 +51,6 @@ namespace {
 constexpr int kExitFailed = 1;
 constexpr int kExitBadInput = 2;
 
-const char* kUsage =
-    "usage: rnnflow <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  run FILE        train and evaluate the experiment in a graph file, writing a run folder\n"
-    "  validate FILE   check a graph file; every problem with file:line:column\n"
-    "  graph FILE      print the graph (--dot: Graphviz)\n"
-    "  stages [TYPE]   list stage types with their ports and parameters (--markdown for docs)\n"
-    "  generate DIR    sample text from a trained run folder\n"
-    "  eval DIR        metrics of a trained run on a split (--split test), outputs into DIR/<stage>/\n"
-    "  predict DIR     label lines from stdin or a file with a trained run (one output line each)\n"
-    "  translate DIR   the same, for translation graphs\n"
-    "  vectors DIR     write a trained run's word embedding as a GloVe text file (for pretrained:)\n"
-    "  schema          JSON Schema of graph files, for editors (--plugin adds plug-in types)\n"
-    "  new-stage NAME  write a plug-in project for a new stage type (builds against the SDK)\n"
-    "  sweep FILE      run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)\n"
-    "  report DIR      one self-contained HTML page about a run or sweep folder\n"
-    "  compare RUN...  runs side by side: metrics table, validation curves, configuration differences\n"
-    "  ensemble RUN... average the class probabilities of trained classifiers and score the result\n"
-    "  version         print the version\n"
-    "\n"
-    "`rnnflow <command> --help` describes a command's options.\n";
-
 struct Common {
     std::vector<std::string> sets;
     std::vector<std::string> plugins;
@@ -362,6 +339,37 @@ fs::path run_checkpoint(const fs::path& run_dir, const std::string& checkpoint) 
     return ckpt;
 }
 
+// A trained run opened the one way every command on a run folder opens it: the checkpoint found
+// (best, last or a file), the engine prepared from the run's fitted state (opt.mode: restore or
+// evaluate; the caller's other options kept) and the checkpoint's weights loaded.
+struct OpenedRun {
+    std::unique_ptr<Engine> engine;
+    fs::path checkpoint;
+};
+OpenedRun open_run(const RunFolderArgs& r, CompiledGraph g, RunOptions opt) {
+    const fs::path run_dir(r.dir);
+    const fs::path base_dir = g.def.base_dir;
+    OpenedRun run;
+    run.checkpoint = run_checkpoint(run_dir, r.checkpoint);
+    opt.restore_dir = run_dir;
+    opt.threads = r.threads;
+    run.engine = std::make_unique<Engine>(std::move(g), std::move(opt));
+    try {
+        run.engine->prepare();
+    } catch (Error& e) {
+        // A run folder from another machine or checkout: its data paths are relative to a
+        // folder that is not here.
+        std::error_code ec;
+        if (!fs::is_directory(base_dir, ec))
+            e.with_hint(e.hint() + (e.hint().empty() ? "" : "; ") + "the run's graph resolves relative paths from " +
+                        base_dir.string() + " (base_dir in resolved.yaml), which does not exist here: add --set "
+                        "base_dir=DIR, the folder of the graph file the run was made from");
+        throw;
+    }
+    run.engine->load_checkpoint(run.checkpoint);
+    return run;
+}
+
 int cmd_generate(const std::vector<std::string>& args) {
     RunFolderArgs r;
     auto& [dir, checkpoint, threads, c] = r;
@@ -382,16 +390,9 @@ int cmd_generate(const std::vector<std::string>& args) {
     pos.add("run", 1);
     if (!parse(args, d, &pos, "rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]"))
         return 0;
-    const fs::path run_dir(dir);
-    CompiledGraph g = load_run_graph(run_dir, c);
-    const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
     RunOptions opt;
     opt.mode = PrepareMode::restore;
-    opt.restore_dir = run_dir;
-    opt.threads = threads;
-    Engine engine(std::move(g), opt);
-    engine.prepare();
-    engine.load_checkpoint(ckpt);
+    OpenedRun run = open_run(r, load_run_graph(dir, c), std::move(opt));
     SampleRequest req;
     req.prime = prime;
     req.length = n;
@@ -399,7 +400,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     req.top_k = top_k;
     req.seed = seed;
     if (req.length < 0) req.length = -1;
-    std::cout << engine.generate(req) << "\n";
+    std::cout << run.engine->generate(req) << "\n";
     return 0;
 }
 
@@ -427,29 +428,12 @@ int cmd_eval(const std::vector<std::string>& args) {
     const ProgressStyle style = progress_style(quiet, log_format);
     if (split != "train" && split != "valid" && split != "test")
         throw Error("--split " + split + ": not a split", "give train, valid or test");
-    const fs::path run_dir(dir);
-    CompiledGraph g = load_run_graph(run_dir, c);
-    const fs::path base_dir = g.def.base_dir;
-    const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
     RunOptions opt;
     opt.mode = PrepareMode::evaluate;
-    opt.restore_dir = run_dir;
-    opt.threads = threads;
     apply_progress_style(style, opt);
-    Engine engine(std::move(g), opt);
-    try {
-        engine.prepare();
-    } catch (Error& e) {
-        // A run folder from another machine or checkout: its data paths are relative to a
-        // folder that is not here.
-        std::error_code ec;
-        if (!fs::is_directory(base_dir, ec))
-            e.with_hint(e.hint() + (e.hint().empty() ? "" : "; ") + "the run's graph resolves relative paths from " +
-                        base_dir.string() + " (base_dir in resolved.yaml), which does not exist here: add --set "
-                        "base_dir=DIR, the folder of the graph file the run was made from");
-        throw;
-    }
-    engine.load_checkpoint(ckpt);
+    OpenedRun run = open_run(r, load_run_graph(dir, c), std::move(opt));
+    Engine& engine = *run.engine;
+    const fs::path& ckpt = run.checkpoint;
     const MetricsRow row = engine.evaluate(split);
     if (row.values.empty())
         throw Error("the run's data has no " + split + " split", "evaluate another --split, or point the reader at a file with --set");
@@ -489,9 +473,7 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
     pos.add("run", 1).add("input", 1);
     if (!parse(args, d, &pos, std::string("rnnflow ") + name + " RUN_DIR [FILE] [-o OUT]")) return 0;
     const ProgressStyle style = progress_style(quiet, log_format);
-    const fs::path run_dir(dir);
-    CompiledGraph g = load_run_graph(run_dir, c);
-    const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
+    CompiledGraph g = load_run_graph(dir, c);
     std::vector<std::string> lines;
     {
         std::ifstream file;
@@ -516,14 +498,10 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
     if (lines.empty()) return 0;
     RunOptions opt;
     opt.mode = PrepareMode::restore;
-    opt.restore_dir = run_dir;
-    opt.threads = threads;
     opt.infer_lines = std::move(lines);
     apply_progress_style(style, opt);
-    Engine engine(std::move(g), opt);
-    engine.prepare();
-    engine.load_checkpoint(ckpt);
-    const std::vector<std::string> out = engine.predict(stage);
+    OpenedRun run = open_run(r, std::move(g), std::move(opt));
+    const std::vector<std::string> out = run.engine->predict(stage);
     std::string text;
     for (const auto& l : out) text += l + "\n";
     if (output.empty()) std::cout << text << std::flush;
@@ -591,15 +569,11 @@ int cmd_vectors(const std::vector<std::string>& args) {
         if (!fs::is_directory(parent))
             throw Error("--out " + output + ": folder '" + parent.string() + "' does not exist", "create it first");
     }
-    const fs::path ckpt = run_checkpoint(run_dir, checkpoint);
     RunOptions opt;
     opt.mode = PrepareMode::restore;
-    opt.restore_dir = run_dir;
-    opt.threads = threads;
-    Engine engine(std::move(g), opt);
-    engine.prepare();
-    engine.load_checkpoint(ckpt);
-    const auto* emb = dynamic_cast<const stages::Embedding*>(engine.stage(stage));
+    OpenedRun run = open_run(r, std::move(g), std::move(opt));
+    const fs::path& ckpt = run.checkpoint;
+    const auto* emb = dynamic_cast<const stages::Embedding*>(run.engine->stage(stage));
     RNNFLOW_ASSERT(emb != nullptr);
     if (emb->vocabulary() == nullptr)
         throw Error("stage '" + stage + "': its ids come from no vocabulary, so its rows have no tokens to name them",
@@ -652,38 +626,78 @@ int cmd_new_stage(const std::vector<std::string>& args) {
     return 0;
 }
 
+// The commands, once: `rnnflow --help` prints this table, main dispatches through it, and an
+// unknown command's "did you mean" picks from its names.
+struct Command {
+    const char* name;
+    const char* synopsis;  // as the help shows it: "run FILE"
+    const char* summary;
+    int (*run)(const std::vector<std::string>& args);
+};
+
+int cmd_translate(const std::vector<std::string>& args) { return cmd_predict(args, "translate"); }
+int cmd_predict_labels(const std::vector<std::string>& args) { return cmd_predict(args, "predict"); }
+int cmd_version(const std::vector<std::string>&) {
+    std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
+    return 0;
+}
+
+const Command kCommands[] = {
+    {"run", "run FILE", "train and evaluate the experiment in a graph file, writing a run folder", cmd_run},
+    {"validate", "validate FILE", "check a graph file; every problem with file:line:column", cmd_validate},
+    {"graph", "graph FILE", "print the graph (--dot: Graphviz)", cmd_graph},
+    {"stages", "stages [TYPE]", "list stage types with their ports and parameters (--markdown for docs)", cmd_stages},
+    {"generate", "generate DIR", "sample text from a trained run folder", cmd_generate},
+    {"eval", "eval DIR", "metrics of a trained run on a split (--split test), outputs into DIR/<stage>/", cmd_eval},
+    {"predict", "predict DIR", "label lines from stdin or a file with a trained run (one output line each)",
+     cmd_predict_labels},
+    {"translate", "translate DIR", "the same, for translation graphs", cmd_translate},
+    {"vectors", "vectors DIR", "write a trained run's word embedding as a GloVe text file (for pretrained:)",
+     cmd_vectors},
+    {"schema", "schema", "JSON Schema of graph files, for editors (--plugin adds plug-in types)", cmd_schema},
+    {"new-stage", "new-stage NAME", "write a plug-in project for a new stage type (builds against the SDK)",
+     cmd_new_stage},
+    {"sweep", "sweep FILE", "run a hyper-parameter sweep (grid, random, early stopping; MPI under mpirun)", cmd_sweep},
+    {"report", "report DIR", "one self-contained HTML page about a run or sweep folder", cmd_report},
+    {"compare", "compare RUN...", "runs side by side: metrics table, validation curves, configuration differences",
+     cmd_compare},
+    {"ensemble", "ensemble RUN...", "average the class probabilities of trained classifiers and score the result",
+     cmd_ensemble},
+    {"version", "version", "print the version", cmd_version},
+};
+
+std::string usage() {
+    std::ostringstream os;
+    os << "usage: rnnflow <command> [options]\n\ncommands:\n";
+    for (const Command& c : kCommands) os << "  " << std::left << std::setw(16) << c.synopsis << c.summary << "\n";
+    os << "\n`rnnflow <command> --help` describes a command's options.\n";
+    return os.str();
+}
+
+int dispatch(const std::string& cmd, const std::vector<std::string>& args) {
+    for (const Command& c : kCommands)
+        if (cmd == c.name) return c.run(args);
+    if (cmd == "--version") return cmd_version(args);
+    std::vector<std::string> names;
+    for (const Command& c : kCommands) names.emplace_back(c.name);
+    const std::string hint = did_you_mean(cmd, names);
+    std::cerr << "error: unknown command '" << cmd << "'\n  hint: "
+              << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
+    return kExitBadInput;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-        std::cout << kUsage;
+        std::cout << usage();
         return args.empty() ? kExitBadInput : 0;
     }
     const std::string cmd = args[0];
     args.erase(args.begin());
     try {
-        if (cmd == "run") return cmd_run(args);
-        if (cmd == "validate") return cmd_validate(args);
-        if (cmd == "graph") return cmd_graph(args);
-        if (cmd == "stages") return cmd_stages(args);
-        if (cmd == "schema") return cmd_schema(args);
-        if (cmd == "generate") return cmd_generate(args);
-        if (cmd == "eval") return cmd_eval(args);
-        if (cmd == "predict" || cmd == "translate") return cmd_predict(args, cmd.c_str());
-        if (cmd == "vectors") return cmd_vectors(args);
-        if (cmd == "new-stage") return cmd_new_stage(args);
-        if (cmd == "sweep") return cmd_sweep(args);
-        if (cmd == "report") return cmd_report(args);
-        if (cmd == "compare") return cmd_compare(args);
-        if (cmd == "ensemble") return cmd_ensemble(args);
-        if (cmd == "version" || cmd == "--version") {
-            std::cout << "rnnflow " << RNNFLOW_VERSION << " (plug-in ABI " << RNNFLOW_ABI_VERSION << ")\n";
-            return 0;
-        }
-        const std::string hint = did_you_mean(cmd, {"run", "validate", "graph", "stages", "generate", "eval", "predict", "translate", "vectors", "new-stage", "sweep", "schema", "report", "compare", "ensemble", "version"});
-        std::cerr << "error: unknown command '" << cmd << "'\n  hint: " << (hint.empty() ? "`rnnflow --help` lists the commands" : hint) << "\n";
-        return kExitBadInput;
+        return dispatch(cmd, args);
     } catch (const LoadError& e) {
         std::cerr << e.format() << "\n";
         return kExitBadInput;

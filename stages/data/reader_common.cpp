@@ -32,7 +32,7 @@ std::string read_text(const fs::path& base, const std::string& written, const st
         throw Error(detail::concat("error while reading ", role, " file '", written, "'"),
                     "check the file and the disk");
     if (bytes.rfind("\xEF\xBB\xBF", 0) == 0) bytes.erase(0, 3);  // byte-order mark
-    check_utf8(bytes, written, 1, "file");  // line_reader.hpp: the one UTF-8 check of the readers
+    check_utf8(bytes, written, 1, "file");  // pipeline/core/text.hpp: the one UTF-8 check of the readers
     return bytes;
 }
 
