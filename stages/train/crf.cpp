@@ -235,14 +235,14 @@ void Crf::prepare(PrepareContext& ctx) {
     ctx.set_output_info("decoded", PortInfo{PortType::tensor, K_, -1, nullptr});
 }
 
-crf::Model Crf::model() {
+crf::Model Crf::model(std::vector<double>& buf) const {
     const std::int64_t K = K_;
-    model_buf_.resize(static_cast<std::size_t>(K * K + 2 * K));
+    buf.resize(static_cast<std::size_t>(K * K + 2 * K));
     const float* a = params_[0].value.data<float>();
     const float* s = params_[1].value.data<float>();
     const float* f = params_[2].value.data<float>();
     constexpr double neg_inf = -std::numeric_limits<double>::infinity();
-    double* d = model_buf_.data();
+    double* d = buf.data();
     for (std::int64_t i = 0; i < K * K; ++i) d[i] = allowed_.transitions[static_cast<std::size_t>(i)] ? a[i] : neg_inf;
     for (std::int64_t j = 0; j < K; ++j) {
         d[K * K + j] = allowed_.start[static_cast<std::size_t>(j)] ? s[j] : neg_inf;
@@ -306,7 +306,8 @@ void Crf::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& 
     decoded.resize(DType::f32, {T, N, K});
     decoded.zero();
     decoded.lengths = x.lengths;
-    const crf::Model m = model();
+    std::vector<double> model_buf;
+    const crf::Model m = model(model_buf);
     std::vector<double> e(static_cast<std::size_t>(T * K)), delta(e.size());
     std::vector<std::int32_t> back(e.size()), path(static_cast<std::size_t>(T));
     double sum = 0, count = 0;
@@ -357,7 +358,8 @@ void Crf::backward(const Inputs& in, const Outputs& out, Saved& saved, const Gra
     const auto& s = std::any_cast<const CrfSaved&>(saved.extra);
     const double g = diff_dst.at("loss").data<float>()[0];
     const std::int64_t T = x.dim(0), N = x.dim(1), K = K_;
-    const crf::Model m = model();
+    std::vector<double> model_buf;
+    const crf::Model m = model(model_buf);
     std::vector<double> d_par(static_cast<std::size_t>(K * K + 2 * K), 0.0);
     std::vector<double> e(static_cast<std::size_t>(T * K)), beta(e.size()), d_e(e.size());
     float* dx = nullptr;

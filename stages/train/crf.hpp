@@ -110,8 +110,9 @@ public:
     std::span<Param> params() override { return params_; }
 
 private:
-    // The parameters in double with forbidden entries at -inf, into model_buf_.
-    crf::Model model();
+    // The parameters in double with forbidden entries at -inf, in `buf` (K² + 2K): a buffer of
+    // the caller's, so that forward and backward share no scratch.
+    crf::Model model(std::vector<double>& buf) const;
 
     std::string constraints_;
     bool per_sequence_;           // average: sequence
@@ -119,7 +120,6 @@ private:
     std::vector<std::string> tags_;  // the target vocabulary's names, for messages (may be empty)
     crf::Allowed allowed_;
     std::array<Param, 3> params_;  // transitions (K, K), start (K), end (K)
-    std::vector<double> model_buf_;  // transitions, start, end in double (K² + 2K)
 };
 
 }  // namespace rnnflow::stages
