@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "error.hpp"
 
@@ -64,6 +65,54 @@ void check_utf8(const std::string& s, const std::string& where, std::int64_t fir
         i += n;
         col += static_cast<std::int64_t>(n);
     }
+}
+
+std::string read_text_file(const std::filesystem::path& base, const std::string& written, const std::string& role,
+                           const TextFileCap& cap) {
+    namespace fs = std::filesystem;
+    const fs::path full = fs::path(written).is_absolute() ? fs::path(written) : base / written;
+    std::error_code ec;
+    const auto st = fs::status(full, ec);
+    if (!fs::exists(st))
+        throw Error(detail::concat(role, " file '", written, "' not found"),
+                    detail::concat("looked for '", full.string(), "'; relative paths start at the graph file's folder"));
+    if (fs::is_directory(st)) throw Error(detail::concat(role, " file '", written, "' is a directory"), "name a text file");
+    auto too_big = [&] {
+        return Error(detail::concat(role, " file '", written, "' is larger than ", cap.param,
+                                    cap.param.empty() ? "" : " = ", cap.max_bytes, " bytes"),
+                     cap.hint);
+    };
+    if (fs::is_regular_file(st) && fs::file_size(full, ec) > static_cast<std::uintmax_t>(cap.max_bytes) && !ec)
+        throw too_big();
+    std::ifstream is(full, std::ios::binary);
+    if (!is.is_open())
+        throw Error(detail::concat("cannot read ", role, " file '", written, "'"),
+                    "check that the file is readable (permissions)");
+    std::string bytes;
+    std::string chunk(std::size_t{1} << 16, '\0');
+    while (is.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || is.gcount() > 0) {
+        if (static_cast<std::int64_t>(bytes.size()) + is.gcount() > cap.max_bytes) throw too_big();
+        bytes.append(chunk.data(), static_cast<std::size_t>(is.gcount()));
+    }
+    if (is.bad())
+        throw Error(detail::concat("error while reading ", role, " file '", written, "'"), "check the file and the disk");
+    if (bytes.rfind("\xEF\xBB\xBF", 0) == 0) bytes.erase(0, 3);  // byte-order mark
+    check_utf8(bytes, written, 1, "file");
+    return bytes;
+}
+
+std::vector<std::string> split_lines(const std::string& bytes) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < bytes.size()) {
+        std::size_t end = bytes.find('\n', start);
+        if (end == std::string::npos) end = bytes.size();
+        std::size_t stop = end;
+        if (stop > start && bytes[stop - 1] == '\r') --stop;
+        out.emplace_back(bytes, start, stop - start);
+        start = end + 1;
+    }
+    return out;
 }
 
 }  // namespace rnnflow

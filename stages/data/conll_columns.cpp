@@ -153,7 +153,7 @@ void ConllColumns::prepare(PrepareContext& ctx) {
     if (files.files.empty() || files.files.front().first != "train")
         throw Error("no training file", "set train: path/to/train.txt");
     for (const auto& [split, file] : files.files) {
-        Sentences s = read_file(reader::split_lines(reader::read_text(ctx.base_dir(), file, split)), file, files.skip,
+        Sentences s = read_file(split_lines(read_text_file(ctx.base_dir(), file, split)), file, files.skip,
                                 ctx.stage_id());
         if (s.text.items.empty())
             throw Error(detail::concat(split, " file '", file, "' has no sentences"),

@@ -63,7 +63,7 @@ void Conllu::prepare(PrepareContext& ctx) {
         throw Error("no training file", "set train: path/to/train.conllu");
 
     for (const auto& [split, file] : files.files) {
-        const std::vector<std::string> lines = reader::split_lines(reader::read_text(ctx.base_dir(), file, split));
+        const std::vector<std::string> lines = split_lines(read_text_file(ctx.base_dir(), file, split));
         reader::BadLines bad(files.skip, file);
         TextSplit text;
         TokenSplit tokens, labels;

@@ -3,7 +3,7 @@
 #include <cctype>
 #include <cstdio>
 
-#include "line_reader.hpp"
+#include "pipeline/core/text.hpp"
 
 namespace rnnflow::stages {
 

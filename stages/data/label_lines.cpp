@@ -44,8 +44,8 @@ void LabelLines::prepare(PrepareContext& ctx) {
 
     for (const auto& [split, file] : files.files) {
         const std::string& label_file = params_.get_string(split + "_labels");
-        const auto lines = reader::split_lines(reader::read_text(ctx.base_dir(), file, split));
-        const auto label_lines = reader::split_lines(reader::read_text(ctx.base_dir(), label_file, split + " labels"));
+        const auto lines = split_lines(read_text_file(ctx.base_dir(), file, split));
+        const auto label_lines = split_lines(read_text_file(ctx.base_dir(), label_file, split + " labels"));
         if (lines.size() != label_lines.size())
             throw Error(detail::concat("'", file, "' has ", lines.size(), " lines but '", label_file, "' has ",
                                        label_lines.size()),

@@ -1,6 +1,6 @@
 #include "parallel_text.hpp"
 
-#include "line_reader.hpp"
+#include "pipeline/core/text.hpp"
 
 namespace rnnflow::stages {
 
@@ -94,8 +94,8 @@ void ParallelText::prepare(PrepareContext& ctx) {
         if (files.size() == 2) {
             src_file = files[0];
             tgt_file = files[1];
-            src_lines = read_utf8_lines(ctx.base_dir(), files[0], split + " source");
-            tgt_lines = read_utf8_lines(ctx.base_dir(), files[1], split + " target");
+            src_lines = split_lines(read_text_file(ctx.base_dir(), files[0], split + " source"));
+            tgt_lines = split_lines(read_text_file(ctx.base_dir(), files[1], split + " target"));
             if (src_lines.size() != tgt_lines.size())
                 throw Error(detail::concat(split, " files are not aligned: '", files[0], "' has ",
                                            src_lines.size(), " lines, '", files[1], "' has ",
@@ -106,7 +106,7 @@ void ParallelText::prepare(PrepareContext& ctx) {
             tgt.origin = files[1];
         } else {
             src_file = tgt_file = files[0];
-            const auto lines = read_utf8_lines(ctx.base_dir(), files[0], split);
+            const auto lines = split_lines(read_text_file(ctx.base_dir(), files[0], split));
             const std::int64_t need = std::max(source_column_, target_column_);
             for (std::size_t i = 0; i < lines.size(); ++i) {
                 std::string s, t;

@@ -1,7 +1,5 @@
 #include "reader_common.hpp"
 
-#include "line_reader.hpp"
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -12,43 +10,6 @@
 namespace rnnflow::stages::reader {
 
 namespace fs = std::filesystem;
-
-std::string read_text(const fs::path& base, const std::string& written, const std::string& role) {
-    const fs::path full = fs::path(written).is_absolute() ? fs::path(written) : base / written;
-    std::error_code ec;
-    const auto st = fs::status(full, ec);
-    if (!fs::exists(st))
-        throw Error(detail::concat(role, " file '", written, "' not found"),
-                    detail::concat("looked for '", full.string(),
-                                   "'; relative paths start at the graph file's folder"));
-    if (fs::is_directory(st))
-        throw Error(detail::concat(role, " file '", written, "' is a directory"), "name a text file");
-    std::ifstream is(full, std::ios::binary);
-    if (!is.is_open())
-        throw Error(detail::concat("cannot read ", role, " file '", written, "'"),
-                    "check that the file is readable (permissions)");
-    std::string bytes((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
-    if (is.bad())
-        throw Error(detail::concat("error while reading ", role, " file '", written, "'"),
-                    "check the file and the disk");
-    if (bytes.rfind("\xEF\xBB\xBF", 0) == 0) bytes.erase(0, 3);  // byte-order mark
-    check_utf8(bytes, written, 1, "file");  // pipeline/core/text.hpp: the one UTF-8 check of the readers
-    return bytes;
-}
-
-std::vector<std::string> split_lines(const std::string& s) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start < s.size()) {
-        std::size_t end = s.find('\n', start);
-        if (end == std::string::npos) end = s.size();
-        std::size_t stop = end;
-        if (stop > start && s[stop - 1] == '\r') --stop;
-        out.emplace_back(s, start, stop - start);
-        start = end + 1;
-    }
-    return out;
-}
 
 void BadLines::bad(std::int64_t line, const std::string& what, const std::string& hint) {
     const std::string msg = detail::concat(file_, ":", line, ": ", what);

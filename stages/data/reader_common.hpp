@@ -1,5 +1,6 @@
-// Shared pieces of the labelled-text readers (tsv_text, conllu, label_lines): reading a file with
-// the checks text_file makes, splitting lines, and the malformed-line policy.
+// Shared pieces of the labelled-text readers (tsv_text, conllu, conll_columns, label_lines): the
+// malformed-line policy, split parameters and sentence text. Files are read with the SDK's one
+// text-file reader (pipeline/core/text.hpp: read_text_file, split_lines).
 //
 // A reader names each bad line as "file:line: what" (1-based; the file as written in the graph).
 // on_error: error stops at the first one (an Error with that text); skip drops the record, counts
@@ -13,16 +14,9 @@
 #include <vector>
 
 #include "pipeline/core/stage.hpp"
+#include "pipeline/core/text.hpp"  // read_text_file, split_lines: the one text-file reader
 
 namespace rnnflow::stages::reader {
-
-// The whole file as bytes, byte-order mark dropped. Errors name the path as written: missing,
-// a directory, unreadable; invalid UTF-8 or a NUL byte with file:line:col.
-std::string read_text(const std::filesystem::path& base, const std::string& written,
-                      const std::string& role);
-
-// Lines without '\n' and a '\r' before it; a final '\n' does not start an empty line.
-std::vector<std::string> split_lines(const std::string& bytes);
 
 // The words joined by single spaces (a sentence's text from its tokens).
 std::string join_words(const std::vector<std::string>& words);

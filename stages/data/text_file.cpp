@@ -45,46 +45,8 @@ TextFile::TextFile(const Params& p)
 
 namespace {
 
-// Whole file as bytes, at most `cap` of them; errors name the path as the user wrote it.
-std::string read_bytes(const fs::path& base, const std::string& written, const std::string& role,
-                       std::int64_t cap) {
-    const fs::path full = fs::path(written).is_absolute() ? fs::path(written) : base / written;
-    std::error_code ec;
-    const auto st = fs::status(full, ec);
-    if (!fs::exists(st))
-        throw Error(detail::concat(role, " file '", written, "' not found"),
-                    detail::concat("looked for '", full.string(),
-                                   "'; relative paths start at the graph file's folder"));
-    if (fs::is_directory(st))
-        throw Error(detail::concat(role, " file '", written, "' is a directory"),
-                    "name a text file");
-    auto too_big = [&] {
-        return Error(detail::concat(role, " file '", written, "' is larger than max_file_bytes = ", cap, " bytes"),
-                     "raise max_file_bytes if the file is really text to train on");
-    };
-    // Regular files are measured before reading; other files (pipes, devices) while reading.
-    if (fs::is_regular_file(st) && fs::file_size(full, ec) > static_cast<std::uintmax_t>(cap) && !ec) throw too_big();
-    std::ifstream is(full, std::ios::binary);
-    if (!is.is_open())
-        throw Error(detail::concat("cannot read ", role, " file '", written, "'"),
-                    "check that the file is readable (permissions)");
-    std::string bytes;
-    char chunk[1 << 16];
-    while (is.read(chunk, sizeof chunk) || is.gcount() > 0) {
-        if (static_cast<std::int64_t>(bytes.size()) + is.gcount() > cap) throw too_big();
-        bytes.append(chunk, static_cast<std::size_t>(is.gcount()));
-    }
-    if (is.bad())
-        throw Error(detail::concat("error while reading ", role, " file '", written, "'"),
-                    "check the file and the disk");
-    if (bytes.rfind("\xEF\xBB\xBF", 0) == 0) bytes.erase(0, 3);  // byte-order mark
-    return bytes;
-}
-
-// Throws at the first NUL byte or invalid UTF-8 byte (check_utf8, the readers' one UTF-8 check),
-// then (max_line > 0) at the first over-long line.
-void check_text(const std::string& s, const std::string& written, std::int64_t max_line) {
-    check_utf8(s, written, 1, "file");
+// Throws at the first line longer than max_line bytes (read_text_file has checked the UTF-8).
+void check_line_bytes(const std::string& s, const std::string& written, std::int64_t max_line) {
     if (max_line <= 0) return;
     std::int64_t line = 1;
     for (std::size_t start = 0; start < s.size(); ++line) {
@@ -97,20 +59,6 @@ void check_text(const std::string& s, const std::string& written, std::int64_t m
                         "raise max_line_bytes, or read whole files with by: file");
         start = end + 1;
     }
-}
-
-std::vector<std::string> split_lines(const std::string& s) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start < s.size()) {
-        std::size_t end = s.find('\n', start);
-        if (end == std::string::npos) end = s.size();
-        std::size_t stop = end;
-        if (stop > start && s[stop - 1] == '\r') --stop;
-        out.emplace_back(s, start, stop - start);
-        start = end + 1;
-    }
-    return out;
 }
 
 bool is_cont(char ch) { return (static_cast<unsigned char>(ch) & 0xC0) == 0x80; }
@@ -173,8 +121,10 @@ void TextFile::prepare(PrepareContext& ctx) {
     const std::int64_t cap = by_line ? max_line_bytes_ : 0;
     auto read_items = [&](const std::string& written, const std::string& role,
                           std::vector<std::string>& items) {
-        std::string bytes = read_bytes(ctx.base_dir(), written, role, max_file_bytes_);
-        check_text(bytes, written, cap);
+        std::string bytes = read_text_file(ctx.base_dir(), written, role,
+                                           {max_file_bytes_, "max_file_bytes",
+                                            "raise max_file_bytes if the file is really text to train on"});
+        check_line_bytes(bytes, written, cap);
         if (by_line) {
             for (auto& l : split_lines(bytes)) items.push_back(std::move(l));
         } else {

@@ -161,7 +161,7 @@ void TsvText::prepare(PrepareContext& ctx) {
         // fuzzing build) cannot capture a structured binding.
         const std::string& split = split_file.first;
         const std::string& file = split_file.second;
-        const std::string bytes = reader::read_text(ctx.base_dir(), file, split);
+        const std::string bytes = read_text_file(ctx.base_dir(), file, split);
         std::vector<Record> records = parse_records(bytes, delim_, quoted_, max_fields_);
         std::size_t first = 0;
         std::size_t text_i = 0, label_i = 0;  // 0-based field indices
