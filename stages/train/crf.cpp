@@ -24,6 +24,58 @@ double log_sum_exp(const double* x, std::int64_t n, std::int64_t stride = 1) {
     return m + std::log(s);
 }
 
+// out[j] = log Σ_i exp(v[i] + M[i, j]) for every j, the step of both recursions, as
+// exp(max v + c_j) · Σ_i exp(v[i] - max v) · exp(M[i, j] - c_j), c_j = max_i M[i, j]: the K² exp
+// of M are taken once per sequence (init), so a step costs K exp and K² multiply-adds instead of
+// K² exp. Where the scaled sum underflows (terms more than ~640 nats below both maxima) the
+// output is computed by plain log-sum-exp instead, so the result is exact in all cases.
+struct LogMatVec {
+    std::int64_t K = 0;
+    std::vector<double> m, ex, c, p;  // M (K, K), exp(M - c) (K, K), c (K), scratch (K)
+    // M = A (transpose false) or Aᵀ.
+    void init(const double* A, std::int64_t k, bool transpose) {
+        K = k;
+        const auto KK = static_cast<std::size_t>(K * K);
+        m.resize(KK), ex.resize(KK), c.assign(static_cast<std::size_t>(K), neg_inf), p.resize(static_cast<std::size_t>(K));
+        for (std::int64_t i = 0; i < K; ++i)
+            for (std::int64_t j = 0; j < K; ++j) {
+                const double a = transpose ? A[j * K + i] : A[i * K + j];
+                m[static_cast<std::size_t>(i * K + j)] = a;
+                c[static_cast<std::size_t>(j)] = std::max(c[static_cast<std::size_t>(j)], a);
+            }
+        for (std::int64_t i = 0; i < K; ++i)
+            for (std::int64_t j = 0; j < K; ++j) {
+                const auto ij = static_cast<std::size_t>(i * K + j);
+                ex[ij] = c[static_cast<std::size_t>(j)] == neg_inf ? 0.0 : std::exp(m[ij] - c[static_cast<std::size_t>(j)]);
+            }
+    }
+    // p[i] = exp(v[i] - max v); returns max v.
+    double scale(const double* v) {
+        double mv = neg_inf;
+        for (std::int64_t i = 0; i < K; ++i) mv = std::max(mv, v[i]);
+        for (std::int64_t i = 0; i < K; ++i) p[static_cast<std::size_t>(i)] = mv == neg_inf ? 0.0 : std::exp(v[i] - mv);
+        return mv;
+    }
+    // log Σ_i exp(v[i] + M[i, j]) the plain way.
+    double exact(const double* v, std::int64_t j, double* tmp) const {
+        for (std::int64_t i = 0; i < K; ++i) tmp[i] = v[i] + m[static_cast<std::size_t>(i * K + j)];
+        return log_sum_exp(tmp, K);
+    }
+    void apply(const double* v, double* out, double* tmp) {
+        const double mv = scale(v);
+        for (std::int64_t j = 0; j < K; ++j) {
+            const double cj = c[static_cast<std::size_t>(j)];
+            if (mv == neg_inf || cj == neg_inf) {
+                out[j] = neg_inf;
+                continue;
+            }
+            double sum = 0;
+            for (std::int64_t i = 0; i < K; ++i) sum += p[static_cast<std::size_t>(i)] * ex[static_cast<std::size_t>(i * K + j)];
+            out[j] = sum > 1e-280 ? mv + cj + std::log(sum) : exact(v, j, tmp);
+        }
+    }
+};
+
 }  // namespace
 
 // α_0[j] = start[j] + e[0, j]; α_t[j] = e[t, j] + lse_i(α_{t-1}[i] + A[i, j]);
@@ -31,13 +83,12 @@ double log_sum_exp(const double* x, std::int64_t n, std::int64_t stride = 1) {
 double forward_alpha(const Model& m, const double* e, std::int64_t L, double* alpha) {
     const std::int64_t K = m.K;
     std::vector<double> tmp(static_cast<std::size_t>(K));
+    LogMatVec step;
+    step.init(m.transitions, K, false);
     for (std::int64_t j = 0; j < K; ++j) alpha[j] = m.start[j] + e[j];
     for (std::int64_t t = 1; t < L; ++t) {
-        const double* prev = alpha + (t - 1) * K;
-        for (std::int64_t j = 0; j < K; ++j) {
-            for (std::int64_t i = 0; i < K; ++i) tmp[static_cast<std::size_t>(i)] = prev[i] + m.transitions[i * K + j];
-            alpha[t * K + j] = e[t * K + j] + log_sum_exp(tmp.data(), K);
-        }
+        step.apply(alpha + (t - 1) * K, alpha + t * K, tmp.data());
+        for (std::int64_t j = 0; j < K; ++j) alpha[t * K + j] += e[t * K + j];
     }
     for (std::int64_t j = 0; j < K; ++j) tmp[static_cast<std::size_t>(j)] = alpha[(L - 1) * K + j] + m.end[j];
     return log_sum_exp(tmp.data(), K);
@@ -53,19 +104,24 @@ double path_score(const Model& m, const double* e, std::int64_t L, const std::in
 
 // β_{L-1}[i] = end[i]; β_t[i] = lse_j(A[i, j] + e[t+1, j] + β_{t+1}[j]); then the marginals
 // (expected counts) minus the gold counts, times g. Forbidden entries are -inf in α, β or A, so
-// their marginals are exp(-inf) = 0: their gradients stay zero.
+// their marginals are exp(-inf) = 0: their gradients stay zero. The pair marginals
+// p_t(i, j) = exp(α_{t-1}[i] - max α_{t-1}) · exp(A[i, j] - c_j) · exp(max α_{t-1} + c_j + w_j -
+// log Z), w_j = e[t, j] + β_t[j], reuse the forward step's exp(A - c); a column whose last
+// factor would overflow (it cannot when the marginals are ≤ 1 unless the others underflow) is
+// computed term by term.
 void nll_backward(const Model& m, const double* e, std::int64_t L, const std::int32_t* y,
                   const double* alpha, double log_z, double g, double* beta, double* d_e,
                   double* d_transitions, double* d_start, double* d_end) {
     const std::int64_t K = m.K;
-    std::vector<double> tmp(static_cast<std::size_t>(K));
+    std::vector<double> tmp(static_cast<std::size_t>(K)), w(static_cast<std::size_t>(K));
+    LogMatVec back, fwd;
+    back.init(m.transitions, K, true);
+    fwd.init(m.transitions, K, false);
     for (std::int64_t i = 0; i < K; ++i) beta[(L - 1) * K + i] = m.end[i];
-    for (std::int64_t t = L - 2; t >= 0; --t)
-        for (std::int64_t i = 0; i < K; ++i) {
-            for (std::int64_t j = 0; j < K; ++j)
-                tmp[static_cast<std::size_t>(j)] = m.transitions[i * K + j] + e[(t + 1) * K + j] + beta[(t + 1) * K + j];
-            beta[t * K + i] = log_sum_exp(tmp.data(), K);
-        }
+    for (std::int64_t t = L - 2; t >= 0; --t) {
+        for (std::int64_t j = 0; j < K; ++j) w[static_cast<std::size_t>(j)] = e[(t + 1) * K + j] + beta[(t + 1) * K + j];
+        back.apply(w.data(), beta + t * K, tmp.data());
+    }
     for (std::int64_t t = 0; t < L; ++t)
         for (std::int64_t j = 0; j < K; ++j) {
             const double p = std::exp(alpha[t * K + j] + beta[t * K + j] - log_z);  // p_t(j)
@@ -73,14 +129,24 @@ void nll_backward(const Model& m, const double* e, std::int64_t L, const std::in
             if (t == 0) d_start[j] += g * p;
             if (t == L - 1) d_end[j] += g * p;
         }
-    for (std::int64_t t = 1; t < L; ++t)
-        for (std::int64_t i = 0; i < K; ++i) {
-            const double a = alpha[(t - 1) * K + i];
-            if (a == neg_inf) continue;
-            for (std::int64_t j = 0; j < K; ++j)  // p_t(i, j)
-                d_transitions[i * K + j] +=
-                    g * std::exp(a + m.transitions[i * K + j] + e[t * K + j] + beta[t * K + j] - log_z);
+    for (std::int64_t t = 1; t < L; ++t) {
+        const double* a = alpha + (t - 1) * K;
+        const double ma = fwd.scale(a);
+        if (ma == neg_inf) continue;
+        for (std::int64_t j = 0; j < K; ++j) {
+            const double x = ma + fwd.c[static_cast<std::size_t>(j)] + e[t * K + j] + beta[t * K + j] - log_z;
+            if (x == neg_inf) continue;
+            if (x < 600) {
+                const double f = g * std::exp(x);
+                for (std::int64_t i = 0; i < K; ++i)
+                    d_transitions[i * K + j] += f * fwd.p[static_cast<std::size_t>(i)] * fwd.ex[static_cast<std::size_t>(i * K + j)];
+            } else {
+                for (std::int64_t i = 0; i < K; ++i)
+                    d_transitions[i * K + j] +=
+                        g * std::exp(a[i] + m.transitions[i * K + j] + e[t * K + j] + beta[t * K + j] - log_z);
+            }
         }
+    }
     for (std::int64_t t = 0; t < L; ++t) d_e[t * K + y[t]] -= g;
     for (std::int64_t t = 1; t < L; ++t) d_transitions[y[t - 1] * K + y[t]] -= g;
     d_start[y[0]] -= g;

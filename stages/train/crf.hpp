@@ -45,7 +45,11 @@
 //   end += g (p_{L-1} - onehot(y_{L-1})). Everything is computed in double (the parameters and
 //   scores converted once per call); columns one after another, so sums do not depend on threads.
 //   Cost O(T N K²) per forward and per backward, against the O(T N H²) of the recurrent layers
-//   below it.
+//   below it: each step of both recursions is a matrix-vector product on exp-scaled values (K exp
+//   and K² multiply-adds, the K² exp of the transitions taken once per sequence), falling back to
+//   plain log-sum-exp where scaling would underflow (crf.cpp, LogMatVec). Measured (K = 17, T 30,
+//   N 16, 1 thread, loaded 2-core machine): about 2 µs per token forward (α and Viterbi) and 2-4 µs
+//   backward, against 7 and 13 µs with K² exp per step.
 // References: Lafferty, McCallum & Pereira, "Conditional Random Fields" (ICML 2001); Collobert et
 //   al., "Natural Language Processing (Almost) from Scratch" (JMLR 2011, the sentence-level
 //   log-likelihood over network scores); Lample et al., "Neural Architectures for Named Entity

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -442,4 +443,56 @@ TEST_CASE("crf: a gold path with a forbidden transition is an error naming it", 
                                          "constraints: iob2 forbids");
     y.data<std::int32_t>()[0] = 3;
     REQUIRE_THROWS_WITH(r.forward(s, y), "crf: target id 3 at step 0, column 0 is outside [0, 3)");
+}
+
+// Scores ~1000 nats apart make the scaled step's sum underflow (crf.cpp LogMatVec: it falls back
+// to plain log-sum-exp) and the pair marginals' scale factor exceed exp(600) (term by term). log Z
+// against the K^L paths' scores, log-sum-exp'd with their maximum taken out (exact in double);
+// the gradient against central differences with h = 1e-4: rounding ~1e-16 · 1e3 / 1e-4 ≈ 1e-9,
+// truncation ~h² ≈ 1e-8; tolerance 1e-6.
+TEST_CASE("crf: scores a thousand nats apart stay exact", "[stage][crf][grad]") {
+    const std::int64_t K = 3, L = 4;
+    // α_0 ≈ (0, -1000, -1000) and column 0 of the transitions (-1000, 0, 0): the step into tag 0
+    // has its largest α and its largest transition on different rows (the underflow); e[1, 0] =
+    // 1000 makes that step worth taking, so its pair marginals need the term-by-term branch.
+    std::vector<double> par{-1000, 0, 1, 0, -1000, 2, 0, 1, -800,  // transitions
+                            0, -1000, -1000,                        // start
+                            0, 0, -700};                            // end
+    std::mt19937_64 rng(31);
+    std::uniform_real_distribution<double> uni(-1, 1);
+    std::vector<double> e(L * K);
+    for (auto& v : e) v = uni(rng);
+    e[1 * K + 0] = 1000;
+    const std::vector<std::int32_t> y{0, 1, 0, 1};
+    auto model = [&] { return crf::Model{K, par.data(), par.data() + K * K, par.data() + K * K + K}; };
+    auto nll = [&] {
+        std::vector<double> alpha(L * K);
+        return crf::forward_alpha(model(), e.data(), L, alpha.data()) - crf::path_score(model(), e.data(), L, y.data());
+    };
+    std::vector<double> all;
+    std::vector<std::int32_t> path(L);
+    for (std::int64_t code = 0; code < 81; ++code) {
+        for (std::int64_t t = 0, c = code; t < L; ++t, c /= K) path[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(c % K);
+        all.push_back(crf::path_score(model(), e.data(), L, path.data()));
+    }
+    const double top = *std::max_element(all.begin(), all.end());
+    double sum = 0;
+    for (double v : all) sum += std::exp(v - top);
+    std::vector<double> alpha(L * K), beta(L * K), d_e(L * K, 0.0), d_par(par.size(), 0.0);
+    const double log_z = crf::forward_alpha(model(), e.data(), L, alpha.data());
+    REQUIRE(log_z == Approx(top + std::log(sum)).epsilon(1e-12));
+    crf::nll_backward(model(), e.data(), L, y.data(), alpha.data(), log_z, 1.0, beta.data(), d_e.data(), d_par.data(),
+                      d_par.data() + K * K, d_par.data() + K * K + K);
+    const double h = 1e-4;
+    auto fd = [&](double& x) {
+        const double keep = x;
+        x = keep + h;
+        const double plus = nll();
+        x = keep - h;
+        const double minus = nll();
+        x = keep;
+        return (plus - minus) / (2 * h);
+    };
+    for (std::size_t i = 0; i < e.size(); ++i) REQUIRE(d_e[i] == Approx(fd(e[i])).margin(1e-6));
+    for (std::size_t i = 0; i < par.size(); ++i) REQUIRE(d_par[i] == Approx(fd(par[i])).margin(1e-6));
 }
