@@ -15,6 +15,7 @@
 #include <limits>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 #include <sstream>
 #include <type_traits>
 
@@ -465,189 +466,197 @@ struct Engine::Impl {
         free_batches.push_back(b);
     }
 
-    // Runs the pass; `on_step_end` is called after each step (serially).
-    void run_pass(PassKind kind, const std::string& split, std::int64_t epoch, std::int64_t max_batches,
-                  const std::function<void(std::int64_t)>& on_step_end, std::int64_t first_index = 0) {
-        const bool training = kind == PassKind::train;
+    // --- one pass as a flow graph ---------------------------------------------------------------
+    // Built the way oneTBB's examples read: run_pass declares the nodes of a step (begin, a
+    // forward node per model stage the pass needs, the metrics, the backward nodes wired in
+    // reverse, the optimiser step, end), then feeds the batches through two limiters. The order in
+    // which edges are made is the order in which ready nodes run on the one graph thread, so it
+    // is part of the results (backward nodes add into shared gradients): keep it.
+    struct FlowPass {
+        using Node = flow::continue_node<flow::continue_msg>;
+        flow::graph fg;
+        std::vector<std::unique_ptr<Node>> owned;  // after fg: destroyed before it
+        std::vector<int> out_degree;               // by position in owned
+        std::unordered_map<const Node*, std::size_t> position;
+        Node* begin = nullptr;                     // the step's batch is current
+        std::vector<Node*> fwd, bwd;               // by stage index; null where the pass skips it
+
+        Node* add(std::function<void()> body) {
+            owned.push_back(std::make_unique<Node>(fg, [body = std::move(body)](const flow::continue_msg&) { body(); }));
+            position[owned.back().get()] = owned.size() - 1;
+            out_degree.push_back(0);
+            return owned.back().get();
+        }
+        void edge(Node* a, Node* b) {
+            flow::make_edge(*a, *b);
+            ++out_degree[position.at(a)];
+        }
+        // Every node nothing waits on runs before `end`.
+        void join_leaves(Node& end) {
+            for (std::size_t i = 0; i < owned.size(); ++i)
+                if (out_degree[i] == 0) flow::make_edge(*owned[i], end);
+        }
+    };
+
+    // What a pass computes: the sampler's scores when sampling, else the loss (not when
+    // predicting) and the pass's metrics.
+    std::vector<int> pass_targets(PassKind kind, const std::vector<int>& metrics) const {
         std::vector<int> targets;
-        const std::vector<int> metrics = pass_metrics(kind);
         if (kind == PassKind::infer) {
             targets.push_back(input_conn(sampler_idx, sampler_logits_port)->from_stage);
         } else {
             if (loss_idx >= 0 && kind != PassKind::predict) targets.push_back(loss_idx);
             for (int m : metrics) targets.push_back(m);
         }
-        const std::vector<bool> fwd_set = model_ancestors(targets);
-        loss_in_pass = loss_idx >= 0 && fwd_set[static_cast<std::size_t>(loss_idx)];
+        return targets;
+    }
 
-        flow::graph fg;
-        std::vector<std::unique_ptr<flow::graph_node>> keep;
-        std::vector<int> out_degree;  // by position in `all`
-        std::vector<flow::continue_node<flow::continue_msg>*> all;
-        auto add_cont = [&](std::function<void()> body) {
-            auto node = std::make_unique<flow::continue_node<flow::continue_msg>>(
-                fg, [body = std::move(body)](const flow::continue_msg&) { body(); });
-            auto* p = node.get();
-            keep.push_back(std::move(node));
-            all.push_back(p);
-            out_degree.push_back(0);
-            return p;
-        };
-        auto pos = [&](flow::continue_node<flow::continue_msg>* p) {
-            return static_cast<std::size_t>(std::find(all.begin(), all.end(), p) - all.begin());
-        };
-        auto edge = [&](flow::continue_node<flow::continue_msg>* a, flow::continue_node<flow::continue_msg>* b) {
-            flow::make_edge(*a, *b);
-            ++out_degree[pos(a)];
-        };
+    // Edges into `target` (stage n's forward or metric node): from each producing model stage
+    // that runs in this pass (once per distinct producer, and from `also`), else from begin.
+    void wire_from_producers(FlowPass& p, int n, FlowPass::Node* target, int also = -1) const {
+        std::set<int> preds;
+        if (also >= 0 && p.fwd[static_cast<std::size_t>(also)]) preds.insert(also);
+        const auto& node = nodes[static_cast<std::size_t>(n)];
+        for (std::size_t i = 0; i < node.schema->inputs().size(); ++i)
+            if (const auto* c = input_conn(n, static_cast<int>(i)); c && p.fwd[static_cast<std::size_t>(c->from_stage)])
+                preds.insert(c->from_stage);
+        if (preds.empty()) p.edge(p.begin, target);
+        for (int pr : preds) p.edge(p.fwd[static_cast<std::size_t>(pr)], target);
+    }
 
-        // begin: makes the step's batch current.
-        auto begin = add_cont([] {});
-        flow::function_node<BatchMsg, flow::continue_msg> begin_fn(
-            fg, flow::serial, [this, split, epoch, kind](const BatchMsg& m) {
-                current = m;
-                step.phase = kind == PassKind::train ? Phase::train : kind == PassKind::evaluate ? Phase::evaluate : Phase::infer;
-                step.split = split;
-                step.epoch = epoch;
-                step.batch = m.index;
-                step.reset_state = m.batch ? m.batch->reset_state : step.reset_state;
-                if (m.batch) step.item_ids = m.batch->item_ids;
-                else step.item_ids = {};
-                step_skipped = false;
-                return flow::continue_msg();
-            });
-        flow::make_edge(begin_fn, *begin);
-
-        std::vector<flow::continue_node<flow::continue_msg>*> fwd(nodes.size(), nullptr), bwd(nodes.size(), nullptr);
-        for (int n : g.order) {
-            if (!fwd_set[static_cast<std::size_t>(n)]) continue;
-            fwd[static_cast<std::size_t>(n)] = add_cont([this, n] { forward(n); });
-        }
-        // Forward edges: from each producing model stage (once per distinct producer), else begin.
-        auto wire_from_producers = [&](int n, flow::continue_node<flow::continue_msg>* target, int also = -1) {
-            std::set<int> preds;
-            if (also >= 0 && fwd[static_cast<std::size_t>(also)]) preds.insert(also);
-            const auto& node = nodes[static_cast<std::size_t>(n)];
-            for (std::size_t i = 0; i < node.schema->inputs().size(); ++i)
-                if (const auto* c = input_conn(n, static_cast<int>(i)); c && fwd[static_cast<std::size_t>(c->from_stage)])
-                    preds.insert(c->from_stage);
-            if (preds.empty()) edge(begin, target);
-            for (int p : preds) edge(fwd[static_cast<std::size_t>(p)], target);
-        };
+    void add_forward_nodes(FlowPass& p, const std::vector<bool>& fwd_set) {
+        p.fwd.assign(nodes.size(), nullptr);
         for (int n : g.order)
-            if (fwd[static_cast<std::size_t>(n)]) wire_from_producers(n, fwd[static_cast<std::size_t>(n)]);
+            if (fwd_set[static_cast<std::size_t>(n)]) p.fwd[static_cast<std::size_t>(n)] = p.add([this, n] { forward(n); });
+        for (int n : g.order)
+            if (p.fwd[static_cast<std::size_t>(n)]) wire_from_producers(p, n, p.fwd[static_cast<std::size_t>(n)]);
+    }
 
-        // Metrics accumulate once their inputs are computed.
-        {
-            for (int m : metrics) {
-                auto* node = add_cont([this, m] {
-                    if (step_skipped) return;  // a non-finite loss: the batch counts nowhere
-                    auto& mn = nodes[static_cast<std::size_t>(m)];
-                    guarded(*mn.def, [this] { return step_context("accumulate"); }, [&] { mn.metric->accumulate(inputs_of(m), step); });
-                });
-                // Skipping batches: metrics wait for the loss check.
-                wire_from_producers(m, node, training && skip_nonfinite ? loss_idx : -1);
-            }
-        }
-
-        // Backward, wired in reverse, then the optimiser.
-        flow::continue_node<flow::continue_msg>* opt_node = nullptr;
-        if (training && optim_idx >= 0) {
-            for (int n : g.order)
-                if (in_backward[static_cast<std::size_t>(n)]) bwd[static_cast<std::size_t>(n)] = add_cont([this, n] { backward(n); });
-            for (int n : g.order) {
-                if (!bwd[static_cast<std::size_t>(n)]) continue;
-                std::set<int> consumers;
-                for (const auto& conns : g.output_conns[static_cast<std::size_t>(n)])
-                    for (int ci : conns) {
-                        const int to = g.connections[static_cast<std::size_t>(ci)].to_stage;
-                        if (bwd[static_cast<std::size_t>(to)]) consumers.insert(to);
-                    }
-                if (consumers.empty()) edge(fwd[static_cast<std::size_t>(n)], bwd[static_cast<std::size_t>(n)]);
-                for (int c : consumers) edge(bwd[static_cast<std::size_t>(c)], bwd[static_cast<std::size_t>(n)]);
-            }
-            opt_node = add_cont([this] {
-                auto& on = nodes[static_cast<std::size_t>(optim_idx)];
-                // A gradient its stage did not write this step (still stale) is zero.
-                for (const auto& tp : trainable) settle_grad(*tp.second);
-                guarded(*on.def, [this] { return step_context("step"); }, [&] {
-                    set_omp_threads(self.threads_);
-                    if (self.opt_.reduce_gradients) {
-                        const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
-                        self.opt_.reduce_gradients(trainable, l[0], l[1]);
-                        // Other processes' rows arrived: a row-sparse gradient is dense now.
-                        for (const auto& tp : trainable)
-                            if (tp.second->sparse_rows && tp.second->grad.rank() > 0) {
-                                tp.second->grad_rows.resize(static_cast<std::size_t>(tp.second->grad.dim(0)));
-                                std::iota(tp.second->grad_rows.begin(), tp.second->grad_rows.end(), std::int64_t{0});
-                            }
-                    }
-                });
-                if (step_skipped || !gradients_finite()) {
-                    for (const auto& tp : trainable) {
-                        tp.second->grad.zero();  // no update from this batch
-                        tp.second->grad_rows.clear();
-                        tp.second->grad_sumsq = -1;
-                    }
-                    return;
-                }
-                guarded(*on.def, [this] { return step_context("step"); }, [&] {
-                    pass_grad_norm_sum += on.optim->step(step);
-                });
-                for (const auto& tp : trainable) tp.second->grad_sumsq = -1;  // zeroed by the step
+    // Metrics accumulate once their inputs are computed; when non-finite batches are skipped,
+    // after the loss check too.
+    void add_metric_nodes(FlowPass& p, const std::vector<int>& metrics, bool training) {
+        for (int m : metrics) {
+            auto* node = p.add([this, m] {
+                if (step_skipped) return;  // a non-finite loss: the batch counts nowhere
+                auto& mn = nodes[static_cast<std::size_t>(m)];
+                guarded(*mn.def, [this] { return step_context("accumulate"); }, [&] { mn.metric->accumulate(inputs_of(m), step); });
             });
-            bool any = false;
-            for (auto* b : bwd)
-                if (b) { edge(b, opt_node); any = true; }
-            if (!any) edge(fwd[static_cast<std::size_t>(loss_idx)], opt_node);
+            wire_from_producers(p, m, node, training && skip_nonfinite ? loss_idx : -1);
         }
+    }
 
-        // end: bookkeeping once everything of the step is done.
-        auto end = std::make_unique<flow::continue_node<flow::continue_msg>>(
-            fg, [this, training, &on_step_end](const flow::continue_msg&) {
-                if (training && step_skipped) {
-                    ++pass_skipped;
-                    if (++skipped_in_row >= g.def.train.max_skipped)
-                        throw Error(std::to_string(skipped_in_row) + " training batches in a row had a non-finite loss or "
-                                        "gradient (the last: " + batch_text() + ")",
-                                    "train.max_skipped is " + std::to_string(g.def.train.max_skipped) +
-                                        "; lower the optimiser's lr or set clip_norm; the last good checkpoint is kept");
-                } else if (training) {
-                    skipped_in_row = 0;
+    // Backward nodes wired in reverse (a stage's backward after its consumers'), then the
+    // optimiser step after all of them.
+    void add_backward_nodes(FlowPass& p) {
+        p.bwd.assign(nodes.size(), nullptr);
+        for (int n : g.order)
+            if (in_backward[static_cast<std::size_t>(n)]) p.bwd[static_cast<std::size_t>(n)] = p.add([this, n] { backward(n); });
+        for (int n : g.order) {
+            if (!p.bwd[static_cast<std::size_t>(n)]) continue;
+            std::set<int> consumers;
+            for (const auto& conns : g.output_conns[static_cast<std::size_t>(n)])
+                for (int ci : conns) {
+                    const int to = g.connections[static_cast<std::size_t>(ci)].to_stage;
+                    if (p.bwd[static_cast<std::size_t>(to)]) consumers.insert(to);
                 }
-                if (loss_in_pass && current.batch && !(training && step_skipped)) {
-                    const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
-                    if (training && !std::isfinite(l[0])) {
-                        const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
-                        throw Error("stage '" + ln.def->id + "' (" + ln.def->type + ", " + ln.def->loc.str() +
-                                        ") gave a non-finite loss at " + step.split + " epoch " +
-                                        std::to_string(step.epoch + 1) + " batch " + std::to_string(step.batch + 1),
-                                    "lower the optimiser's lr or set clip_norm; the last good checkpoint is kept");
+            if (consumers.empty()) p.edge(p.fwd[static_cast<std::size_t>(n)], p.bwd[static_cast<std::size_t>(n)]);
+            for (int c : consumers) p.edge(p.bwd[static_cast<std::size_t>(c)], p.bwd[static_cast<std::size_t>(n)]);
+        }
+        auto* opt_node = p.add([this] { optimizer_step(); });
+        bool any = false;
+        for (auto* b : p.bwd)
+            if (b) {
+                p.edge(b, opt_node);
+                any = true;
+            }
+        if (!any) p.edge(p.fwd[static_cast<std::size_t>(loss_idx)], opt_node);
+    }
+
+    // The optimiser node: other ranks' gradients added (data-parallel), then one update, unless
+    // the batch or a gradient is non-finite (the batch then changes nothing).
+    void optimizer_step() {
+        auto& on = nodes[static_cast<std::size_t>(optim_idx)];
+        // A gradient its stage did not write this step (still stale) is zero.
+        for (const auto& tp : trainable) settle_grad(*tp.second);
+        guarded(*on.def, [this] { return step_context("step"); }, [&] {
+            set_omp_threads(self.threads_);
+            if (self.opt_.reduce_gradients) {
+                const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
+                self.opt_.reduce_gradients(trainable, l[0], l[1]);
+                // Other processes' rows arrived: a row-sparse gradient is dense now.
+                for (const auto& tp : trainable)
+                    if (tp.second->sparse_rows && tp.second->grad.rank() > 0) {
+                        tp.second->grad_rows.resize(static_cast<std::size_t>(tp.second->grad.dim(0)));
+                        std::iota(tp.second->grad_rows.begin(), tp.second->grad_rows.end(), std::int64_t{0});
                     }
-                    pass_loss_sum += l[0];
-                    pass_loss_count += l[1];
-                }
-                ++pass_steps;
-                if (current.batch) {
-                    pass_items += current.batch->items;
-                    give_back(current.batch);
-                }
-                if (on_step_end) on_step_end(current.index);
-                return flow::continue_msg();
-            });
-        for (std::size_t i = 0; i < all.size(); ++i)
-            if (out_degree[i] == 0) flow::make_edge(*all[i], *end);
-
-        if (kind == PassKind::infer) {
-            begin_fn.try_put(BatchMsg{nullptr, 0});
-            fg.wait_for_all();
+            }
+        });
+        if (step_skipped || !gradients_finite()) {
+            for (const auto& tp : trainable) {
+                tp.second->grad.zero();  // no update from this batch
+                tp.second->grad_rows.clear();
+                tp.second->grad_sumsq = -1;
+            }
             return;
         }
+        guarded(*on.def, [this] { return step_context("step"); }, [&] { pass_grad_norm_sum += on.optim->step(step); });
+        for (const auto& tp : trainable) tp.second->grad_sumsq = -1;  // zeroed by the step
+    }
 
+    // The end node: the non-finite policy, the pass's loss sums and counts, the batch back to
+    // the pool.
+    void finish_step(bool training, const std::function<void(std::int64_t)>& on_step_end) {
+        if (training && step_skipped) {
+            ++pass_skipped;
+            if (++skipped_in_row >= g.def.train.max_skipped)
+                throw Error(std::to_string(skipped_in_row) + " training batches in a row had a non-finite loss or "
+                                "gradient (the last: " + batch_text() + ")",
+                            "train.max_skipped is " + std::to_string(g.def.train.max_skipped) +
+                                "; lower the optimiser's lr or set clip_norm; the last good checkpoint is kept");
+        } else if (training) {
+            skipped_in_row = 0;
+        }
+        if (loss_in_pass && current.batch && !(training && step_skipped)) {
+            const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
+            if (training && !std::isfinite(l[0])) {
+                const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
+                throw Error("stage '" + ln.def->id + "' (" + ln.def->type + ", " + ln.def->loc.str() +
+                                ") gave a non-finite loss at " + step.split + " epoch " +
+                                std::to_string(step.epoch + 1) + " batch " + std::to_string(step.batch + 1),
+                            "lower the optimiser's lr or set clip_norm; the last good checkpoint is kept");
+            }
+            pass_loss_sum += l[0];
+            pass_loss_count += l[1];
+        }
+        ++pass_steps;
+        if (current.batch) {
+            pass_items += current.batch->items;
+            give_back(current.batch);
+        }
+        if (on_step_end) on_step_end(current.index);
+    }
+
+    // begin's body: the step's batch becomes current.
+    void start_step(const BatchMsg& m, PassKind kind, const std::string& split, std::int64_t epoch) {
+        current = m;
+        step.phase = kind == PassKind::train ? Phase::train : kind == PassKind::evaluate ? Phase::evaluate : Phase::infer;
+        step.split = split;
+        step.epoch = epoch;
+        step.batch = m.index;
+        step.reset_state = m.batch ? m.batch->reset_state : step.reset_state;
+        if (m.batch) step.item_ids = m.batch->item_ids;
+        else step.item_ids = {};
+        step_skipped = false;
+    }
+
+    // The batches, read ahead by up to train.prefetch (limit_ahead) and taken one step at a time
+    // (limit_step); end releases both. Under data-parallel training each rank keeps its shard.
+    void feed_batches(FlowPass& p, flow::receiver<BatchMsg>& begin_fn, FlowPass::Node& end, PassKind kind,
+                      std::int64_t max_batches, std::int64_t first_index) {
         auto& src = nodes[static_cast<std::size_t>(source_idx)];
         std::int64_t produced = first_index;
         const bool shard = self.opt_.shard_count > 1 && (kind == PassKind::train || self.opt_.shard_evaluation);
-        flow::input_node<BatchMsg> input(fg, [this, &src, &produced, max_batches, shard](oneapi::tbb::flow_control& fc) {
+        flow::input_node<BatchMsg> input(p.fg, [this, &src, &produced, max_batches, shard](oneapi::tbb::flow_control& fc) {
             if (max_batches > 0 && produced >= max_batches) {
                 fc.stop();
                 return BatchMsg{};
@@ -664,17 +673,50 @@ struct Engine::Impl {
             return BatchMsg{b, produced++};
         });
         const std::size_t ahead = static_cast<std::size_t>(std::max<std::int64_t>(1, g.def.train.prefetch));
-        flow::limiter_node<BatchMsg> limit_ahead(fg, ahead);
-        flow::queue_node<BatchMsg> queue(fg);
-        flow::limiter_node<BatchMsg> limit_step(fg, 1);
+        flow::limiter_node<BatchMsg> limit_ahead(p.fg, ahead);
+        flow::queue_node<BatchMsg> queue(p.fg);
+        flow::limiter_node<BatchMsg> limit_step(p.fg, 1);
         flow::make_edge(input, limit_ahead);
         flow::make_edge(limit_ahead, queue);
         flow::make_edge(queue, limit_step);
         flow::make_edge(limit_step, begin_fn);
-        flow::make_edge(*end, limit_step.decrementer());
-        flow::make_edge(*end, limit_ahead.decrementer());
+        flow::make_edge(end, limit_step.decrementer());
+        flow::make_edge(end, limit_ahead.decrementer());
         input.activate();
-        fg.wait_for_all();
+        p.fg.wait_for_all();
+    }
+
+    // Runs the pass; `on_step_end` is called after each step (serially).
+    void run_pass(PassKind kind, const std::string& split, std::int64_t epoch, std::int64_t max_batches,
+                  const std::function<void(std::int64_t)>& on_step_end, std::int64_t first_index = 0) {
+        const bool training = kind == PassKind::train;
+        const std::vector<int> metrics = pass_metrics(kind);
+        const std::vector<bool> fwd_set = model_ancestors(pass_targets(kind, metrics));
+        loss_in_pass = loss_idx >= 0 && fwd_set[static_cast<std::size_t>(loss_idx)];
+
+        FlowPass p;
+        p.begin = p.add([] {});
+        flow::function_node<BatchMsg, flow::continue_msg> begin_fn(
+            p.fg, flow::serial, [this, split, epoch, kind](const BatchMsg& m) {
+                start_step(m, kind, split, epoch);
+                return flow::continue_msg();
+            });
+        flow::make_edge(begin_fn, *p.begin);
+        add_forward_nodes(p, fwd_set);
+        add_metric_nodes(p, metrics, training);
+        if (training && optim_idx >= 0) add_backward_nodes(p);
+        FlowPass::Node end(p.fg, [this, training, &on_step_end](const flow::continue_msg&) {
+            finish_step(training, on_step_end);
+            return flow::continue_msg();
+        });
+        p.join_leaves(end);
+
+        if (kind == PassKind::infer) {  // one step, no batch: the sampler's scores
+            begin_fn.try_put(BatchMsg{nullptr, 0});
+            p.fg.wait_for_all();
+            return;
+        }
+        feed_batches(p, begin_fn, end, kind, max_batches, first_index);
     }
 
     // --- resumed passes (docs/resume.md) ------------------------------------------------------
