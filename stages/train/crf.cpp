@@ -353,6 +353,26 @@ std::vector<std::int32_t> gold_tags(const Tensor& target, std::int64_t n, std::i
 
 }  // namespace
 
+// The error for column n's gold tags y when they use a forbidden transition: the first one.
+Error Crf::forbidden_gold(const std::vector<std::int32_t>& y, std::int64_t n) const {
+    const auto L = y.size(), K = static_cast<std::size_t>(K_);
+    auto name = [&](std::size_t t) {
+        const auto id = static_cast<std::size_t>(y[t]);
+        return tags_.empty() ? std::to_string(id) : tags_[id];
+    };
+    std::size_t t = 0;
+    if (allowed_.start[static_cast<std::size_t>(y[0])])
+        for (t = 1; t < L && allowed_.transitions[static_cast<std::size_t>(y[t - 1]) * K + static_cast<std::size_t>(y[t])];)
+            ++t;
+    const std::string what = t == 0 ? "start → " + name(0)
+                             : t < L ? name(t - 1) + " → " + name(t)
+                                     : name(L - 1) + " → end";
+    return Error(detail::concat("crf: the gold tags of column ", n, " go ", what, " at step ", std::min(t, L - 1),
+                                ", which constraints: ", constraints_, " forbids"),
+                 "read the tags in the scheme the constraints name (the reader's scheme conversion), or "
+                 "set constraints: none");
+}
+
 // Per column, one after another: Viterbi into `decoded`; with gold tags, log Z by the forward
 // algorithm (α kept for backward) and the gold path's score. Sums in column order.
 void Crf::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
@@ -382,24 +402,12 @@ void Crf::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& 
         if (L == 0) continue;
         gather(x, n, L, e.data());
         crf::viterbi(m, e.data(), L, path.data(), delta.data(), back.data());
-        for (std::int64_t t = 0; t < L; ++t) decoded.data<float>()[(t * N + n) * K + path[static_cast<std::size_t>(t)]] = 1.f;
+        float* d = decoded.data<float>();
+        for (std::int64_t t = 0; t < L; ++t) d[(t * N + n) * K + path[static_cast<std::size_t>(t)]] = 1.f;
         const std::vector<std::int32_t> y = gold_tags(target, n, L, K);
         if (y.empty()) continue;
         const double gold = crf::path_score(m, e.data(), L, y.data());
-        if (gold == -std::numeric_limits<double>::infinity()) {
-            std::int64_t t = 0;  // the first forbidden step, for the message
-            while (t < L && (t == 0 ? allowed_.start[static_cast<std::size_t>(y[0])]
-                                    : allowed_.transitions[static_cast<std::size_t>(y[static_cast<std::size_t>(t - 1)] * K + y[static_cast<std::size_t>(t)])]))
-                ++t;
-            auto name = [&](std::int64_t id) { return tags_.empty() ? std::to_string(id) : tags_[static_cast<std::size_t>(id)]; };
-            const std::string what = t == 0 ? "start → " + name(y[0])
-                                   : t < L  ? name(y[static_cast<std::size_t>(t - 1)]) + " → " + name(y[static_cast<std::size_t>(t)])
-                                            : name(y[static_cast<std::size_t>(L - 1)]) + " → end";
-            throw Error(detail::concat("crf: the gold tags of column ", n, " go ", what, " at step ", std::min(t, L - 1),
-                                       ", which constraints: ", constraints_, " forbids"),
-                        "read the tags in the scheme the constraints name (the reader's scheme "
-                        "conversion), or set constraints: none");
-        }
+        if (gold == -std::numeric_limits<double>::infinity()) throw forbidden_gold(y, n);
         double* alpha = s.alpha.data() + n * T * K;
         const double log_z = crf::forward_alpha(m, e.data(), L, alpha);
         s.log_z[static_cast<std::size_t>(n)] = log_z;

@@ -117,6 +117,7 @@ private:
     // The parameters in double with forbidden entries at -inf, in `buf` (K² + 2K): a buffer of
     // the caller's, so that forward and backward share no scratch.
     crf::Model model(std::vector<double>& buf) const;
+    Error forbidden_gold(const std::vector<std::int32_t>& y, std::int64_t n) const;
 
     std::string constraints_;
     bool per_sequence_;           // average: sequence
