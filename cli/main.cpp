@@ -34,6 +34,7 @@
 #include "pipeline/exec/progress.hpp"
 #include "pipeline/exec/resume.hpp"
 #include "pipeline/graph/graph.hpp"
+#include "pipeline/report/run_plots.hpp"
 #include "stages/model/embedding.hpp"
 
 // LeakSanitizer (sanitizer builds): fontconfig's process-lifetime caches are not leaks of ours
@@ -179,6 +180,10 @@ int cmd_run(const std::vector<std::string>& args) {
     opt.threads = threads;
     opt.resume = !resume.empty();
     apply_progress_style(progress_style(quiet, log_format), opt);
+    if (!run_dir.empty())
+        opt.after_epoch = [run_dir, log = opt.log](const std::vector<MetricsRow>& rows, const std::string& keep) {
+            report::update_run_plots(run_dir, rows, keep, log);
+        };
     if (mpi.size() > 1) mpi_data_parallel(opt, mpi);
     // Ctrl-C and SIGTERM: checkpoint and stop (one process; under MPI the ranks would stop at
     // different steps, so the default action stays).

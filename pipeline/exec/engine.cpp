@@ -24,7 +24,6 @@
 
 #include "../core/role.hpp"
 #include "../core/metric_name.hpp"
-#include "../report/run_plots.hpp"
 #include "metrics_log.hpp"
 #include "progress.hpp"
 #include "resume.hpp"
@@ -1475,7 +1474,7 @@ TrainResult Engine::train() {
                                   writes ? last_file : std::filesystem::path());
             }
             if (!va.values.empty()) record(va);
-            if (!opt_.run_dir.empty()) report::update_run_plots(opt_.run_dir, result.rows, td.keep_metric, opt_.log);
+            if (opt_.after_epoch) opt_.after_epoch(result.rows, td.keep_metric);
             if (keep_best) {
                 const double v = va.get(td.keep_metric);
                 if (std::isnan(v))

@@ -69,6 +69,10 @@ struct RunOptions {
     // Hooks for drivers above one run (sweeps, data-parallel training).
     // After each epoch's validation: return false to stop training there (a pruned trial).
     std::function<bool(std::int64_t epoch, const MetricsRow& train, const MetricsRow& valid)> on_epoch;
+    // After each epoch's rows are recorded, with every row so far and train.keep's metric: what
+    // the program draws from them (the run folder's plots, report::update_run_plots). The engine
+    // itself knows nothing of plotting.
+    std::function<void(const std::vector<MetricsRow>& rows, const std::string& keep_metric)> after_epoch;
     // Data parallelism: this process trains on columns [n*rank/count, n*(rank+1)/count) of
     // every batch of N columns (time-major (T, N, ...) source outputs), and `reduce_gradients`
     // runs after backward, before the optimiser step, with the trainable parameters (stable

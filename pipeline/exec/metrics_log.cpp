@@ -66,6 +66,21 @@ std::string json_number(double v) {
 
 MetricsLog::MetricsLog(std::filesystem::path run_dir) : dir_(std::move(run_dir)) {}
 
+bool is_bookkeeping_value(const std::string& name) {
+    static const std::set<std::string> names{"lr", "grad_norm", "seconds", "items_per_second"};
+    return names.count(name) != 0;
+}
+
+std::string main_metric(const std::vector<MetricsRow>& rows, const std::string& preferred) {
+    std::string first;
+    for (const auto& r : rows)
+        for (const auto& [k, v] : r.values) {
+            if (!preferred.empty() && k == preferred) return k;
+            if (first.empty() && k != "loss" && !is_bookkeeping_value(k)) first = k;
+        }
+    return first;
+}
+
 namespace {
 std::string json_line(const MetricsRow& row) {
     std::ostringstream os;

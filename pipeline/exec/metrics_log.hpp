@@ -47,4 +47,11 @@ std::string metrics_text(const MetricsRow& row, const MetricLabels& labels,
 // A JSON value for a double: the number, or a quoted "NaN"/"Infinity" (JSON has neither).
 std::string json_number(double v);
 
+// Values every pass row carries that are not a stage's metric (lr, grad_norm, seconds, ...).
+bool is_bookkeeping_value(const std::string& name);
+
+// The metric a run is judged by: `preferred` if rows have it (train.keep's metric), else the
+// first metric name in the rows that is not loss or bookkeeping; "" when there is none.
+std::string main_metric(const std::vector<MetricsRow>& rows, const std::string& preferred = {});
+
 }  // namespace rnnflow

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <iostream>
 
-#include "../report/run_plots.hpp"
 #include "engine.hpp"
 #include "metrics_log.hpp"
 
@@ -240,7 +239,7 @@ void Progress::note(const std::string& text) {
 
 void Progress::metrics(const MetricsRow& row) {
     if (row.split != "train") {
-        const std::string main = report::main_metric({row});
+        const std::string main = main_metric({row});
         if (!main.empty()) last_metric_ = main + "." + row.split + " " + format_metric(row.get(main));  // short: the key
     }
     if (!style_.out) return;

@@ -9,21 +9,6 @@
 
 namespace rnnflow::report {
 
-bool is_bookkeeping_value(const std::string& name) {
-    static const std::set<std::string> names{"lr", "grad_norm", "seconds", "items_per_second"};
-    return names.count(name) != 0;
-}
-
-std::string main_metric(const std::vector<MetricsRow>& rows, const std::string& preferred) {
-    std::string first;
-    for (const auto& r : rows)
-        for (const auto& [k, v] : r.values) {
-            if (!preferred.empty() && k == preferred) return k;
-            if (first.empty() && k != "loss" && !is_bookkeeping_value(k)) first = k;
-        }
-    return first;
-}
-
 namespace {
 
 // One series per split, x = epoch, for the rows that have `value` (epoch 0, the final test, is

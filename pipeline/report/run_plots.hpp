@@ -13,15 +13,13 @@
 #include <vector>
 
 #include "pipeline/exec/engine.hpp"
+#include "pipeline/exec/metrics_log.hpp"
 
 namespace rnnflow::report {
 
-// Values every pass row carries that are not a stage's metric.
-bool is_bookkeeping_value(const std::string& name);
-
-// The metric a run is judged by: `preferred` if rows have it (train.keep's metric), else the
-// first metric name in the rows that is not loss or bookkeeping; "" when there is none.
-std::string main_metric(const std::vector<MetricsRow>& rows, const std::string& preferred = {});
+// Which metric a run is judged by is the metrics log's rule (the progress lines use it too).
+using rnnflow::is_bookkeeping_value;
+using rnnflow::main_metric;
 
 // Writes the plots listed above (those the rows have data for) into `dir`, which is created.
 // Returns the files written. Throws rnnflow::Error (naming the file) when one cannot be written.
@@ -29,7 +27,8 @@ std::vector<std::filesystem::path> write_run_plots(const std::filesystem::path& 
                                                    const std::vector<MetricsRow>& rows,
                                                    const std::string& main_metric_name = {});
 
-// What the engine calls after each epoch: write_run_plots into run_dir/plots, and on failure
+// What the program installs as the engine's after_epoch observer (RunOptions): write_run_plots
+// into run_dir/plots after each epoch, and on failure
 // one warning on `log` (a plot must never stop a training run); later failures in the same
 // process stay quiet (a sweep's trials would repeat it).
 void update_run_plots(const std::filesystem::path& run_dir, const std::vector<MetricsRow>& rows,

@@ -13,6 +13,7 @@
 #include "../exec/metrics_log.hpp"
 #include "../exec/resume.hpp"
 #include "../graph/graph.hpp"
+#include "../report/run_plots.hpp"
 
 namespace rnnflow {
 namespace fs = std::filesystem;
@@ -148,6 +149,9 @@ TrialOutcome run_trial(const TrialTask& task, int threads, const Registry& regis
         o.threads = threads;
         o.graph_threads = 1;  // the trial's stages run on this thread: one OpenMP team per trial
         o.on_epoch = [&](std::int64_t, const MetricsRow& tr, const MetricsRow& va) { return on_epoch(tr, va); };
+        o.after_epoch = [dir = task.run_dir](const std::vector<MetricsRow>& rows, const std::string& keep) {
+            report::update_run_plots(dir, rows, keep, nullptr);
+        };
         Engine engine(std::move(g), o);
         {
             std::ofstream cmd(task.run_dir / "command.txt", resume ? std::ios::app : std::ios::trunc);
