@@ -136,6 +136,40 @@ double enumerated_nll(Crf& stage, const crf::Allowed& allowed, const Tensor& sco
 
 const std::vector<std::string> iob2_tags{"O", "B-PER", "I-PER"};
 
+// One sequence in double: emissions e (L, K), par = transitions (K, K), start (K), end (K), gold y.
+struct DoubleCase {
+    std::int64_t K, L;
+    std::vector<double> e, par;
+    std::vector<std::int32_t> y;
+    crf::Model model() const { return {K, par.data(), par.data() + K * K, par.data() + K * K + K}; }
+    double log_z(std::vector<double>& alpha) const {
+        alpha.resize(static_cast<std::size_t>(L * K));
+        return crf::forward_alpha(model(), e.data(), L, alpha.data());
+    }
+    double nll() const {
+        std::vector<double> alpha;
+        return log_z(alpha) - crf::path_score(model(), e.data(), L, y.data());
+    }
+    // nll_backward against central differences of nll() with step h, within `margin`.
+    void check_gradients(double h, double margin) {
+        std::vector<double> alpha, beta(static_cast<std::size_t>(L * K)), d_e(beta.size(), 0.0), d_par(par.size(), 0.0);
+        const double z = log_z(alpha);
+        crf::nll_backward(model(), e.data(), L, y.data(), alpha.data(), z, 1.0, beta.data(), d_e.data(), d_par.data(),
+                          d_par.data() + K * K, d_par.data() + K * K + K);
+        auto fd = [&](double& x) {
+            const double keep = x;
+            x = keep + h;
+            const double plus = nll();
+            x = keep - h;
+            const double minus = nll();
+            x = keep;
+            return (plus - minus) / (2 * h);
+        };
+        for (std::size_t i = 0; i < e.size(); ++i) REQUIRE(d_e[i] == Approx(fd(e[i])).margin(margin));
+        for (std::size_t i = 0; i < par.size(); ++i) REQUIRE(d_par[i] == Approx(fd(par[i])).margin(margin));
+    }
+};
+
 }  // namespace
 
 TEST_CASE("crf: schema defaults and bad values", "[stage][crf]") {
@@ -289,35 +323,12 @@ TEST_CASE("crf: backward matches finite differences of the enumerated NLL, with 
 // The algorithms in double against central differences in double: h = 1e-5 gives truncation
 // ~h² ≈ 1e-10 and rounding ~1e-16 / h ≈ 1e-11; tolerance 1e-7.
 TEST_CASE("crf: the double-precision NLL gradient matches finite differences", "[stage][crf][grad]") {
-    const std::int64_t K = 3, L = 4;
     std::mt19937_64 rng(23);
     std::uniform_real_distribution<double> uni(-2, 2);
-    std::vector<double> e(L * K), par(K * K + 2 * K);
-    for (auto& v : e) v = uni(rng);
-    for (auto& v : par) v = uni(rng);
-    const std::vector<std::int32_t> y{0, 1, 2, 0};
-    auto nll = [&] {
-        const crf::Model m{K, par.data(), par.data() + K * K, par.data() + K * K + K};
-        std::vector<double> alpha(L * K);
-        return crf::forward_alpha(m, e.data(), L, alpha.data()) - crf::path_score(m, e.data(), L, y.data());
-    };
-    const crf::Model m{K, par.data(), par.data() + K * K, par.data() + K * K + K};
-    std::vector<double> alpha(L * K), beta(L * K), d_e(L * K, 0.0), d_par(par.size(), 0.0);
-    const double log_z = crf::forward_alpha(m, e.data(), L, alpha.data());
-    crf::nll_backward(m, e.data(), L, y.data(), alpha.data(), log_z, 1.0, beta.data(), d_e.data(), d_par.data(),
-                      d_par.data() + K * K, d_par.data() + K * K + K);
-    const double h = 1e-5;
-    auto fd = [&](double& x) {
-        const double keep = x;
-        x = keep + h;
-        const double plus = nll();
-        x = keep - h;
-        const double minus = nll();
-        x = keep;
-        return (plus - minus) / (2 * h);
-    };
-    for (std::size_t i = 0; i < e.size(); ++i) REQUIRE(d_e[i] == Approx(fd(e[i])).margin(1e-7));
-    for (std::size_t i = 0; i < par.size(); ++i) REQUIRE(d_par[i] == Approx(fd(par[i])).margin(1e-7));
+    DoubleCase c{3, 4, std::vector<double>(12), std::vector<double>(9 + 3 + 3), {0, 1, 2, 0}};
+    for (auto& v : c.e) v = uni(rng);
+    for (auto& v : c.par) v = uni(rng);
+    c.check_gradients(1e-5, 1e-7);
 }
 
 TEST_CASE("crf: a column alone and in a padded batch give the same loss and gradients", "[stage][crf]") {
@@ -451,48 +462,28 @@ TEST_CASE("crf: a gold path with a forbidden transition is an error naming it", 
 // the gradient against central differences with h = 1e-4: rounding ~1e-16 · 1e3 / 1e-4 ≈ 1e-9,
 // truncation ~h² ≈ 1e-8; tolerance 1e-6.
 TEST_CASE("crf: scores a thousand nats apart stay exact", "[stage][crf][grad]") {
-    const std::int64_t K = 3, L = 4;
     // α_0 ≈ (0, -1000, -1000) and column 0 of the transitions (-1000, 0, 0): the step into tag 0
     // has its largest α and its largest transition on different rows (the underflow); e[1, 0] =
     // 1000 makes that step worth taking, so its pair marginals need the term-by-term branch.
-    std::vector<double> par{-1000, 0, 1, 0, -1000, 2, 0, 1, -800,  // transitions
-                            0, -1000, -1000,                        // start
-                            0, 0, -700};                            // end
+    DoubleCase c{3, 4, std::vector<double>(12),
+                 {-1000, 0, 1, 0, -1000, 2, 0, 1, -800,  // transitions
+                  0, -1000, -1000,                        // start
+                  0, 0, -700},                            // end
+                 {0, 1, 0, 1}};
     std::mt19937_64 rng(31);
     std::uniform_real_distribution<double> uni(-1, 1);
-    std::vector<double> e(L * K);
-    for (auto& v : e) v = uni(rng);
-    e[1 * K + 0] = 1000;
-    const std::vector<std::int32_t> y{0, 1, 0, 1};
-    auto model = [&] { return crf::Model{K, par.data(), par.data() + K * K, par.data() + K * K + K}; };
-    auto nll = [&] {
-        std::vector<double> alpha(L * K);
-        return crf::forward_alpha(model(), e.data(), L, alpha.data()) - crf::path_score(model(), e.data(), L, y.data());
-    };
+    for (auto& v : c.e) v = uni(rng);
+    c.e[1 * 3 + 0] = 1000;
     std::vector<double> all;
-    std::vector<std::int32_t> path(L);
+    std::vector<std::int32_t> path(4);
     for (std::int64_t code = 0; code < 81; ++code) {
-        for (std::int64_t t = 0, c = code; t < L; ++t, c /= K) path[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(c % K);
-        all.push_back(crf::path_score(model(), e.data(), L, path.data()));
+        for (std::int64_t t = 0, k = code; t < 4; ++t, k /= 3) path[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(k % 3);
+        all.push_back(crf::path_score(c.model(), c.e.data(), 4, path.data()));
     }
     const double top = *std::max_element(all.begin(), all.end());
     double sum = 0;
     for (double v : all) sum += std::exp(v - top);
-    std::vector<double> alpha(L * K), beta(L * K), d_e(L * K, 0.0), d_par(par.size(), 0.0);
-    const double log_z = crf::forward_alpha(model(), e.data(), L, alpha.data());
-    REQUIRE(log_z == Approx(top + std::log(sum)).epsilon(1e-12));
-    crf::nll_backward(model(), e.data(), L, y.data(), alpha.data(), log_z, 1.0, beta.data(), d_e.data(), d_par.data(),
-                      d_par.data() + K * K, d_par.data() + K * K + K);
-    const double h = 1e-4;
-    auto fd = [&](double& x) {
-        const double keep = x;
-        x = keep + h;
-        const double plus = nll();
-        x = keep - h;
-        const double minus = nll();
-        x = keep;
-        return (plus - minus) / (2 * h);
-    };
-    for (std::size_t i = 0; i < e.size(); ++i) REQUIRE(d_e[i] == Approx(fd(e[i])).margin(1e-6));
-    for (std::size_t i = 0; i < par.size(); ++i) REQUIRE(d_par[i] == Approx(fd(par[i])).margin(1e-6));
+    std::vector<double> alpha;
+    REQUIRE(c.log_z(alpha) == Approx(top + std::log(sum)).epsilon(1e-12));
+    c.check_gradients(1e-4, 1e-6);
 }
