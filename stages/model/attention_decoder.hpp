@@ -72,7 +72,7 @@ public:
     // True when the last training forward took the whole-sequence path.
     bool last_forward_was_fast() const { return last_fast_; }
 
-    struct Work;  // per-batch buffers, kept in Saved::extra and reused
+    struct Work;  // per-batch buffers, kept in Saved::extra and reused (attention_decoder_detail.hpp)
 
 private:
     enum class Scoring { bahdanau, dot, general };
@@ -82,21 +82,55 @@ private:
     const float* pv(int i) const { return params_[static_cast<std::size_t>(i)].value.data<float>(); }
     float* pg(int i) { return params_[static_cast<std::size_t>(i)].grad.data<float>(); }
 
-    // Building blocks on M rows (training: rows t*N + n; decoding: beams).
+    struct Search;  // one decoding call's limits, finished hypotheses and history
+
+    // The decoder's units, each forward next to its backward (attention_decoder.cpp). Rows: in
+    // training r = t * N + n, in decoding the beams r = n * beam + k.
     void project(std::int64_t l, std::int64_t M, const float* x, float* gates) const;
+    void project_backward(Work& w, std::int64_t l, std::int64_t t0, std::int64_t t1);
     void recur(std::int64_t l, std::int64_t M, const float* hprev, const float* cprev,
                float* gates, float* hn, float* h, float* c, float* tc, float* hu) const;
+    void recur_backward(Work& w, std::int64_t l, std::int64_t t) const;
+    void cell_weight_grads(const Work& w, std::int64_t l);
+    void make_keys(const float* memory, std::int64_t rows, float* keys) const;
+    void keys_backward(const Work& w, const float* mem, float* dmem);
     void attend(std::int64_t count, std::int64_t stride, std::int64_t step, const float* q,
                 const float* memory, const std::int32_t* src_len, std::int64_t Ts, std::int64_t N,
                 const float* keys, float* alpha, float* cat, float* qp, float* tb) const;
+    void attend_backward(Work& w, const float* mem, float* dmem, std::int64_t r0, std::int64_t r1);
+    void additive_score_backward(Work& w, std::int64_t n, std::int64_t b, std::int64_t count,
+                                 std::int64_t Ls);
     void combine_output(std::int64_t M, const float* cat, float* ht, float* htd, float* logits,
                         const float* mask) const;
+    void output_backward(const Tensor& dlogits, Work& w);
+    void combine_backward(Work& w, std::int64_t r0, std::int64_t r1) const;
+    void combine_weight_grads(const Work& w);
     void bridge_forward(const Tensor* state, std::int64_t N, Work& w) const;
-    void make_keys(const float* memory, std::int64_t rows, float* keys) const;
+    void bridge_backward(const Tensor& state, Work& w, Tensor* dstate);
+
+    // The training pass built from them.
+    void start_training_rows(const Tensor& target, Work& w) const;
+    void make_dropout_masks(Work& w, const StepInfo& step) const;
+    void embed_rows(Work& w, std::int64_t r0, std::int64_t r1) const;
+    void layer_step(Work& w, std::int64_t l, std::int64_t t) const;
+    void layer1_input(Work& w, std::int64_t r0, std::int64_t r1) const;
+    void attend_rows(Work& w, const float* mem, float* out, std::int64_t r0, std::int64_t r1) const;
+    void step_by_step_forward(Work& w, const float* mem, float* out, bool sampling,
+                              const StepInfo& step) const;
     void run_training_forward(const Tensor& memory, const Tensor* state, const Tensor& target,
                               Tensor& logits, Work& w, const StepInfo& step);
+    void start_backward(Work& w) const;
+
+    // Greedy and beam search (attention_decoder_search.cpp).
     void decode(const Tensor& memory, const Tensor* state, Tensor& hyp, Tensor& attn, Work& w);
-    float dropout_mask(std::uint64_t key, std::uint64_t e) const;
+    Search start_search(const Tensor& memory, const Tensor* state, Work& w);
+    void decode_step(const Search& s, Work& w, const float* mem) const;
+    void greedy_search(Search& s, Work& w, const float* mem) const;
+    void beam_search(Search& s, Work& w, const float* mem) const;
+    void extend_beams(Search& s, Work& w, std::int64_t n, std::int64_t t) const;
+    void reorder_beams(Search& s, Work& w, std::int64_t t) const;
+    double length_penalty(std::int64_t len) const;
+    void write_best(const Search& s, Tensor& hyp, Tensor& attn);
 
     // Configuration.
     bool lstm_;
