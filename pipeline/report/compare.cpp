@@ -8,7 +8,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "pipeline/report/plot.hpp"
+#include "pipeline/core/plot.hpp"
 #include "pipeline/report/run_folder.hpp"
 #include "pipeline/report/run_plots.hpp"
 #include "pipeline/sweep/spec.hpp"

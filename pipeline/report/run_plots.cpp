@@ -5,7 +5,7 @@
 #include <map>
 #include <set>
 
-#include "pipeline/report/plot.hpp"
+#include "pipeline/core/plot.hpp"
 
 namespace rnnflow::report {
 

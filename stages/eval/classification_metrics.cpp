@@ -5,7 +5,7 @@
 #include <string_view>
 #include <sstream>
 
-#include "pipeline/report/plot.hpp"
+#include "pipeline/core/plot.hpp"
 
 namespace rnnflow::stages {
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "pipeline/report/plot.hpp"
+#include "pipeline/core/plot.hpp"
 
 namespace rnnflow::stages {
 

@@ -21,7 +21,7 @@
 // target vocabulary's tokenizer (char mode concatenates, word mode joins with spaces).
 // write_outputs: <split>.translations.txt (one hypothesis a line, in item order) and, when
 // attention is connected, for items k < heatmaps: <split>.attention_<k>.png (a heatmap, source
-// tokens across, output tokens down; pipeline/report/plot.hpp) and <split>.attention_<k>.tsv
+// tokens across, output tokens down; pipeline/core/plot.hpp) and <split>.attention_<k>.tsv
 // (first row the source tokens, then one row per output token: the token, then its weights).
 // Prediction runs: predicts() is true; predictions() are the detokenised hypotheses in item order.
 // Not supported: several references per segment, sentence-level BLEU, chrF/TER.

@@ -1,5 +1,5 @@
 // pipeline/report/plot: PNG files from PLplot (line charts, heatmaps), their errors, threads.
-#include "pipeline/report/plot.hpp"
+#include "pipeline/core/plot.hpp"
 
 #include "pipeline/core/error.hpp"
 

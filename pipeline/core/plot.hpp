@@ -2,8 +2,9 @@
 // a real plotting library with anti-aliased lines and Pango text (UTF-8 labels), not pixel code
 // of our own.
 //
-// Used for the run folder's curves (report/run_plots), attention maps (source × target tokens)
-// and confusion matrices (annotated counts). Files are written atomically (a temporary file in
+// Part of the SDK (<rnnflow/plot.hpp>), so evaluators and plug-in stages draw as the report does:
+// used for the run folder's curves (pipeline/report/run_plots), attention maps (source × target
+// tokens) and confusion matrices (annotated counts). Files are written atomically (a temporary file in
 // the same folder, then a rename), so a reader never sees half a PNG.
 #pragma once
 #include <cstdint>

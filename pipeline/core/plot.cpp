@@ -1,4 +1,4 @@
-#include "pipeline/report/plot.hpp"
+#include "pipeline/core/plot.hpp"
 
 #include "pipeline/core/error.hpp"
 
