@@ -24,9 +24,12 @@
 
 #include "../core/role.hpp"
 #include "../core/metric_name.hpp"
+#include "guards.hpp"
+#include "keep_policy.hpp"
 #include "metrics_log.hpp"
 #include "progress.hpp"
 #include "resume.hpp"
+#include "shard.hpp"
 
 namespace rnnflow {
 
@@ -146,11 +149,9 @@ struct Engine::Impl {
     std::unique_ptr<MetricsLog> metrics_log;
     std::unique_ptr<oneapi::tbb::task_arena> arena;
 
-    // Resume, checkpoints and numerical guards (docs/resume.md; helpers in resume.cpp).
+    // Resume, checkpoints and numerical guards (docs/resume.md; helpers in resume.cpp, guards.cpp).
     std::function<void(bool training)> after_step;  // set by train(): checkpoints, interrupts
-    bool skip_nonfinite = false;               // train.nonfinite: skip_batch
-    bool step_skipped = false;                 // this training step's update is dropped
-    std::int64_t pass_skipped = 0, skipped_in_row = 0;
+    NonfiniteGuard guard;                      // train.nonfinite, train.max_skipped
     std::int64_t pass_batches = 0;             // what the source's begin() announced
     std::int64_t train_batches = -1;           // ... for the training split
     std::int64_t expect_train_batches = -1;    // a resumed run: what its checkpoint recorded
@@ -243,6 +244,51 @@ struct Engine::Impl {
         }
     }
 
+    // B: stages that run backward — differentiable, on a differentiable path to the loss, and
+    // with trainable parameters at or before them.
+    void mark_backward_stages() {
+        const std::size_t N = nodes.size();
+        in_backward.assign(N, false);
+        if (loss_idx < 0) return;
+        std::vector<bool> reach(N, false);
+        reach[static_cast<std::size_t>(loss_idx)] = nodes[static_cast<std::size_t>(loss_idx)].schema->is_differentiable();
+        for (auto it = g.order.rbegin(); it != g.order.rend(); ++it) {
+            const int n = *it;
+            auto& node = nodes[static_cast<std::size_t>(n)];
+            if (!node.model || !node.schema->is_differentiable() || reach[static_cast<std::size_t>(n)]) continue;
+            for (const auto& conns : g.output_conns[static_cast<std::size_t>(n)])
+                for (int ci : conns)
+                    if (reach[static_cast<std::size_t>(g.connections[static_cast<std::size_t>(ci)].to_stage)])
+                        reach[static_cast<std::size_t>(n)] = true;
+        }
+        for (int n : g.order) {
+            if (!reach[static_cast<std::size_t>(n)]) continue;
+            auto& node = nodes[static_cast<std::size_t>(n)];
+            bool b = false;
+            for (auto& p : node.model->params()) b = b || p.trainable;
+            for (std::size_t i = 0; i < node.schema->inputs().size(); ++i)
+                if (const auto* c = input_conn(n, static_cast<int>(i)); c && in_backward[static_cast<std::size_t>(c->from_stage)])
+                    b = true;
+            in_backward[static_cast<std::size_t>(n)] = b;
+        }
+    }
+
+    // The optimiser owns the parameters of every stage upstream of its loss.
+    void attach_optimizer() {
+        if (optim_idx < 0) return;
+        const std::vector<bool> up = model_ancestors({loss_idx});
+        std::vector<std::pair<std::string, Param*>> params;
+        for (int n : g.order) {
+            if (!up[static_cast<std::size_t>(n)]) continue;
+            auto& node = nodes[static_cast<std::size_t>(n)];
+            for (auto& p : node.model->params())
+                if (p.trainable) params.emplace_back(node.def->id + "." + p.name, &p);
+        }
+        auto& on = nodes[static_cast<std::size_t>(optim_idx)];
+        trainable = params;
+        guarded(*on.def, "prepare", [&] { on.optim->attach(std::move(params)); });
+    }
+
     // --- per-step work ----------------------------------------------------------------------
     void forward(int n) {
         auto& node = nodes[static_cast<std::size_t>(n)];
@@ -257,28 +303,15 @@ struct Engine::Impl {
         if (n == loss_idx && step.training() && !self.opt_.reduce_gradients) check_loss();
     }
 
-    // --- numerical guards ---------------------------------------------------------------------
+    // --- numerical guards (the policy and its messages: guards.hpp) ----------------------------
     // Data parallelism leaves the decision to the gradient check after the reduction, which
     // every process makes on the same numbers.
     void check_loss() {
         const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
-        if (std::isfinite(l[0])) return;
-        if (skip_nonfinite) {
-            step_skipped = true;
-            return;
-        }
+        if (std::isfinite(l[0]) || guard.skip_step()) return;
         throw nonfinite_forward_error();
     }
 
-    std::string batch_text() const {
-        return step.split + " epoch " + std::to_string(step.epoch + 1) + " batch " + std::to_string(step.batch + 1);
-    }
-    Error nonfinite_error(const Node& node, const std::string& what, float v, const std::string& note = {}) const {
-        return Error("stage '" + node.def->id + "' (" + node.def->type + ", " + node.def->loc.str() + "): " +
-                         nonfinite_word(v) + " " + what + " at " + batch_text() + note,
-                     "lower the optimiser's lr or set clip_norm; train.nonfinite: skip_batch skips such "
-                     "batches; the last good checkpoint is kept");
-    }
     // The loss is not finite: name the first stage, in forward order, whose parameters or
     // outputs hold a NaN/Inf.
     Error nonfinite_forward_error() const {
@@ -290,13 +323,13 @@ struct Engine::Impl {
             const std::string note = n == loss_idx ? std::string() : " (the loss is " + nonfinite_word(loss) + ")";
             for (auto& p : node.model->params())
                 if (const auto i = first_nonfinite(p.value); i >= 0)
-                    return nonfinite_error(node, "in parameter '" + p.name + "'", p.value.data<float>()[i], note);
+                    return nonfinite_error(*node.def, "in parameter '" + p.name + "'", p.value.data<float>()[i], step, note);
             for (std::size_t o = 0; o < node.outputs.size(); ++o)
                 if (const auto i = first_nonfinite(node.outputs[o]); i >= 0)
-                    return nonfinite_error(node, "in output '" + node.schema->outputs()[o].name + "'",
-                                           node.outputs[o].data<float>()[i], note);
+                    return nonfinite_error(*node.def, "in output '" + node.schema->outputs()[o].name + "'",
+                                           node.outputs[o].data<float>()[i], step, note);
         }
-        return nonfinite_error(ln, "loss", loss);
+        return nonfinite_error(*ln.def, "loss", loss, step);
     }
     // After backward: true when every trainable gradient is finite. Else skip the step, or
     // throw naming the first stage, in backward order, whose input or parameter gradient holds
@@ -311,10 +344,7 @@ struct Engine::Impl {
             ok = ok && (std::isfinite(p.grad_sumsq) || first_nonfinite(p.grad) < 0);
         }
         if (ok) return true;
-        if (skip_nonfinite) {
-            step_skipped = true;
-            return false;
-        }
+        if (guard.skip_step()) return false;
         for (auto it = g.order.rbegin(); it != g.order.rend(); ++it) {
             const auto& node = nodes[static_cast<std::size_t>(*it)];
             if (!in_backward[static_cast<std::size_t>(*it)]) continue;
@@ -322,18 +352,18 @@ struct Engine::Impl {
                 const auto* c = input_conn(*it, static_cast<int>(i));
                 if (!c || !in_backward[static_cast<std::size_t>(c->from_stage)]) continue;
                 if (const auto k = first_nonfinite(node.diff_src[i]); k >= 0)
-                    throw nonfinite_error(node, "in the gradient of its input '" + node.schema->inputs()[i].name + "'",
-                                          node.diff_src[i].data<float>()[k]);
+                    throw nonfinite_error(*node.def, "in the gradient of its input '" + node.schema->inputs()[i].name + "'",
+                                          node.diff_src[i].data<float>()[k], step);
             }
             for (auto& p : node.model->params())
                 if (const auto k = first_nonfinite(p.grad); k >= 0)
-                    throw nonfinite_error(node, "in the gradient of parameter '" + p.name + "'", p.grad.data<float>()[k]);
+                    throw nonfinite_error(*node.def, "in the gradient of parameter '" + p.name + "'", p.grad.data<float>()[k], step);
         }
-        throw Error("a non-finite gradient at " + batch_text(), "lower the optimiser's lr or set clip_norm");
+        throw nonfinite_gradient_error(step);
     }
 
     void backward(int n) {
-        if (step_skipped) return;  // the update is dropped anyway
+        if (guard.step_skipped) return;  // the update is dropped anyway
         auto& node = nodes[static_cast<std::size_t>(n)];
         guarded(*node.def, [this] { return step_context("backward"); }, [&] {
             set_omp_threads(self.threads_);
@@ -394,11 +424,7 @@ struct Engine::Impl {
         });
     }
 
-    std::string step_context(const char* what) const {
-        std::ostringstream os;
-        os << what << ", " << step.split << " epoch " << (step.epoch + 1) << " batch " << (step.batch + 1);
-        return os.str();
-    }
+    std::string step_context(const char* what) const { return std::string(what) + ", " + step_text(step); }
 
     // --- one pass over a split (or one infer call) on a flow graph ----------------------------
     enum class PassKind { train, evaluate, infer, predict };
@@ -414,41 +440,7 @@ struct Engine::Impl {
     }
     bool loss_in_pass = false;  // the minimised loss is computed in the running pass
 
-    // Keep this process's share of the batch columns (data parallelism).
-    Tensor shard_scratch;
-    void take_shard(Batch& b) {
-        const int rank = self.opt_.shard_rank, count = self.opt_.shard_count;
-        double share = 1.0;
-        for (Tensor& t : b.outputs) {
-            if (t.rank() < 2) continue;
-            const std::int64_t T = t.dim(0), N = t.dim(1);
-            const std::int64_t lo = N * rank / count, hi = N * (rank + 1) / count;
-            RNNFLOW_CHECK(hi > lo, "batch of ", N, " columns cannot be shared by ", count, " processes",
-                          "use a batch size of at least the number of processes");
-            const std::int64_t inner = t.numel() / (T * N);
-            Shape shape = t.shape();
-            shape[1] = hi - lo;
-            shard_scratch.resize(t.dtype(), shape);
-            const std::size_t esz = dtype_size(t.dtype());
-            const auto* src = static_cast<const std::byte*>(t.raw());
-            auto* dst = static_cast<std::byte*>(shard_scratch.raw());
-            for (std::int64_t tt = 0; tt < T; ++tt)
-                std::memcpy(dst + static_cast<std::size_t>(tt * (hi - lo) * inner) * esz,
-                            src + static_cast<std::size_t>((tt * N + lo) * inner) * esz,
-                            static_cast<std::size_t>((hi - lo) * inner) * esz);
-            std::vector<std::int32_t> lengths;
-            if (!t.lengths.empty()) lengths.assign(t.lengths.begin() + lo, t.lengths.begin() + hi);
-            std::swap(t, shard_scratch);
-            t.lengths = std::move(lengths);
-            share = static_cast<double>(hi - lo) / static_cast<double>(N);
-        }
-        if (!b.item_ids.empty()) {
-            const auto N = static_cast<std::int64_t>(b.item_ids.size());
-            const std::int64_t lo = N * rank / count, hi = N * (rank + 1) / count;
-            b.item_ids = std::vector<std::int64_t>(b.item_ids.begin() + lo, b.item_ids.begin() + hi);
-        }
-        b.items = std::llround(static_cast<double>(b.items) * share);
-    }
+    Tensor shard_scratch;  // take_shard's buffer (data parallelism)
 
     Batch* take_batch() {
         std::lock_guard<std::mutex> lock(pool_mutex);
@@ -536,11 +528,11 @@ struct Engine::Impl {
     void add_metric_nodes(FlowPass& p, const std::vector<int>& metrics, bool training) {
         for (int m : metrics) {
             auto* node = p.add([this, m] {
-                if (step_skipped) return;  // a non-finite loss: the batch counts nowhere
+                if (guard.step_skipped) return;  // a non-finite loss: the batch counts nowhere
                 auto& mn = nodes[static_cast<std::size_t>(m)];
                 guarded(*mn.def, [this] { return step_context("accumulate"); }, [&] { mn.metric->accumulate(inputs_of(m), step); });
             });
-            wire_from_producers(p, m, node, training && skip_nonfinite ? loss_idx : -1);
+            wire_from_producers(p, m, node, training && guard.skip_batches ? loss_idx : -1);
         }
     }
 
@@ -590,7 +582,7 @@ struct Engine::Impl {
                     }
             }
         });
-        if (step_skipped || !gradients_finite()) {
+        if (guard.step_skipped || !gradients_finite()) {
             for (const auto& tp : trainable) {
                 tp.second->grad.zero();  // no update from this batch
                 tp.second->grad_rows.clear();
@@ -605,25 +597,10 @@ struct Engine::Impl {
     // The end node: the non-finite policy, the pass's loss sums and counts, the batch back to
     // the pool.
     void finish_step(bool training, const std::function<void(std::int64_t)>& on_step_end) {
-        if (training && step_skipped) {
-            ++pass_skipped;
-            if (++skipped_in_row >= g.def.train.max_skipped)
-                throw Error(std::to_string(skipped_in_row) + " training batches in a row had a non-finite loss or "
-                                "gradient (the last: " + batch_text() + ")",
-                            "train.max_skipped is " + std::to_string(g.def.train.max_skipped) +
-                                "; lower the optimiser's lr or set clip_norm; the last good checkpoint is kept");
-        } else if (training) {
-            skipped_in_row = 0;
-        }
-        if (loss_in_pass && current.batch && !(training && step_skipped)) {
+        if (training) guard.end_training_step(step);
+        if (loss_in_pass && current.batch && !(training && guard.step_skipped)) {
             const float* l = nodes[static_cast<std::size_t>(loss_idx)].outputs[static_cast<std::size_t>(loss_port)].data<float>();
-            if (training && !std::isfinite(l[0])) {
-                const auto& ln = nodes[static_cast<std::size_t>(loss_idx)];
-                throw Error("stage '" + ln.def->id + "' (" + ln.def->type + ", " + ln.def->loc.str() +
-                                ") gave a non-finite loss at " + step.split + " epoch " +
-                                std::to_string(step.epoch + 1) + " batch " + std::to_string(step.batch + 1),
-                            "lower the optimiser's lr or set clip_norm; the last good checkpoint is kept");
-            }
+            if (training && !std::isfinite(l[0])) throw nonfinite_loss_error(*nodes[static_cast<std::size_t>(loss_idx)].def, step);
             pass_loss_sum += l[0];
             pass_loss_count += l[1];
         }
@@ -645,7 +622,7 @@ struct Engine::Impl {
         step.reset_state = m.batch ? m.batch->reset_state : step.reset_state;
         if (m.batch) step.item_ids = m.batch->item_ids;
         else step.item_ids = {};
-        step_skipped = false;
+        guard.step_skipped = false;
     }
 
     // The batches, read ahead by up to train.prefetch (limit_ahead) and taken one step at a time
@@ -668,7 +645,7 @@ struct Engine::Impl {
                 fc.stop();
                 return BatchMsg{};
             }
-            if (shard) take_shard(*b);
+            if (shard) take_shard(*b, self.opt_.shard_rank, self.opt_.shard_count, shard_scratch);
             return BatchMsg{b, produced++};
         });
         const std::size_t ahead = static_cast<std::size_t>(std::max<std::int64_t>(1, g.def.train.prefetch));
@@ -758,7 +735,7 @@ struct Engine::Impl {
         t.seconds = pass_seconds_before + std::chrono::duration<double>(Clock::now() - pass_t0).count();
         t.steps = pass_steps;
         t.items = pass_items;
-        t.skipped = pass_skipped;
+        t.skipped = guard.pass_skipped;
         return t;
     }
 
@@ -797,7 +774,7 @@ struct Engine::Impl {
         pass_grad_norm_sum = from ? from->grad_norm_sum : 0;
         pass_steps = done;
         pass_items = from ? from->items : 0;
-        pass_skipped = from ? from->skipped : 0;
+        guard.pass_skipped = from ? from->skipped : 0;
         pass_seconds_before = from ? from->seconds : 0;
         pass_t0 = Clock::now();
         const auto t0 = pass_t0;
@@ -834,9 +811,9 @@ struct Engine::Impl {
         if (kind == PassKind::train) {
             auto& on = nodes[static_cast<std::size_t>(optim_idx)];
             row.values.emplace_back("lr", on.optim->learning_rate());
-            if (pass_steps > pass_skipped)
-                row.values.emplace_back("grad_norm", pass_grad_norm_sum / static_cast<double>(pass_steps - pass_skipped));
-            if (skip_nonfinite) row.values.emplace_back("skipped_batches", static_cast<double>(pass_skipped));
+            if (pass_steps > guard.pass_skipped)
+                row.values.emplace_back("grad_norm", pass_grad_norm_sum / static_cast<double>(pass_steps - guard.pass_skipped));
+            if (guard.skip_batches) row.values.emplace_back("skipped_batches", static_cast<double>(guard.pass_skipped));
         }
         row.values.emplace_back("seconds", secs);
         row.values.emplace_back("items_per_second", secs > 0 ? static_cast<double>(pass_items) / secs : 0.0);
@@ -1095,49 +1072,8 @@ void Engine::prepare() {
     if (opt_.resume) check_state_files(opt_.run_dir, fitted_before);
 
     im.find_roles();
-
-    // B: stages that run backward — differentiable, on a differentiable path to the loss, and
-    // with trainable parameters at or before them.
-    const std::size_t N = im.nodes.size();
-    im.in_backward.assign(N, false);
-    if (im.loss_idx >= 0) {
-        std::vector<bool> reach(N, false);
-        reach[static_cast<std::size_t>(im.loss_idx)] = im.nodes[static_cast<std::size_t>(im.loss_idx)].schema->is_differentiable();
-        for (auto it = graph_.order.rbegin(); it != graph_.order.rend(); ++it) {
-            const int n = *it;
-            auto& node = im.nodes[static_cast<std::size_t>(n)];
-            if (!node.model || !node.schema->is_differentiable() || reach[static_cast<std::size_t>(n)]) continue;
-            for (const auto& conns : graph_.output_conns[static_cast<std::size_t>(n)])
-                for (int ci : conns)
-                    if (reach[static_cast<std::size_t>(graph_.connections[static_cast<std::size_t>(ci)].to_stage)])
-                        reach[static_cast<std::size_t>(n)] = true;
-        }
-        for (int n : graph_.order) {
-            if (!reach[static_cast<std::size_t>(n)]) continue;
-            auto& node = im.nodes[static_cast<std::size_t>(n)];
-            bool b = false;
-            for (auto& p : node.model->params()) b = b || p.trainable;
-            for (std::size_t i = 0; i < node.schema->inputs().size(); ++i)
-                if (const auto* c = im.input_conn(n, static_cast<int>(i)); c && im.in_backward[static_cast<std::size_t>(c->from_stage)])
-                    b = true;
-            im.in_backward[static_cast<std::size_t>(n)] = b;
-        }
-    }
-
-    // The optimiser owns the parameters of every stage upstream of its loss.
-    if (im.optim_idx >= 0) {
-        const std::vector<bool> up = im.model_ancestors({im.loss_idx});
-        std::vector<std::pair<std::string, Param*>> params;
-        for (int n : graph_.order) {
-            if (!up[static_cast<std::size_t>(n)]) continue;
-            auto& node = im.nodes[static_cast<std::size_t>(n)];
-            for (auto& p : node.model->params())
-                if (p.trainable) params.emplace_back(node.def->id + "." + p.name, &p);
-        }
-        auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
-        im.trainable = params;
-        guarded(*on.def, "prepare", [&] { on.optim->attach(std::move(params)); });
-    }
+    im.mark_backward_stages();
+    im.attach_optimizer();
 }
 
 MetricsRow Engine::evaluate(const std::string& split, std::int64_t epoch) {
@@ -1321,95 +1257,108 @@ std::string Engine::generate(const SampleRequest& req) {
     return text;
 }
 
-TrainResult Engine::train() {
-    auto& im = *impl_;
-    const auto& td = graph_.def.train;
-    RNNFLOW_CHECK(im.optim_idx >= 0, "the graph has no optimiser stage; nothing to train");
+// ---------------------------------------------------------------------------------------------
+// One call of train(): the run's state and its steps. train() reads as their list: set up (or
+// resume) the run, then each epoch (a training pass, validation, the kept checkpoint, samples,
+// the epoch's checkpoint), then the end (the test pass with the kept checkpoint, the summary).
+struct Engine::TrainRun {
+    Engine& engine;
+    Impl& im;
+    const RunOptions& opt;
+    const TrainDef& td;
     TrainResult result;
-    Progress progress(opt_.log, opt_.progress_bar, td.log_every, opt_.log_format);
-    progress.set_metric_labels(metric_labels());
-    progress.set_epochs(td.epochs);
-    const auto t_start = Clock::now();
-    double best = std::numeric_limits<double>::quiet_NaN();
-    bool best_higher = false;
-    const bool keep_best = !td.keep_metric.empty();
-    const auto ckpt_dir = opt_.run_dir / "checkpoints";
+    Progress progress;
+    const Clock::time_point t_start = Clock::now();
+    KeepPolicy keep;
+    const std::filesystem::path ckpt_dir, last_file, samples_file;
+    const bool writes;               // a run folder exists
+    RunPosition at;                  // where training starts: epoch 1, or a resumed run's position
     double train_seconds = 0;
+    std::int64_t epoch_now = 0;      // the epoch a checkpoint within an epoch records
+    Clock::time_point last_save;     // train.checkpoint_seconds counts from here
 
-    auto record = [&](const MetricsRow& row) {
+    explicit TrainRun(Engine& e)
+        : engine(e), im(*e.impl_), opt(e.opt_), td(e.graph_.def.train),
+          progress(opt.log, opt.progress_bar, td.log_every, opt.log_format), keep(td),
+          ckpt_dir(opt.run_dir / "checkpoints"), last_file(ckpt_dir / "last.safetensors"),
+          samples_file(opt.run_dir / "samples.txt"), writes(!opt.run_dir.empty()) {
+        progress.set_metric_labels(e.metric_labels());
+        progress.set_epochs(td.epochs);
+    }
+    ~TrainRun() { im.after_step = nullptr; }
+
+    void record(const MetricsRow& row) {
         result.rows.push_back(row);
         if (im.metrics_log) im.metrics_log->append(row);
         progress.metrics(row);
-    };
+    }
 
     // A kept-best metric needs its split: say so before an epoch of training, not after.
-    if (keep_best) {
+    void check_keep_split() {
+        if (!keep.keeps_best()) return;
         auto& src = im.nodes[static_cast<std::size_t>(im.source_idx)];
         std::int64_t n = 0;
         guarded(*src.def, "begin " + td.keep_split, [&] { n = src.source->begin(td.keep_split, 0); });
-        if (n == 0)
-            throw Error("train.keep is best(" + td.keep_metric + "." + td.keep_split + "), but the data has no " +
-                            td.keep_split + " split",
-                        "give the reader a " + td.keep_split + " file or fraction, or use keep: last", td.loc);
+        keep.check_split(n);
     }
 
-    // Where training starts: epoch 1, or a resumed run's checkpoint position (docs/resume.md).
-    const auto last_file = ckpt_dir / "last.safetensors";
-    const auto samples_file = opt_.run_dir / "samples.txt";
-    const bool writes = !opt_.run_dir.empty();
-    RunPosition at;
-    if (opt_.resume) {
-        at = load_resume(last_file);
+    // A resumed run: weights, run state and position from checkpoints/last, the rows so far, and
+    // samples.txt cut back to what that checkpoint saw (docs/resume.md).
+    void resume() {
+        at = engine.load_resume(last_file);
         result.rows = at.rows;
         if (im.metrics_log) im.metrics_log->restore(at.rows);
         std::error_code ec;
         if (std::filesystem::exists(samples_file) &&
             std::filesystem::file_size(samples_file) > static_cast<std::uintmax_t>(at.samples_bytes))
             std::filesystem::resize_file(samples_file, static_cast<std::uintmax_t>(at.samples_bytes), ec);
-        best = at.best;
+        keep.restore(at.best);
         train_seconds = at.train_seconds;
         result.train_items = at.train_items;
-        im.skipped_in_row = at.skipped_in_row;
+        im.guard.skipped_in_row = at.skipped_in_row;
         im.expect_train_batches = at.train_batches;
-        if (opt_.log) {
-            *opt_.log << "resuming " << opt_.run_dir.string() << " at " << at.describe() << "\n";
-            if (at.threads != threads_)
-                *opt_.log << "warning: the run trained with " << at.threads << " threads, this resume with "
-                          << threads_ << ": its numbers will not be bit-identical to an uninterrupted run\n";
+        if (opt.log) {
+            *opt.log << "resuming " << opt.run_dir.string() << " at " << at.describe() << "\n";
+            if (at.threads != engine.threads_)
+                *opt.log << "warning: the run trained with " << at.threads << " threads, this resume with "
+                         << engine.threads_ << ": its numbers will not be bit-identical to an uninterrupted run\n";
         }
-        // Drivers above the run see every epoch, the restored ones included.
-        for (std::int64_t e = 1; e <= at.epoch && opt_.on_epoch && !result.stopped_early; ++e) {
+        replay_epochs();
+    }
+    // Drivers above the run see every epoch, the restored ones included.
+    void replay_epochs() {
+        for (std::int64_t e = 1; e <= at.epoch && opt.on_epoch && !result.stopped_early; ++e) {
             MetricsRow tr, va;
             for (const auto& r : at.rows) {
                 if (r.epoch == e && r.split == "train") tr = r;
                 if (r.epoch == e && r.split == td.keep_split) va = r;
             }
-            if (!opt_.on_epoch(e - 1, tr, va)) result.stopped_early = true;
+            if (!opt.on_epoch(e - 1, tr, va)) result.stopped_early = true;
         }
     }
-    im.skip_nonfinite = td.nonfinite == "skip_batch";
 
     // The run so far, as the checkpoint of a position within `epoch` records it.
-    std::int64_t epoch_now = at.epoch;
-    auto position = [&](std::int64_t epoch, const PassTotals& pass) {
+    RunPosition position(std::int64_t epoch, const PassTotals& pass) const {
         RunPosition p;
         p.epoch = epoch;
         p.pass = pass;
         p.train_batches = im.train_batches;
-        p.skipped_in_row = im.skipped_in_row;
-        p.best = best;
+        p.skipped_in_row = im.guard.skipped_in_row;
+        p.best = keep.best();
         p.train_seconds = train_seconds;
         p.train_items = result.train_items;
         p.rows = result.rows;
         std::error_code ec;
         const auto size = std::filesystem::file_size(samples_file, ec);
         p.samples_bytes = ec ? 0 : static_cast<std::int64_t>(size);
-        p.threads = threads_;
+        p.threads = engine.threads_;
         return p;
-    };
-    // After every step: mid-epoch checkpoints, interrupts, injected faults (tests).
-    auto last_save = Clock::now();
-    im.after_step = [&](bool training) {
+    }
+    std::filesystem::path written_last() const { return writes ? last_file : std::filesystem::path(); }
+
+    // After every step (Impl::after_step): mid-epoch checkpoints, interrupts, injected faults
+    // (tests).
+    void after_step(bool training) {
         fault_after_step(training);
         const int sig = interrupt_signal();
         if (!training) {
@@ -1424,108 +1373,131 @@ TrainResult Engine::train() {
                          (td.checkpoint_seconds > 0 &&
                           std::chrono::duration<double>(Clock::now() - last_save).count() >= double(td.checkpoint_seconds));
         if (writes && (due || sig)) {
-            save_checkpoint(last_file, position(epoch_now, im.totals()));
+            engine.save_checkpoint(last_file, position(epoch_now, im.totals()));
             last_save = Clock::now();
         }
         if (sig)
             throw Interrupted(sig, "epoch " + std::to_string(epoch_now + 1) + ", after batch " + std::to_string(done),
-                              writes ? last_file : std::filesystem::path());
-    };
-    struct ClearHook {
-        Impl& im;
-        ~ClearHook() { im.after_step = nullptr; }
-    } clear_hook{im};
+                              written_last());
+    }
 
-    im.arena->execute([&] {
-        for (std::int64_t epoch = at.epoch; epoch < td.epochs && !result.stopped_early; ++epoch) {
-            epoch_now = epoch;
-            auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
-            on.optim->begin_epoch(epoch);
-            auto& src = im.nodes[static_cast<std::size_t>(im.source_idx)];
-            im.source_snapshot = StageState();
-            guarded(*src.def, "save run state", [&] { src.stage->save_run_state(im.source_snapshot); });
-            if (const int sig = interrupt_signal()) {
-                // Interrupted before the first step (e.g. while reading the data): a checkpoint
-                // of the untrained start, so that the run resumes like any other.
-                if (writes && !std::filesystem::exists(last_file)) save_checkpoint(last_file, position(epoch, PassTotals{}));
-                throw Interrupted(sig, "the start of epoch " + std::to_string(epoch + 1),
-                                  writes ? last_file : std::filesystem::path());
-            }
-            const bool resumed = opt_.resume && epoch == at.epoch && at.pass.steps > 0;
-            MetricsRow tr = im.run_split(Impl::PassKind::train, "train", epoch, &progress, resumed ? &at.pass : nullptr);
-            RNNFLOW_CHECK(!tr.values.empty(), "the training split gave no batches",
-                          "check the training data and the batch settings");
-            // What an interrupt during validation checkpoints: the end of this training pass.
-            const RunPosition trained = position(epoch, im.totals());
-            std::map<int, StageState> metric_sums;
-            for (int m : im.metric_idx) {
-                auto& mn = im.nodes[static_cast<std::size_t>(m)];
-                guarded(*mn.def, "save run state", [&] { mn.stage->save_run_state(metric_sums[m]); });
-            }
-            train_seconds += tr.get("seconds");
-            result.train_items += static_cast<std::int64_t>(tr.get("items_per_second") * tr.get("seconds") + 0.5);
-            record(tr);
-            MetricsRow va;
-            try {
-                va = im.run_split(Impl::PassKind::evaluate, graph_.def.train.keep_split, epoch, &progress);
-            } catch (const Interrupted& e) {
-                if (writes) save_checkpoint(last_file, trained, &metric_sums);
-                throw Interrupted(e.signal(), "epoch " + std::to_string(epoch + 1) + ", during validation",
-                                  writes ? last_file : std::filesystem::path());
-            }
-            if (!va.values.empty()) record(va);
-            if (opt_.after_epoch) opt_.after_epoch(result.rows, td.keep_metric);
-            if (keep_best) {
-                const double v = va.get(td.keep_metric);
-                if (std::isnan(v))
-                    throw Error("train.keep names '" + td.keep_metric + "." + td.keep_split +
-                                    "', but no such metric was computed on " + td.keep_split,
-                                "metrics computed: see metrics.jsonl; keep: last keeps the last epoch", td.loc);
-                best_higher = im.higher_is_better[td.keep_metric];
-                if (std::isnan(best) || (best_higher ? v > best : v < best)) {
-                    best = v;
-                    if (!opt_.run_dir.empty()) save_checkpoint(ckpt_dir / "best.safetensors", epoch + 1);
-                }
-            }
-            if (td.sample_length > 0 && im.sampler_idx >= 0 && !opt_.run_dir.empty()) {
-                SampleRequest req;
-                req.length = td.sample_length;
-                const std::string text = generate(req);
-                std::ofstream os(samples_file, std::ios::app);
-                os << "=== epoch " << (epoch + 1) << " ===\n" << text << "\n";
-            }
-            // The epoch's last act: everything above is in this checkpoint.
-            epoch_now = epoch + 1;
-            if (writes) save_checkpoint(last_file, position(epoch + 1, PassTotals{}));
-            last_save = Clock::now();
-            if (opt_.on_epoch && !opt_.on_epoch(epoch, tr, va)) {
-                result.stopped_early = true;
-                break;
-            }
+    // Before the first epoch: the non-finite policy, and the hook the passes call after each step.
+    void start() {
+        im.guard.skip_batches = td.nonfinite == "skip_batch";
+        im.guard.max_skipped = td.max_skipped;
+        epoch_now = at.epoch;
+        last_save = Clock::now();
+        im.after_step = [this](bool training) { after_step(training); };
+    }
+
+    void run_epochs() {
+        for (std::int64_t epoch = at.epoch; epoch < td.epochs && !result.stopped_early; ++epoch)
+            if (!run_epoch(epoch)) result.stopped_early = true;
+    }
+
+    // One epoch; false when the on_epoch observer stops the run there.
+    bool run_epoch(std::int64_t epoch) {
+        epoch_now = epoch;
+        begin_epoch(epoch);
+        const bool resumed = opt.resume && epoch == at.epoch && at.pass.steps > 0;
+        MetricsRow tr = im.run_split(Impl::PassKind::train, "train", epoch, &progress, resumed ? &at.pass : nullptr);
+        RNNFLOW_CHECK(!tr.values.empty(), "the training split gave no batches",
+                      "check the training data and the batch settings");
+        // What an interrupt during validation checkpoints: the end of this training pass.
+        const RunPosition trained = position(epoch, im.totals());
+        std::map<int, StageState> metric_sums;
+        for (int m : im.metric_idx) {
+            auto& mn = im.nodes[static_cast<std::size_t>(m)];
+            guarded(*mn.def, "save run state", [&] { mn.stage->save_run_state(metric_sums[m]); });
         }
-    });
-    result.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-    result.items_per_second = train_seconds > 0 ? static_cast<double>(result.train_items) / train_seconds : 0;
+        train_seconds += tr.get("seconds");
+        result.train_items += static_cast<std::int64_t>(tr.get("items_per_second") * tr.get("seconds") + 0.5);
+        record(tr);
+        const MetricsRow va = validate(epoch, trained, metric_sums);
+        if (!va.values.empty()) record(va);
+        if (opt.after_epoch) opt.after_epoch(result.rows, td.keep_metric);
+        if (keep.keeps_best() && keep.improves(va, im.higher_is_better) && writes)
+            engine.save_checkpoint(ckpt_dir / "best.safetensors", epoch + 1);
+        write_samples(epoch);
+        // The epoch's last act: everything above is in this checkpoint.
+        epoch_now = epoch + 1;
+        if (writes) engine.save_checkpoint(last_file, position(epoch + 1, PassTotals{}));
+        last_save = Clock::now();
+        return !opt.on_epoch || opt.on_epoch(epoch, tr, va);
+    }
 
-    if (!opt_.run_dir.empty()) {
-        const auto kept = ckpt_dir / (keep_best && std::filesystem::exists(ckpt_dir / "best.safetensors")
-                                          ? "best.safetensors" : "last.safetensors");
+    // The optimiser's epoch, and the source's run state before its training pass (what every
+    // checkpoint of the epoch stores for the source).
+    void begin_epoch(std::int64_t epoch) {
+        auto& on = im.nodes[static_cast<std::size_t>(im.optim_idx)];
+        on.optim->begin_epoch(epoch);
+        auto& src = im.nodes[static_cast<std::size_t>(im.source_idx)];
+        im.source_snapshot = StageState();
+        guarded(*src.def, "save run state", [&] { src.stage->save_run_state(im.source_snapshot); });
+        if (const int sig = interrupt_signal()) {
+            // Interrupted before the first step (e.g. while reading the data): a checkpoint
+            // of the untrained start, so that the run resumes like any other.
+            if (writes && !std::filesystem::exists(last_file)) engine.save_checkpoint(last_file, position(epoch, PassTotals{}));
+            throw Interrupted(sig, "the start of epoch " + std::to_string(epoch + 1), written_last());
+        }
+    }
+
+    // The pass over train.keep's split. Interrupted, it checkpoints the end of the training pass
+    // (`trained`, with the metrics' sums of that moment).
+    MetricsRow validate(std::int64_t epoch, const RunPosition& trained, const std::map<int, StageState>& metric_sums) {
+        try {
+            return im.run_split(Impl::PassKind::evaluate, td.keep_split, epoch, &progress);
+        } catch (const Interrupted& e) {
+            if (writes) engine.save_checkpoint(last_file, trained, &metric_sums);
+            throw Interrupted(e.signal(), "epoch " + std::to_string(epoch + 1) + ", during validation", written_last());
+        }
+    }
+
+    // train.sample_length: text from the sampler after each epoch, appended to samples.txt.
+    void write_samples(std::int64_t epoch) {
+        if (td.sample_length <= 0 || im.sampler_idx < 0 || !writes) return;
+        SampleRequest req;
+        req.length = td.sample_length;
+        const std::string text = engine.generate(req);
+        std::ofstream os(samples_file, std::ios::app);
+        os << "=== epoch " << (epoch + 1) << " ===\n" << text << "\n";
+    }
+
+    // After the epochs: the test split with the kept checkpoint (then the last one again), and
+    // summary.txt.
+    void finish() {
+        result.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+        result.items_per_second = train_seconds > 0 ? static_cast<double>(result.train_items) / train_seconds : 0;
+        if (!writes) {
+            if (td.test) test_pass();
+            return;
+        }
+        const auto kept = keep.kept(ckpt_dir);
         result.best_checkpoint = kept.string();
         if (td.test) {
-            load_checkpoint(kept);
-            MetricsRow te = evaluate("test", td.epochs - 1);
-            te.epoch = 0;
-            if (!te.values.empty()) record(te);
-            load_checkpoint(ckpt_dir / "last.safetensors");
+            engine.load_checkpoint(kept);
+            test_pass();
+            engine.load_checkpoint(last_file);
         }
-        if (im.metrics_log) im.metrics_log->write_summary(result.rows, result.seconds, result.items_per_second, kept.string(),
-                                                        metric_labels());
-    } else if (td.test) {
-        MetricsRow te = evaluate("test", td.epochs - 1);
+        if (im.metrics_log) im.metrics_log->write_summary(result.rows, result.seconds, result.items_per_second,
+                                                          kept.string(), engine.metric_labels());
+    }
+    void test_pass() {
+        MetricsRow te = engine.evaluate("test", td.epochs - 1);
         te.epoch = 0;
         if (!te.values.empty()) record(te);
     }
-    return result;
+};
+
+TrainResult Engine::train() {
+    RNNFLOW_CHECK(impl_->optim_idx >= 0, "the graph has no optimiser stage; nothing to train");
+    TrainRun run(*this);  // its end removes the after-step hook
+    run.check_keep_split();
+    if (opt_.resume) run.resume();
+    run.start();
+    impl_->arena->execute([&] { run.run_epochs(); });
+    run.finish();
+    return std::move(run.result);
 }
 
 }  // namespace rnnflow

@@ -139,6 +139,7 @@ private:
                          const std::map<int, StageState>* metric_sums = nullptr) const;
     RunPosition load_resume(const std::filesystem::path& file);
     void load_weights(const TensorFile& tf, const std::string& where);
+    struct TrainRun;  // one call of train(): its state and steps (engine.cpp)
 
     CompiledGraph graph_;
     RunOptions opt_;

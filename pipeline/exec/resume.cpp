@@ -360,40 +360,4 @@ void check_same_graph(const std::string& now, const std::string& run, const fs::
                     " (it reads " + (run_dir / "resolved.yaml").string() + ")");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Non-finite values
-
-std::int64_t first_nonfinite(const Tensor& t) {
-    if (t.dtype() != DType::f32 || t.empty()) return -1;
-    const float* p = t.data<float>();
-    const std::int64_t n = t.numel();
-    // NaN and Inf have every exponent bit set: an integer OR over the bits vectorises (a float
-    // sum would not without -ffast-math), in parallel over fixed chunks on the OpenMP team
-    // oneDNN uses (the check runs over every gradient each step); the search for the first one
-    // runs only when something was found.
-    constexpr std::int64_t kChunk = std::int64_t{1} << 15;
-    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    std::uint32_t any = 0;
-#pragma omp parallel for schedule(static) reduction(| : any) if (chunks > 1)
-    for (std::int64_t c = 0; c < chunks; ++c) {
-        const std::int64_t e = std::min(n, (c + 1) * kChunk);
-        std::uint32_t a = 0;
-        for (std::int64_t i = c * kChunk; i < e; ++i) {
-            std::uint32_t b;
-            std::memcpy(&b, p + i, sizeof b);
-            a |= static_cast<std::uint32_t>((b & 0x7f800000u) == 0x7f800000u);
-        }
-        any |= a;
-    }
-    if (!any) return -1;
-    for (std::int64_t i = 0; i < n; ++i)
-        if (!std::isfinite(p[i])) return i;
-    return -1;
-}
-
-std::string nonfinite_word(float v) {
-    if (std::isnan(v)) return "NaN";
-    return v > 0 ? "Inf" : "-Inf";
-}
-
 }  // namespace rnnflow

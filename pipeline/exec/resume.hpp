@@ -1,12 +1,12 @@
-// Exact resume, interrupts and numerical guards: the pieces the engine uses around a training
-// run that do not need its internals (docs/resume.md).
+// Exact resume and interrupts: the pieces the engine uses around a training run that do not need
+// its internals (docs/resume.md). The numerical guards are in guards.hpp.
 //
 //   - interrupts: SIGINT/SIGTERM handlers that set a flag the engine reads between steps;
 //   - RunPosition: where a run stands (epoch, batches done, the pass's running totals, the rows
 //     recorded so far, the best value), stored in a checkpoint's metadata;
 //   - stage run state (Stage::save_run_state) stored as checkpoint tensors and metadata;
 //   - checks that a resume continues the same experiment on the same data;
-//   - fault injection for tests (RNNFLOW_FAULT), non-finite scans.
+//   - fault injection for tests (RNNFLOW_FAULT).
 #pragma once
 
 #include <cstdint>
@@ -108,11 +108,5 @@ void check_state_files(const std::filesystem::path& run_dir, const std::map<std:
 // differing line.
 void check_same_graph(const std::string& resolved_now, const std::string& resolved_run,
                       const std::filesystem::path& run_dir);
-
-// ---------------------------------------------------------------------------------------------
-// Non-finite values: index of the first NaN/Inf of an f32 tensor, or -1 (i32 tensors: -1).
-std::int64_t first_nonfinite(const Tensor& t);
-// "NaN", "Inf" or "-Inf".
-std::string nonfinite_word(float v);
 
 }  // namespace rnnflow

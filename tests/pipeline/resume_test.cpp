@@ -17,6 +17,7 @@
 #include "support/error_text.hpp"
 #include "pipeline/core/registry.hpp"
 #include "pipeline/exec/engine.hpp"
+#include "pipeline/exec/guards.hpp"
 #include "pipeline/exec/resume.hpp"
 #include "pipeline/exec/safetensors.hpp"
 #include "pipeline/graph/graph.hpp"
