@@ -9,31 +9,28 @@
 
 namespace rnnflow {
 
-namespace {
-std::string hex_byte(unsigned char c) {
+std::string Utf8Problem::byte_hex() const {
     char buf[8];
-    std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(c));
+    std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(byte));
     return buf;
 }
-}  // namespace
 
-void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line, const std::string& unit) {
-    std::int64_t line = first_line, col = 1;  // col: 1-based byte column
-    auto bad = [&](std::size_t at, const std::string& what) {
-        return Error(detail::concat(where, ":", line, ":", col + static_cast<std::int64_t>(at), ": ", what),
-                     "the " + unit + " must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
+std::optional<Utf8Problem> find_utf8_problem(const std::string& s, std::size_t start, std::int64_t first_line) {
+    std::int64_t line = first_line, col = 1;
+    auto problem = [&](Utf8Problem::Kind kind, unsigned char byte) {
+        return Utf8Problem{kind, line, col, byte};
     };
     // A binary file usually shows a NUL byte early: say "binary" rather than "invalid UTF-8" at
-    // whatever byte comes first (as text_file does).
-    if (const void* nul = std::memchr(s.data(), 0, std::min<std::size_t>(s.size(), 8192))) {
+    // whatever byte comes first.
+    const std::size_t head = std::min<std::size_t>(s.size(), start + 8192);
+    if (const void* nul = start < head ? std::memchr(s.data() + start, 0, head - start) : nullptr) {
         const auto at = static_cast<std::size_t>(static_cast<const char*>(nul) - s.data());
-        for (std::size_t i = 0; i < at; ++i) {
+        for (std::size_t i = start; i < at; ++i) {
             if (s[i] == '\n') { ++line; col = 1; } else ++col;
         }
-        throw Error(detail::concat(where, ":", line, ":", col, ": NUL byte: this looks like a binary file, not text"),
-                    "give a UTF-8 text file");
+        return problem(Utf8Problem::Kind::nul, 0);
     }
-    for (std::size_t i = 0; i < s.size();) {
+    for (std::size_t i = start; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c == '\n') {
             ++line;
@@ -41,10 +38,7 @@ void check_utf8(const std::string& s, const std::string& where, std::int64_t fir
             ++i;
             continue;
         }
-        if (c == 0)
-            throw Error(detail::concat(where, ":", line, ":", col,
-                                       ": NUL byte: this looks like a binary file, not text"),
-                        "give a UTF-8 text file");
+        if (c == 0) return problem(Utf8Problem::Kind::nul, 0);
         std::size_t n = 1;
         unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte (no overlongs/surrogates)
         if (c < 0x80) n = 1;
@@ -55,16 +49,28 @@ void check_utf8(const std::string& s, const std::string& where, std::int64_t fir
         else if (c == 0xF0) { n = 4; lo = 0x90; }
         else if (c >= 0xF1 && c <= 0xF3) n = 4;
         else if (c == 0xF4) { n = 4; hi = 0x8F; }
-        else throw bad(0, "invalid UTF-8 byte " + hex_byte(c));
+        else return problem(Utf8Problem::Kind::invalid, c);
         for (std::size_t k = 1; k < n; ++k) {
-            if (i + k >= s.size()) throw bad(0, "truncated UTF-8 sequence at end of " + unit);
+            if (i + k >= s.size()) return problem(Utf8Problem::Kind::truncated, c);
             const auto b = static_cast<unsigned char>(s[i + k]);
-            const bool ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
-            if (!ok) throw bad(k, "invalid UTF-8 byte " + hex_byte(b));
+            if (!(k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF)))
+                return problem(Utf8Problem::Kind::invalid, c);
         }
         i += n;
         col += static_cast<std::int64_t>(n);
     }
+    return std::nullopt;
+}
+
+void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line, const std::string& unit) {
+    const std::optional<Utf8Problem> p = find_utf8_problem(s, 0, first_line);
+    if (!p) return;
+    const std::string at = detail::concat(where, ":", p->line, ":", p->col, ": ");
+    if (p->kind == Utf8Problem::Kind::nul)
+        throw Error(at + "NUL byte: this looks like a binary file, not text", "give a UTF-8 text file");
+    throw Error(at + (p->kind == Utf8Problem::Kind::truncated ? "truncated UTF-8 sequence at end of " + unit
+                                                             : "invalid UTF-8 byte " + p->byte_hex()),
+                "the " + unit + " must be UTF-8; convert it, e.g. iconv -f latin1 -t utf-8 FILE");
 }
 
 std::string read_text_file(const std::filesystem::path& base, const std::string& written, const std::string& role,

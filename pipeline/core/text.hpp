@@ -5,14 +5,31 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace rnnflow {
 
-// Throws Error "<where>:line:col: ..." (1-based byte column) at the first invalid UTF-8 sequence
-// (overlong forms and surrogates included) or NUL byte of `s`; lines are counted at '\n' from
-// `first_line`; `unit` names what `s` is in the messages ("text", "file", "input").
+// The first thing in `s` (from byte `start`) that keeps it from being UTF-8 text: a NUL byte (a
+// binary file; one in the first 8 KiB is reported before any other problem), an invalid byte
+// (overlong forms, surrogates and code points above U+10FFFF included; a sequence whose
+// continuation is wrong is reported at its lead byte, the one a Latin-1 file has there), or a
+// sequence cut off by the end. Lines count at '\n' from `first_line`; `col` is the 1-based byte
+// column. The one UTF-8 walk: check_utf8 and the graph loader word its result each their way.
+struct Utf8Problem {
+    enum class Kind { nul, invalid, truncated };
+    Kind kind;
+    std::int64_t line, col;
+    unsigned char byte;  // the NUL or invalid byte, or the truncated sequence's lead byte
+    std::string byte_hex() const;  // "0xe9"
+};
+std::optional<Utf8Problem> find_utf8_problem(const std::string& s, std::size_t start = 0,
+                                             std::int64_t first_line = 1);
+
+// Throws Error "<where>:line:col: ..." at find_utf8_problem's problem of `s`: "invalid UTF-8 byte
+// 0xe9", "truncated UTF-8 sequence at end of <unit>", "NUL byte: this looks like a binary file";
+// `unit` names what `s` is in the messages ("text", "file", "input").
 void check_utf8(const std::string& s, const std::string& where, std::int64_t first_line = 1,
                 const std::string& unit = "text");
 

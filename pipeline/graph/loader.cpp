@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "graph.hpp"
+#include "pipeline/core/text.hpp"
 
 namespace rnnflow {
 namespace {
@@ -927,48 +928,21 @@ std::optional<Diagnostic> text_problem(const std::string& text, const std::strin
     auto at = [&](const std::string& what, const std::string& hint) {
         return Diagnostic{SourceLoc{name, line, col}, what, hint};
     };
-    auto hex = [](unsigned char c) {
-        char b[8];
-        std::snprintf(b, sizeof b, "0x%02x", static_cast<unsigned>(c));
-        return std::string(b);
-    };
     const std::size_t start = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;  // a UTF-8 byte-order mark
     if (text.rfind("\xFF\xFE", 0) == 0 || text.rfind("\xFE\xFF", 0) == 0)
         return at("the file is UTF-16 text (it starts with a UTF-16 byte-order mark)",
                   "graph and sweep files are UTF-8; convert it, e.g. iconv -f utf-16 -t utf-8");
-    const std::string nul_what = "NUL byte: this is a binary file, not YAML text";
-    // A binary file shows a NUL byte early: say so rather than "invalid UTF-8" at its first byte.
-    if (const std::size_t nul = text.find('\0'); nul < 8192) {
-        for (std::size_t i = start; i < nul; ++i) {
-            if (text[i] == '\n') { ++line; col = 1; } else ++col;
-        }
-        return at(nul_what, "give the graph's .yaml file");
+    const std::optional<Utf8Problem> p = find_utf8_problem(text, start);
+    if (!p) return std::nullopt;
+    line = static_cast<int>(p->line);
+    col = static_cast<int>(p->col);
+    switch (p->kind) {
+    case Utf8Problem::Kind::nul: return at("NUL byte: this is a binary file, not YAML text", "give the graph's .yaml file");
+    case Utf8Problem::Kind::truncated:
+        return at("truncated UTF-8 sequence at end of file", "graph and sweep files are UTF-8; is the file complete?");
+    case Utf8Problem::Kind::invalid: break;
     }
-    for (std::size_t i = start; i < text.size();) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '\n') { ++line; col = 1; ++i; continue; }
-        if (c == 0) return at(nul_what, "give the graph's .yaml file");
-        std::size_t n = 1;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c < 0x80) n = 1;
-        else if (c >= 0xC2 && c <= 0xDF) n = 2;
-        else if (c == 0xE0) { n = 3; lo = 0xA0; }
-        else if (c == 0xED) { n = 3; hi = 0x9F; }
-        else if (c >= 0xE1 && c <= 0xEF) n = 3;
-        else if (c == 0xF0) { n = 4; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) n = 4;
-        else if (c == 0xF4) { n = 4; hi = 0x8F; }
-        else n = 0;
-        bool ok = n > 0 && i + n <= text.size();
-        for (std::size_t k = 1; ok && k < n; ++k) {
-            const auto b = static_cast<unsigned char>(text[i + k]);
-            ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
-        }
-        if (!ok) return at("invalid UTF-8 byte " + hex(c), "graph and sweep files are UTF-8; convert it, e.g. iconv -f latin1 -t utf-8");
-        i += n;
-        col += static_cast<int>(n);
-    }
-    return std::nullopt;
+    return at("invalid UTF-8 byte " + p->byte_hex(), "graph and sweep files are UTF-8; convert it, e.g. iconv -f latin1 -t utf-8");
 }
 
 GraphDef load_graph_text(const std::string& text, const std::string& name,

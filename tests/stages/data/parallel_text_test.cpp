@@ -114,7 +114,7 @@ TEST_CASE("parallel_text: bad UTF-8 and NUL bytes name file:line:col", "[stage][
     TempDir d;
     d.write("s.txt", "ok\nab\xC3\x28\n");
     d.write("t.txt", "ok\nok\n");
-    CHECK(message_of(d, {{"train", List{"s.txt", "t.txt"}}}) == "s.txt:2:4: invalid UTF-8 byte 0x28");
+    CHECK(message_of(d, {{"train", List{"s.txt", "t.txt"}}}) == "s.txt:2:3: invalid UTF-8 byte 0xc3");
     d.write("n.txt", "ok\nx");
     d.write("n.txt", std::string("ok\nx\0y\n", 7));
     CHECK(message_of(d, {{"train", List{"t.txt", "n.txt"}}}) ==

@@ -162,13 +162,13 @@ TEST_CASE("text_file: errors name the file and place", "[stage][data]") {
         fs::create_directories(d.path / "dir");
         REQUIRE(message_of(d, {{"train", List{"dir"}}}) == "train file 'dir' is a directory");
     }
-    SECTION("invalid UTF-8: line and byte column of the first bad byte") {
+    SECTION("invalid UTF-8: line and byte column of the first bad sequence's lead byte") {
         d.write("bad.txt", "fine\nab\xFF" "c\n");
         REQUIRE(message_of(d, {{"train", List{"bad.txt"}}}) == "bad.txt:2:3: invalid UTF-8 byte 0xff");
-        d.write("bad2.txt", "\xC3\xA9\xC3(\n");  // é, then a lead byte followed by '('
-        REQUIRE(message_of(d, {{"train", List{"bad2.txt"}}}) == "bad2.txt:1:4: invalid UTF-8 byte 0x28");
+        d.write("bad2.txt", "\xC3\xA9\xC3(\n");  // é, then a lead byte followed by '(': reported at the lead byte
+        REQUIRE(message_of(d, {{"train", List{"bad2.txt"}}}) == "bad2.txt:1:3: invalid UTF-8 byte 0xc3");
         d.write("bad3.txt", "\xED\xA0\x80");  // a UTF-16 surrogate encoded in UTF-8
-        REQUIRE(message_of(d, {{"train", List{"bad3.txt"}}}) == "bad3.txt:1:2: invalid UTF-8 byte 0xa0");
+        REQUIRE(message_of(d, {{"train", List{"bad3.txt"}}}) == "bad3.txt:1:1: invalid UTF-8 byte 0xed");
         d.write("bad4.txt", "ok\xE2\x82");
         REQUIRE(message_of(d, {{"train", List{"bad4.txt"}}}) ==
                 "bad4.txt:1:3: truncated UTF-8 sequence at end of file");
