@@ -195,6 +195,8 @@ struct Recurrent::Plan {
     std::vector<std::int64_t> end_bound;   // by sorted position: boundary holding its final state
     std::int64_t rows = 0;                 // packed rows = sum of lengths
     std::vector<std::int64_t> grid[2];     // packed row → t * N + n: left-to-right, right-to-left
+    // The row of sorted column i's final state in the boundary buffers.
+    std::int64_t end_row(std::int64_t i) const { return bound_row0[end_bound[i]] + i; }
 };
 
 struct Recurrent::Prim {
@@ -213,6 +215,52 @@ struct Recurrent::Reorder {
     md from, to;
     dnnl::reorder prim;
     std::unordered_map<int, memory> args;
+};
+
+// One batch as forward and backward both see it: sizes, plan, the saved slots, and the layout
+// rules they share.
+struct Recurrent::Batch {
+    const Tensor& x;  // (T, N, C)
+    Saved& saved;     // kSlots tensors per (layer, direction), at (l * D + d) * kSlots + slot
+    const Plan& P;
+    std::int64_t T, N, H, Hp, Y;  // Hp = H': P with projection, else H
+    std::int64_t D, S, LD;        // LD = L * D
+    bool r2l_only, drop;
+    Act act;  // the packed activations' and h's storage
+    // The grid (reading order) of direction d.
+    int gd(std::int64_t d) const { return r2l_only ? 1 : static_cast<int>(d); }
+    // No padding, one direction, left to right: oneDNN reads and writes the ports' own tensors.
+    bool direct() const { return P.identity && D == 1 && !r2l_only; }
+    // The saved slots of layer l, direction d.
+    Tensor* slots(std::int64_t l, std::int64_t d) const {
+        return &saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots)];
+    }
+    // Whether layer l, direction d reads its input where it lies (x, or one direction's layer
+    // below without dropout) rather than packed into its own kSrc slot.
+    bool in_place(std::int64_t l, std::int64_t d) const {
+        return (l == 0 && gd(d) == 0 && P.identity && !act.bf16) || (l > 0 && D == 1 && !drop);
+    }
+    // Where layer l, direction d reads its packed input (forward wrote it; backward reads it again).
+    const void* layer_src(std::int64_t l, std::int64_t d) const {
+        if (!in_place(l, d)) return slots(l, d)[kSrc].raw();
+        return l == 0 ? x.raw() : slots(l - 1, d)[kDst].raw();
+    }
+    // Channels of state slot s: h has H', c has H.
+    std::int64_t width(std::int64_t s) const { return s == 0 ? Hp : H; }
+    // Storage of state slot s: h as the activations, c always f32.
+    Act state_act(std::int64_t s) const { return Act{s == 0 && act.bf16}; }
+    // Offset of (slot s, layer l, direction d, column n) in an (S, L*D, N, H) state tensor.
+    std::int64_t state_at(std::int64_t s, std::int64_t l, std::int64_t d, std::int64_t n) const {
+        return ((s * LD + l * D + d) * N + n) * H;
+    }
+};
+
+// The weights of one (layer, direction) as its primitives take them.
+struct Recurrent::WeightSet {
+    Param* param[kKinds] = {};  // by kind; null: the cell has none of that kind
+    md user[kKinds];            // the params' own layouts: ldigo, ldgo, ldio
+    md held[kKinds];            // the layout kind k's reorder buffer holds this call; empty: none
+    std::size_t buf0 = 0;       // kind k's reorder buffer: wfwd_ or wbwd_[buf0 + k]
 };
 
 Recurrent::~Recurrent() = default;
@@ -646,198 +694,409 @@ std::uint64_t Recurrent::mask_key(const StepInfo& step, std::int64_t layer) cons
 // Dropout between layers: element e = (t * N + n) * Y + c of a layer's combined output is scaled
 // by DropoutMask(dropout, mask_key(step, layer)).at(e) (stages/model/dropout_mask.hpp).
 
-void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
-    const Tensor& x = in.at("in");  // (T, N, C)
+// Forward and backward work on one batch by units, each forward next to its backward: the layer
+// input, the initial state, the final state, the chunked primitive calls and the layer output.
+
+// The sizes, plan and saved slots of one batch, made once per forward and once per backward.
+Recurrent::Batch Recurrent::batch(const Tensor& x, Saved& saved, const StepInfo& step) {
+    make_plan(x);
+    const std::int64_t H = hidden_, D = dirs_;
+    return Batch{x, saved, *plan_,
+                 x.dim(0), x.dim(1), H, proj_ > 0 ? proj_ : H, out_channels(),  // T, N, H, H', Y
+                 D, state_slots(), layers_ * D,                                  // D, S, L*D
+                 direction_ == Direction::right_to_left, dropout_on(step), Act{bf16_}};
+}
+
+// Check that input 'in' is f32 (T, N, C), not empty, with every length in [0, T].
+void Recurrent::check_input(const Tensor& x) const {
     RNNFLOW_CHECK(x.dtype() == DType::f32 && x.rank() == 3 && x.dim(2) == channels_,
                   "input 'in' must be f32 (T, N, ", channels_, "), got ", to_string(x.dtype()), " ",
                   shape_str(x.shape()));
-    const std::int64_t T = x.dim(0), N = x.dim(1), H = hidden_, Hp = proj_ > 0 ? proj_ : H;
-    const std::int64_t Y = out_channels(), D = dirs_, S = state_slots(), LD = layers_ * D;
+    const std::int64_t T = x.dim(0), N = x.dim(1);
     RNNFLOW_CHECK(T > 0 && N > 0, "input 'in' is empty: ", shape_str(x.shape()));
     RNNFLOW_CHECK(x.lengths.empty() || static_cast<std::int64_t>(x.lengths.size()) == N,
                   "input 'in' has ", x.lengths.size(), " lengths for ", N, " columns");
     for (std::int64_t n = 0; n < N; ++n)
         RNNFLOW_CHECK(x.length(n) >= 0 && x.length(n) <= T, "input 'in' column ", n, " has length ",
                       x.length(n), ", outside [0, ", T, "]");
-    make_plan(x);
-    const Plan& P = *plan_;
-    const bool r2l_only = direction_ == Direction::right_to_left;
+}
 
-    // The initial state: the state input, the carried state, or zeros.
-    const float* init = nullptr;  // (S, L*D, N, H)
+// The initial state (S, L*D, N, H): the state input, the carried state, or null for zeros.
+const float* Recurrent::initial_state_source(const Inputs& in, const StepInfo& step, std::int64_t N) const {
     if (state_input_) {
         const Tensor& st = in.at("state");
         RNNFLOW_CHECK(st.dtype() == DType::f32 && st.shape() == state_shape(N),
                       "input 'state' must be f32 (S, L*D, N, H) = ", shape_str(state_shape(N)),
                       ", got ", to_string(st.dtype()), " ", shape_str(st.shape()));
-        init = st.data<float>();
-    } else if (carry_state_ && !step.reset_state) {
+        return st.data<float>();
+    }
+    if (carry_state_ && !step.reset_state) {
         auto it = carried_.find(step.split);
         if (it != carried_.end() && !it->second.empty()) {
             RNNFLOW_CHECK(it->second.dim(2) == N, "carry_state: this batch has ", N,
                           " columns, the previous '", step.split, "' batch had ",
                           it->second.dim(2), "; the carried state cannot continue it");
-            init = it->second.data<float>();
+            return it->second.data<float>();
         }
     }
+    return nullptr;
+}
 
-    saved.tensors.resize(static_cast<std::size_t>(LD) * kSlots);
-    const bool drop = dropout_on(step);
-    const Act act{bf16_};
-    for (std::int64_t l = 0; l < layers_; ++l) {
-        const std::int64_t cin = l == 0 ? channels_ : Y;
-        const DropoutMask mask(dropout_, l > 0 && drop ? mask_key(step, l - 1) : 0);
-        for (std::int64_t d = 0; d < D; ++d) {
-            Tensor* sv = &saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots)];
-            const int gd = r2l_only ? 1 : static_cast<int>(d);  // which grid: reading order
-            const std::vector<std::int64_t>& grid = P.grid[gd];
-            // The layer input, packed (bf16: converted).
-            const void* src = nullptr;
-            if (l == 0 && gd == 0 && P.identity && !bf16_) {
-                src = x.data<float>();
-            } else if (l == 0) {
-                resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
-                void* s = sv[kSrc].raw();
-                for (std::int64_t r = 0; r < P.rows; ++r) act.put(s, r * cin, x.data<float>() + grid[r] * cin, cin);
-            } else if (D == 1) {
-                const Tensor& below = saved.tensors[static_cast<std::size_t>(((l - 1) * D + d) * kSlots + kDst)];
-                if (!drop) {
-                    src = below.raw();
-                } else {
-                    resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
-                    void* s = sv[kSrc].raw();
-                    const void* b = below.raw();
+// Pack layer l's input in direction d's reading order into its kSrc slot (dropout applied, bf16
+// converted), unless the layer reads it where it lies (Batch::in_place).
+void Recurrent::input_forward(const Batch& b, const StepInfo& step, std::int64_t l, std::int64_t d) {
+    if (b.in_place(l, d)) return;
+    const Plan& P = b.P;
+    const Act act = b.act;
+    const std::int64_t cin = l == 0 ? channels_ : b.Y;
+    const std::vector<std::int64_t>& grid = P.grid[b.gd(d)];
+    const DropoutMask mask(dropout_, l > 0 && b.drop ? mask_key(step, l - 1) : 0);
+    Tensor* sv = b.slots(l, d);
+    resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
+    void* s = sv[kSrc].raw();
+    if (l == 0) {
+        for (std::int64_t r = 0; r < P.rows; ++r) act.put(s, r * cin, b.x.data<float>() + grid[r] * cin, cin);
+    } else if (b.D == 1) {  // with dropout (else in place): the layer below's output, masked
+        const void* below = b.slots(l - 1, d)[kDst].raw();
 #pragma omp parallel for schedule(static) if (P.rows * cin > (std::int64_t{1} << 15))
-                    for (std::int64_t r = 0; r < P.rows; ++r) {
-                        const auto e0 = static_cast<std::uint64_t>(grid[r] * cin);
-                        if (!act.bf16) {
-                            mask.row(static_cast<const float*>(b) + r * cin, static_cast<float*>(s) + r * cin, cin, e0);
-                            continue;
-                        }
-                        for (std::int64_t c = 0; c < cin; ++c)
-                            act.set(s, r * cin + c, act.get(b, r * cin + c) * mask.at(e0 + static_cast<std::uint64_t>(c)));
-                    }
-                }
-            } else {  // bidirectional: comb_ holds the layer below's combined output
-                resize_bytes(sv[kSrc], static_cast<std::size_t>(P.rows * cin) * es_);
-                void* s = sv[kSrc].raw();
-                const float* cb = comb_.data<float>();
-                for (std::int64_t r = 0; r < P.rows; ++r)
-                    for (std::int64_t c = 0; c < cin; ++c)
-                        act.set(s, r * cin + c, cb[grid[r] * cin + c] *
-                                (drop ? mask.at(static_cast<std::uint64_t>(grid[r] * cin + c)) : 1.f));
+        for (std::int64_t r = 0; r < P.rows; ++r) {
+            const auto e0 = static_cast<std::uint64_t>(grid[r] * cin);
+            if (!act.bf16) {
+                mask.row(static_cast<const float*>(below) + r * cin, static_cast<float*>(s) + r * cin, cin, e0);
+                continue;
             }
-            if (!src) src = sv[kSrc].raw();
-
-            // States at every chunk boundary; boundary 0 is the initial state in sorted order.
-            resize_bytes(sv[kDst], static_cast<std::size_t>(std::max<std::int64_t>(P.rows, 1) * Hp) * es_);
-            resize_bytes(sv[kH], static_cast<std::size_t>(P.bound_rows * Hp) * es_);
-            if (S == 2) sv[kC].resize(DType::f32, {P.bound_rows, H});
-            for (std::int64_t s = 0; s < S; ++s) {
-                const std::int64_t w = s == 0 ? Hp : H;
-                const Act a{s == 0 && bf16_};  // c stays f32
-                void* b = sv[s == 0 ? kH : kC].raw();
-                for (std::int64_t i = 0; i < N; ++i) {
-                    if (init)
-                        a.put(b, i * w, init + ((s * LD + l * D + d) * N + P.order[i]) * H, w);
-                    else
-                        std::memset(a.at(b, i * w), 0, static_cast<std::size_t>(w) * a.es());
-                }
-            }
-            std::size_t ws_total = 0;
-            for (const auto& c : P.chunks) ws_total += align64(prim(cin, c.t1 - c.t0, c.n).ws_bytes);
-            resize_bytes(sv[kWs], std::max<std::size_t>(ws_total, 4));
-
-            Param* w = weights(l, d);
-            const int kp[kKinds] = {0, 1, 2, peephole_ ? 3 : -1, proj_ > 0 ? 3 + (peephole_ ? 1 : 0) : -1};
-            md held[kKinds];  // the layout wfwd_ holds this call
-            std::size_t ws_off = 0;
-            for (std::size_t j = 0; j < P.chunks.size(); ++j) {
-                const auto& c = P.chunks[j];
-                Prim& p = prim(cin, c.t1 - c.t0, c.n);
-                auto& a = p.fargs;
-                for (int k = 0; k < kKinds; ++k) {
-                    if (kp[k] < 0) continue;
-                    const Tensor& v = w[kp[k]].value;
-                    const md user = k == kWl || k == kWi
-                                        ? md({1, 1, v.dim(0), v.dim(1), v.dim(2)}, dt::f32, tag::ldigo)
-                                    : k == kProj ? md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldio)
-                                                 : md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldgo);
-                    if (p.wfwd[k] == user) {
-                        set_handle(a, kWeightArg[k], v.raw());
-                        continue;
-                    }
-                    Tensor& buf = wfwd_[static_cast<std::size_t>((l * D + d) * kKinds + k)];
-                    if (!(held[k] == p.wfwd[k])) {
-                        reserve_bytes(buf, p.wfwd[k].get_size());
-                        run_reorder(user, v.raw(), p.wfwd[k], buf.raw());
-                        held[k] = p.wfwd[k];
-                    }
-                    set_handle(a, kWeightArg[k], buf.raw());
-                }
-                set_handle(a, DNNL_ARG_SRC_LAYER, act.at(src, c.row0 * cin));
-                set_handle(a, DNNL_ARG_DST_LAYER, act.at(sv[kDst].raw(), c.row0 * Hp));
-                set_handle(a, DNNL_ARG_SRC_ITER, act.at(sv[kH].raw(), P.bound_row0[j] * Hp));
-                set_handle(a, DNNL_ARG_DST_ITER, act.at(sv[kH].raw(), P.bound_row0[j + 1] * Hp));
-                if (S == 2) {
-                    set_handle(a, DNNL_ARG_SRC_ITER_C, sv[kC].data<float>() + P.bound_row0[j] * H);
-                    set_handle(a, DNNL_ARG_DST_ITER_C, sv[kC].data<float>() + P.bound_row0[j + 1] * H);
-                }
-                set_handle(a, DNNL_ARG_WORKSPACE, static_cast<std::byte*>(sv[kWs].raw()) + ws_off);
-                set_handle(a, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
-                ws_off += align64(p.ws_bytes);
-                p.fwd.execute(stream_, a);
-            }
-            stream_.wait();
+            for (std::int64_t c = 0; c < cin; ++c)
+                act.set(s, r * cin + c, act.get(below, r * cin + c) * mask.at(e0 + static_cast<std::uint64_t>(c)));
         }
-        // A bidirectional layer's combined output (T*N, Y), zero at padding: the next layer's
-        // input, or the stage's output.
-        if (D == 2) {
-            Tensor& cb = l + 1 == layers_ ? out.at("out") : comb_;
-            cb.resize(DType::f32, {T, N, Y});
-            cb.zero();
-            float* o = cb.data<float>();
-            for (std::int64_t d = 0; d < D; ++d) {
-                const void* y = saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots + kDst)].raw();
-                const auto& grid = P.grid[d];
-                const std::int64_t off = direction_ == Direction::bidirectional_concat ? d * Hp : 0;
+    } else {  // bidirectional: comb_ holds the layer below's combined output
+        const float* cb = comb_.data<float>();
+        for (std::int64_t r = 0; r < P.rows; ++r)
+            for (std::int64_t c = 0; c < cin; ++c)
+                act.set(s, r * cin + c, cb[grid[r] * cin + c] *
+                        (b.drop ? mask.at(static_cast<std::uint64_t>(grid[r] * cin + c)) : 1.f));
+    }
+}
+
+// Where layer l, direction d's diff wrt its input goes: straight into diff_src 'in' when the
+// batch is direct, else into dsrc_[d] in packed order.
+float* Recurrent::input_diff_buffer(const Batch& b, std::int64_t l, std::int64_t d, Tensor* dx) {
+    if (l == 0 && b.direct() && dx) {
+        dx->resize(DType::f32, {b.T, b.N, channels_});
+        return dx->data<float>();
+    }
+    dsrc_[d].resize(DType::f32, {std::max<std::int64_t>(b.P.rows, 1), l == 0 ? channels_ : b.Y});
+    return dsrc_[d].data<float>();
+}
+
+// Hand layer l's input diff (dsrc_) down: to the layer below's packed outputs (ddst_) through the
+// dropout mask, or for layer 0 into diff_src 'in' (dx, null when not wanted).
+void Recurrent::input_backward(const Batch& b, const StepInfo& step, std::int64_t l, Tensor* dx) {
+    const Plan& P = b.P;
+    const std::int64_t T = b.T, N = b.N, Y = b.Y, D = b.D;
+    if (l > 0) {
+        const DropoutMask mask(dropout_, b.drop ? mask_key(step, l - 1) : 0);
+        if (D == 1) {
+            std::swap(ddst_[0], dsrc_[0]);
+            if (b.drop) {
+                const auto& grid = P.grid[b.gd(0)];
+                float* g = ddst_[0].data<float>();
+#pragma omp parallel for schedule(static) if (P.rows * Y > (std::int64_t{1} << 15))
                 for (std::int64_t r = 0; r < P.rows; ++r)
-                    for (std::int64_t c = 0; c < Hp; ++c) o[grid[r] * Y + off + c] += act.get(y, r * Hp + c);
+                    mask.row(g + r * Y, g + r * Y, Y, static_cast<std::uint64_t>(grid[r] * Y));
             }
+            return;
+        }
+        comb_.resize(DType::f32, {T, N, Y});
+        comb_.zero();
+        float* cb = comb_.data<float>();
+        for (std::int64_t d = 0; d < D; ++d) {
+            const float* g = dsrc_[d].data<float>();
+            const auto& grid = P.grid[d];
+            for (std::int64_t r = 0; r < P.rows; ++r)
+                for (std::int64_t c = 0; c < Y; ++c)
+                    cb[grid[r] * Y + c] += g[r * Y + c] *
+                        (b.drop ? mask.at(static_cast<std::uint64_t>(grid[r] * Y + c)) : 1.f);
+        }
+        output_backward(b, cb);
+        return;
+    }
+    if (!dx) return;
+    dx->lengths = b.x.lengths;
+    if (b.direct()) return;  // oneDNN wrote it in place (input_diff_buffer)
+    dx->resize(DType::f32, {T, N, channels_});
+    dx->zero();
+    float* o = dx->data<float>();
+    for (std::int64_t d = 0; d < D; ++d) {
+        const float* g = dsrc_[d].data<float>();
+        const auto& grid = P.grid[b.gd(d)];
+        for (std::int64_t r = 0; r < P.rows; ++r)
+            for (std::int64_t c = 0; c < channels_; ++c) o[grid[r] * channels_ + c] += g[r * channels_ + c];
+    }
+}
+
+// Size layer l, direction d's output and boundary-state slots and fill boundary 0 with the
+// initial state in sorted order (init null: zeros).
+void Recurrent::initial_state_forward(const Batch& b, const float* init, std::int64_t l, std::int64_t d) const {
+    const Plan& P = b.P;
+    Tensor* sv = b.slots(l, d);
+    resize_bytes(sv[kDst], static_cast<std::size_t>(std::max<std::int64_t>(P.rows, 1) * b.Hp) * es_);
+    resize_bytes(sv[kH], static_cast<std::size_t>(P.bound_rows * b.Hp) * es_);
+    if (b.S == 2) sv[kC].resize(DType::f32, {P.bound_rows, b.H});
+    for (std::int64_t s = 0; s < b.S; ++s) {
+        const std::int64_t w = b.width(s);
+        const Act a = b.state_act(s);
+        void* buf = sv[s == 0 ? kH : kC].raw();
+        for (std::int64_t i = 0; i < b.N; ++i) {
+            if (init)
+                a.put(buf, i * w, init + b.state_at(s, l, d, P.order[i]), w);
+            else
+                std::memset(a.at(buf, i * w), 0, static_cast<std::size_t>(w) * a.es());
         }
     }
+}
 
-    Tensor& y = out.at("out");
-    if (D == 1) {
-        y.resize(DType::f32, {T, N, Y});
-        const void* h = saved.tensors[static_cast<std::size_t>((layers_ - 1) * kSlots + kDst)].raw();
-        if (P.identity && !r2l_only) {
+// Layer l, direction d's diff wrt its initial state (boundary 0 of dh_, dc_) into ds, the
+// diff_src 'state' (S, L*D, N, H), in column order.
+void Recurrent::initial_state_backward(const Batch& b, Tensor& ds, std::int64_t l, std::int64_t d) const {
+    float* o = ds.data<float>();
+    for (std::int64_t s = 0; s < b.S; ++s) {
+        const std::int64_t wd = b.width(s);
+        const float* buf = (s == 0 ? dh_ : dc_).data<float>();
+        for (std::int64_t i = 0; i < b.N; ++i)
+            std::memcpy(o + b.state_at(s, l, d, b.P.order[i]), buf + i * wd, static_cast<std::size_t>(wd) * 4);
+    }
+}
+
+// Every column's final state (boundary end_bound[i], row i) into fs (S, L*D, N, H), in column
+// order; with projection h fills [0, P) and zeros above.
+void Recurrent::final_state_forward(const Batch& b, Tensor& fs) const {
+    const Plan& P = b.P;
+    fs.resize(DType::f32, state_shape(b.N));
+    if (proj_ > 0) fs.zero();
+    float* f = fs.data<float>();
+    for (std::int64_t l = 0; l < layers_; ++l)
+        for (std::int64_t d = 0; d < b.D; ++d) {
+            const Tensor* sv = b.slots(l, d);
+            for (std::int64_t s = 0; s < b.S; ++s) {
+                const std::int64_t w = b.width(s);
+                const Act a = b.state_act(s);
+                const void* buf = sv[s == 0 ? kH : kC].raw();
+                for (std::int64_t i = 0; i < b.N; ++i)
+                    a.take(buf, P.end_row(i) * w, f + b.state_at(s, l, d, P.order[i]), w);
+            }
+        }
+}
+
+// Diff states of layer l, direction d at every boundary (dh_, dc_): each column's final-state diff
+// (dfinal, null: zeros) where it ends; the chunks write the rest (diff_src_iter of chunk j fills
+// the first n_j rows of boundary j).
+void Recurrent::final_state_backward(const Batch& b, const float* dfinal, std::int64_t l, std::int64_t d) {
+    const Plan& P = b.P;
+    dh_.resize(DType::f32, {P.bound_rows, b.Hp});
+    if (b.S == 2) dc_.resize(DType::f32, {P.bound_rows, b.H});
+    for (std::int64_t s = 0; s < b.S; ++s) {
+        const std::int64_t w = b.width(s);
+        float* buf = (s == 0 ? dh_ : dc_).data<float>();
+        for (std::int64_t i = 0; i < b.N; ++i) {
+            float* row = buf + P.end_row(i) * w;
+            if (dfinal)
+                std::memcpy(row, dfinal + b.state_at(s, l, d, P.order[i]), static_cast<std::size_t>(w) * 4);
+            else
+                std::fill(row, row + w, 0.f);
+        }
+    }
+}
+
+// The weights of layer l, direction d: each kind's param and its own (user) layout.
+Recurrent::WeightSet Recurrent::weight_set(std::int64_t l, std::int64_t d) {
+    WeightSet ws;
+    Param* w = weights(l, d);
+    const int kp[kKinds] = {0, 1, 2, peephole_ ? 3 : -1, proj_ > 0 ? 3 + (peephole_ ? 1 : 0) : -1};
+    for (int k = 0; k < kKinds; ++k) {
+        if (kp[k] < 0) continue;
+        ws.param[k] = &w[kp[k]];
+        const Tensor& v = ws.param[k]->value;
+        ws.user[k] = k == kWl || k == kWi ? md({1, 1, v.dim(0), v.dim(1), v.dim(2)}, dt::f32, tag::ldigo)
+                     : k == kProj         ? md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldio)
+                                          : md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldgo);
+    }
+    ws.buf0 = static_cast<std::size_t>((l * dirs_ + d) * kKinds);
+    return ws;
+}
+
+// Point p's weight argument of kind k at the param itself when the primitive wants the param's
+// layout, else at a buffer reordered into the wanted layout (once per call: weights change every
+// optimiser step, not per chunk).
+void Recurrent::bind_weight(Prim& p, bool bwd, int k, WeightSet& ws) {
+    auto& args = bwd ? p.bargs : p.fargs;
+    const md& want = bwd ? p.wbwd[k] : p.wfwd[k];
+    Tensor& buf = (bwd ? wbwd_ : wfwd_)[ws.buf0 + static_cast<std::size_t>(k)];
+    const Tensor& v = ws.param[k]->value;
+    if (want == ws.user[k]) {
+        set_handle(args, kWeightArg[k], v.raw());
+        return;
+    }
+    if (!(ws.held[k] == want)) {
+        reserve_bytes(buf, want.get_size());
+        run_reorder(ws.user[k], v.raw(), want, buf.raw());
+        ws.held[k] = want;
+    }
+    set_handle(args, kWeightArg[k], buf.raw());
+}
+
+// Point p's data arguments, forward's and the same ones in backward, at chunk j of layer l,
+// direction d: its input and output rows, h (and c) at boundaries j and j + 1, its workspace.
+void Recurrent::bind_chunk(Prim& p, bool bwd, const Batch& b, std::int64_t l, std::int64_t d,
+                           std::size_t j) const {
+    auto& a = bwd ? p.bargs : p.fargs;
+    const Plan& P = b.P;
+    const Plan::Chunk& c = P.chunks[j];
+    const std::int64_t Hp = b.Hp, H = b.H;
+    const Tensor* sv = b.slots(l, d);
+    set_handle(a, DNNL_ARG_SRC_LAYER, b.act.at(b.layer_src(l, d), c.row0 * p.cin));
+    set_handle(a, DNNL_ARG_DST_LAYER, b.act.at(sv[kDst].raw(), c.row0 * Hp));
+    set_handle(a, DNNL_ARG_SRC_ITER, b.act.at(sv[kH].raw(), P.bound_row0[j] * Hp));
+    set_handle(a, DNNL_ARG_DST_ITER, b.act.at(sv[kH].raw(), P.bound_row0[j + 1] * Hp));
+    if (b.S == 2) {
+        set_handle(a, DNNL_ARG_SRC_ITER_C, sv[kC].data<float>() + P.bound_row0[j] * H);
+        set_handle(a, DNNL_ARG_DST_ITER_C, sv[kC].data<float>() + P.bound_row0[j + 1] * H);
+    }
+    set_handle(a, DNNL_ARG_WORKSPACE, static_cast<const std::byte*>(sv[kWs].raw()) + ws_offs_[j]);
+    set_handle(a, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
+}
+
+// Each chunk's offset in a (layer, direction)'s workspace slot, into ws_offs_; returns the total.
+std::size_t Recurrent::chunk_workspaces(const Plan& P, std::int64_t cin) {
+    std::size_t total = 0;
+    ws_offs_.clear();
+    for (const auto& c : P.chunks) {
+        ws_offs_.push_back(total);
+        total += align64(prim(cin, c.t1 - c.t0, c.n).ws_bytes);
+    }
+    return total;
+}
+
+// Run layer l, direction d forward chunk by chunk, each chunk's dst_iter the next one's src_iter.
+void Recurrent::chunks_forward(const Batch& b, std::int64_t l, std::int64_t d) {
+    const std::int64_t cin = l == 0 ? channels_ : b.Y;
+    resize_bytes(b.slots(l, d)[kWs], std::max<std::size_t>(chunk_workspaces(b.P, cin), 4));
+    WeightSet ws = weight_set(l, d);
+    for (std::size_t j = 0; j < b.P.chunks.size(); ++j) {
+        const auto& c = b.P.chunks[j];
+        Prim& p = prim(cin, c.t1 - c.t0, c.n);
+        for (int k = 0; k < kKinds; ++k)
+            if (ws.param[k]) bind_weight(p, false, k, ws);
+        bind_chunk(p, false, b, l, d, j);
+        p.fwd.execute(stream_, p.fargs);
+    }
+    stream_.wait();
+}
+
+// Run layer l, direction d backward chunk by chunk in reverse, each chunk's diff_src_iter the
+// diff_dst_iter of the one before; the weight diffs are added into the grads.
+void Recurrent::chunks_backward(const Batch& b, float* dsrc, std::int64_t l, std::int64_t d) {
+    const Plan& P = b.P;
+    const std::int64_t cin = l == 0 ? channels_ : b.Y, Hp = b.Hp, H = b.H;
+    WeightSet ws = weight_set(l, d);
+    chunk_workspaces(P, cin);
+    for (std::size_t j = P.chunks.size(); j-- > 0;) {
+        const auto& c = P.chunks[j];
+        Prim& p = prim(cin, c.t1 - c.t0, c.n);
+        if (!p.has_bwd) make_backward(p);
+        auto& a = p.bargs;
+        for (int k = 0; k < kKinds; ++k) {
+            if (!ws.param[k]) continue;
+            bind_weight(p, true, k, ws);
+            // oneDNN adds into the diff weights, asked for in the params' layouts
+            // (descs): straight into the grads, a stale gradient cleared first.
+            RNNFLOW_ASSERT(p.dw[k] == ws.user[k]);
+            settle_grad(*ws.param[k]);
+            set_handle(a, kDiffArg[k], ws.param[k]->grad.raw());
+        }
+        bind_chunk(p, true, b, l, d, j);
+        set_handle(a, DNNL_ARG_DIFF_SRC_LAYER, dsrc + c.row0 * cin);
+        set_handle(a, DNNL_ARG_DIFF_DST_LAYER, ddst_[d].data<float>() + c.row0 * Hp);
+        set_handle(a, DNNL_ARG_DIFF_SRC_ITER, dh_.data<float>() + P.bound_row0[j] * Hp);
+        set_handle(a, DNNL_ARG_DIFF_DST_ITER, dh_.data<float>() + P.bound_row0[j + 1] * Hp);
+        if (b.S == 2) {
+            set_handle(a, DNNL_ARG_DIFF_SRC_ITER_C, dc_.data<float>() + P.bound_row0[j] * H);
+            set_handle(a, DNNL_ARG_DIFF_DST_ITER_C, dc_.data<float>() + P.bound_row0[j + 1] * H);
+        }
+        p.bwd.execute(stream_, a);
+    }
+    stream_.wait();
+}
+
+// Layer l's output into y (T, N, Y), zero at padding: one direction's packed output put back in
+// place, or both directions concatenated or summed.
+void Recurrent::output_forward(const Batch& b, std::int64_t l, Tensor& y) const {
+    const Plan& P = b.P;
+    const Act act = b.act;
+    const std::int64_t Hp = b.Hp, Y = b.Y;
+    y.resize(DType::f32, {b.T, b.N, Y});
+    if (b.D == 1) {
+        const void* h = b.slots(l, 0)[kDst].raw();
+        if (P.identity && !b.r2l_only) {
             act.take(h, 0, y.data<float>(), y.numel());
         } else {
             y.zero();
-            const auto& grid = P.grid[r2l_only ? 1 : 0];
+            const auto& grid = P.grid[b.gd(0)];
             for (std::int64_t r = 0; r < P.rows; ++r) act.take(h, r * Y, y.data<float>() + grid[r] * Y, Y);
         }
+        return;
     }
-    y.lengths = x.lengths;
+    y.zero();
+    float* o = y.data<float>();
+    for (std::int64_t d = 0; d < b.D; ++d) {
+        const void* h = b.slots(l, d)[kDst].raw();
+        const auto& grid = P.grid[d];
+        const std::int64_t off = direction_ == Direction::bidirectional_concat ? d * Hp : 0;
+        for (std::int64_t r = 0; r < P.rows; ++r)
+            for (std::int64_t c = 0; c < Hp; ++c) o[grid[r] * Y + off + c] += act.get(h, r * Hp + c);
+    }
+}
 
-    // Final states: boundary end_bound[i], row i; back in column order.
+// The diff wrt a layer's output dy (T, N, Y) gathered into each direction's packed ddst_: its
+// channel block when concatenated, all of it when summed.
+void Recurrent::output_backward(const Batch& b, const float* dy) {
+    const Plan& P = b.P;
+    const std::int64_t Hp = b.Hp, Y = b.Y;
+    for (std::int64_t d = 0; d < b.D; ++d) {
+        const auto& grid = P.grid[b.gd(d)];
+        ddst_[d].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), Hp});
+        float* g = ddst_[d].data<float>();
+        const std::int64_t off = direction_ == Direction::bidirectional_concat ? d * Hp : 0;
+        if (b.direct())
+            std::memcpy(g, dy, static_cast<std::size_t>(P.rows * Hp) * 4);
+        else
+            for (std::int64_t r = 0; r < P.rows; ++r)
+                std::memcpy(g + r * Hp, dy + grid[r] * Y + off, static_cast<std::size_t>(Hp) * 4);
+    }
+}
+
+void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const StepInfo& step) {
+    const Tensor& x = in.at("in");  // (T, N, C)
+    check_input(x);
+    const Batch b = batch(x, saved, step);
+    const float* init = initial_state_source(in, step, b.N);  // (S, L*D, N, H); null: zeros
+    saved.tensors.resize(static_cast<std::size_t>(b.LD) * kSlots);
+    for (std::int64_t l = 0; l < layers_; ++l) {
+        for (std::int64_t d = 0; d < b.D; ++d) {
+            input_forward(b, step, l, d);
+            initial_state_forward(b, init, l, d);
+            chunks_forward(b, l, d);
+        }
+        // The stage's output, or a bidirectional layer's combined output: the next layer's input
+        // (one direction reads the layer below's packed output as it is).
+        const bool last = l + 1 == layers_;
+        if (last || b.D == 2) output_forward(b, l, last ? out.at("out") : comb_);
+    }
+    out.at("out").lengths = x.lengths;
+
     const bool want_state = out.has("state");
     if (want_state || carry_state_) {
         Tensor& fs = want_state ? out.at("state") : carried_[step.split];
-        fs.resize(DType::f32, state_shape(N));
-        if (proj_ > 0) fs.zero();
-        float* f = fs.data<float>();
-        for (std::int64_t ld = 0; ld < LD; ++ld) {
-            const Tensor* sv = &saved.tensors[static_cast<std::size_t>(ld * kSlots)];
-            for (std::int64_t s = 0; s < S; ++s) {
-                const std::int64_t w = s == 0 ? Hp : H;
-                const Act a{s == 0 && bf16_};
-                const void* b = sv[s == 0 ? kH : kC].raw();
-                for (std::int64_t i = 0; i < N; ++i)
-                    a.take(b, (P.bound_row0[P.end_bound[i]] + i) * w, f + ((s * LD + ld) * N + P.order[i]) * H, w);
-            }
-        }
+        final_state_forward(b, fs);
         if (carry_state_ && want_state) carried_[step.split] = fs;  // copy reuses the allocation
     }
 }
@@ -846,205 +1105,36 @@ void Recurrent::backward(const Inputs& in, const Outputs& out, Saved& saved, con
                          Grads& diff_src, const StepInfo& step) {
     (void)out;
     const Tensor& x = in.at("in");  // (T, N, C)
-    const std::int64_t T = x.dim(0), N = x.dim(1), H = hidden_, Hp = proj_ > 0 ? proj_ : H;
-    const std::int64_t Y = out_channels(), D = dirs_, S = state_slots(), LD = layers_ * D;
-    RNNFLOW_ASSERT(saved.tensors.size() == static_cast<std::size_t>(LD) * kSlots);
-    make_plan(x);
-    const Plan& P = *plan_;
-    const bool r2l_only = direction_ == Direction::right_to_left;
-    const bool drop = dropout_on(step);
-    const bool concat = direction_ == Direction::bidirectional_concat;
-    const Act act{bf16_};
+    RNNFLOW_ASSERT(saved.tensors.size() == static_cast<std::size_t>(layers_ * dirs_) * kSlots);
+    const Batch b = batch(x, saved, step);
 
     const Tensor& dy = diff_dst.at("out");  // (T, N, Y)
-    RNNFLOW_CHECK(dy.shape() == (Shape{T, N, Y}), "diff_dst 'out' must be ", shape_str({T, N, Y}),
-                  ", got ", shape_str(dy.shape()));
+    RNNFLOW_CHECK(dy.shape() == (Shape{b.T, b.N, b.Y}), "diff_dst 'out' must be ",
+                  shape_str({b.T, b.N, b.Y}), ", got ", shape_str(dy.shape()));
     const float* dfinal = nullptr;  // (S, L*D, N, H)
     if (diff_dst.has("state")) {
         const Tensor& ds = diff_dst.at("state");
-        RNNFLOW_CHECK(ds.shape() == state_shape(N), "diff_dst 'state' must be ",
-                      shape_str(state_shape(N)), ", got ", shape_str(ds.shape()));
+        RNNFLOW_CHECK(ds.shape() == state_shape(b.N), "diff_dst 'state' must be ",
+                      shape_str(state_shape(b.N)), ", got ", shape_str(ds.shape()));
         dfinal = ds.data<float>();
     }
     Tensor* want_dx = diff_src.has("in") ? &diff_src.at("in") : nullptr;
     Tensor* want_ds = state_input_ && diff_src.has("state") ? &diff_src.at("state") : nullptr;
     if (want_ds) {
-        want_ds->resize(DType::f32, state_shape(N));
+        want_ds->resize(DType::f32, state_shape(b.N));
         want_ds->zero();
     }
 
-    // The top layer's diff wrt its packed outputs.
-    for (std::int64_t d = 0; d < D; ++d) {
-        const auto& grid = P.grid[r2l_only ? 1 : d];
-        ddst_[d].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), Hp});
-        float* g = ddst_[d].data<float>();
-        const std::int64_t off = concat ? d * Hp : 0;
-        if (P.identity && D == 1 && !r2l_only)
-            std::memcpy(g, dy.data<float>(), static_cast<std::size_t>(P.rows * Hp) * 4);
-        else
-            for (std::int64_t r = 0; r < P.rows; ++r)
-                std::memcpy(g + r * Hp, dy.data<float>() + grid[r] * Y + off, static_cast<std::size_t>(Hp) * 4);
-    }
-
+    output_backward(b, dy.data<float>());  // the top layer's diff wrt its packed outputs
     for (std::int64_t l = layers_ - 1; l >= 0; --l) {
-        const std::int64_t cin = l == 0 ? channels_ : Y;
-        for (std::int64_t d = 0; d < D; ++d) {
-            Tensor* sv = &saved.tensors[static_cast<std::size_t>((l * D + d) * kSlots)];
-            const int gd = r2l_only ? 1 : static_cast<int>(d);
-            // Where forward read the layer input (see there).
-            const void* src = l == 0 && gd == 0 && P.identity && !bf16_ ? x.raw()
-                              : l > 0 && D == 1 && !drop
-                                  ? saved.tensors[static_cast<std::size_t>(((l - 1) * D + d) * kSlots + kDst)].raw()
-                                  : sv[kSrc].raw();
-            const bool dx_direct = l == 0 && gd == 0 && P.identity && D == 1 && want_dx;
-            float* dsrc = nullptr;
-            if (dx_direct) {
-                want_dx->resize(DType::f32, {T, N, channels_});
-                dsrc = want_dx->data<float>();
-            } else {
-                dsrc_[d].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), cin});
-                dsrc = dsrc_[d].data<float>();
-            }
-            // Diff states at every boundary: final-state diffs where each column ends; the rest
-            // the chunks write (diff_src_iter of chunk j fills the first n_j rows of boundary j).
-            dh_.resize(DType::f32, {P.bound_rows, Hp});
-            if (S == 2) dc_.resize(DType::f32, {P.bound_rows, H});
-            for (std::int64_t s = 0; s < S; ++s) {
-                const std::int64_t w = s == 0 ? Hp : H;
-                float* b = (s == 0 ? dh_ : dc_).data<float>();
-                for (std::int64_t i = 0; i < N; ++i) {
-                    float* row = b + (P.bound_row0[P.end_bound[i]] + i) * w;
-                    if (dfinal)
-                        std::memcpy(row, dfinal + ((s * LD + l * D + d) * N + P.order[i]) * H,
-                                    static_cast<std::size_t>(w) * 4);
-                    else
-                        std::fill(row, row + w, 0.f);
-                }
-            }
-
-            Param* w = weights(l, d);
-            const int kp[kKinds] = {0, 1, 2, peephole_ ? 3 : -1, proj_ > 0 ? 3 + (peephole_ ? 1 : 0) : -1};
-            md user[kKinds], held[kKinds];
-            for (int k = 0; k < kKinds; ++k) {
-                if (kp[k] < 0) continue;
-                const Tensor& v = w[kp[k]].value;
-                user[k] = k == kWl || k == kWi ? md({1, 1, v.dim(0), v.dim(1), v.dim(2)}, dt::f32, tag::ldigo)
-                          : k == kProj         ? md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldio)
-                                               : md({1, 1, v.dim(0), v.dim(1)}, dt::f32, tag::ldgo);
-            }
-            std::size_t ws_off = 0;
-            ws_offs_.clear();
-            for (const auto& c : P.chunks) {
-                ws_offs_.push_back(ws_off);
-                ws_off += align64(prim(cin, c.t1 - c.t0, c.n).ws_bytes);
-            }
-            for (std::size_t jj = P.chunks.size(); jj-- > 0;) {
-                const auto& c = P.chunks[jj];
-                Prim& p = prim(cin, c.t1 - c.t0, c.n);
-                if (!p.has_bwd) make_backward(p);
-                auto& a = p.bargs;
-                for (int k = 0; k < kKinds; ++k) {
-                    if (kp[k] < 0) continue;
-                    const auto idx = static_cast<std::size_t>((l * D + d) * kKinds + k);
-                    const Tensor& v = w[kp[k]].value;
-                    // Weights change every optimiser step: reorder into the backward layout
-                    // once per call (not per chunk).
-                    if (p.wbwd[k] == user[k]) {
-                        set_handle(a, kWeightArg[k], v.raw());
-                    } else {
-                        if (!(held[k] == p.wbwd[k])) {
-                            reserve_bytes(wbwd_[idx], p.wbwd[k].get_size());
-                            run_reorder(user[k], v.raw(), p.wbwd[k], wbwd_[idx].raw());
-                            held[k] = p.wbwd[k];
-                        }
-                        set_handle(a, kWeightArg[k], wbwd_[idx].raw());
-                    }
-                    // oneDNN adds into the diff weights, asked for in the params' layouts
-                    // (descs): straight into the grads, a stale gradient cleared first.
-                    RNNFLOW_ASSERT(p.dw[k] == user[k]);
-                    settle_grad(w[kp[k]]);
-                    set_handle(a, kDiffArg[k], w[kp[k]].grad.raw());
-                }
-                set_handle(a, DNNL_ARG_SRC_LAYER, act.at(src, c.row0 * cin));
-                set_handle(a, DNNL_ARG_DST_LAYER, act.at(sv[kDst].raw(), c.row0 * Hp));
-                set_handle(a, DNNL_ARG_SRC_ITER, act.at(sv[kH].raw(), P.bound_row0[jj] * Hp));
-                set_handle(a, DNNL_ARG_DST_ITER, act.at(sv[kH].raw(), P.bound_row0[jj + 1] * Hp));
-                set_handle(a, DNNL_ARG_DIFF_SRC_LAYER, dsrc + c.row0 * cin);
-                set_handle(a, DNNL_ARG_DIFF_DST_LAYER, ddst_[d].data<float>() + c.row0 * Hp);
-                set_handle(a, DNNL_ARG_DIFF_SRC_ITER, dh_.data<float>() + P.bound_row0[jj] * Hp);
-                set_handle(a, DNNL_ARG_DIFF_DST_ITER, dh_.data<float>() + P.bound_row0[jj + 1] * Hp);
-                if (S == 2) {
-                    set_handle(a, DNNL_ARG_SRC_ITER_C, sv[kC].data<float>() + P.bound_row0[jj] * H);
-                    set_handle(a, DNNL_ARG_DST_ITER_C, sv[kC].data<float>() + P.bound_row0[jj + 1] * H);
-                    set_handle(a, DNNL_ARG_DIFF_SRC_ITER_C, dc_.data<float>() + P.bound_row0[jj] * H);
-                    set_handle(a, DNNL_ARG_DIFF_DST_ITER_C, dc_.data<float>() + P.bound_row0[jj + 1] * H);
-                }
-                set_handle(a, DNNL_ARG_WORKSPACE, static_cast<std::byte*>(sv[kWs].raw()) + ws_offs_[jj]);
-                set_handle(a, DNNL_ARG_SCRATCHPAD, scratchpad_.raw());
-                p.bwd.execute(stream_, a);
-            }
-            stream_.wait();
-
-            // Diff wrt the initial state (boundary 0); dropped for a carried or zero state.
-            if (want_ds) {
-                float* o = want_ds->data<float>();
-                for (std::int64_t s = 0; s < S; ++s) {
-                    const std::int64_t wd = s == 0 ? Hp : H;
-                    const float* b = (s == 0 ? dh_ : dc_).data<float>();
-                    for (std::int64_t i = 0; i < N; ++i)
-                        std::memcpy(o + ((s * LD + l * D + d) * N + P.order[i]) * H, b + i * wd,
-                                    static_cast<std::size_t>(wd) * 4);
-                }
-            }
+        for (std::int64_t d = 0; d < b.D; ++d) {
+            float* dsrc = input_diff_buffer(b, l, d, want_dx);
+            final_state_backward(b, dfinal, l, d);
+            chunks_backward(b, dsrc, l, d);
+            // The diff wrt the initial state; dropped for a carried or zero state.
+            if (want_ds) initial_state_backward(b, *want_ds, l, d);
         }
-
-        // Hand the diff down: to the layer below's packed outputs, or to the input.
-        if (l > 0) {
-            const DropoutMask mask(dropout_, drop ? mask_key(step, l - 1) : 0);
-            if (D == 1) {
-                std::swap(ddst_[0], dsrc_[0]);
-                if (drop) {
-                    const auto& grid = P.grid[r2l_only ? 1 : 0];
-                    float* g = ddst_[0].data<float>();
-#pragma omp parallel for schedule(static) if (P.rows * Y > (std::int64_t{1} << 15))
-                    for (std::int64_t r = 0; r < P.rows; ++r)
-                        mask.row(g + r * Y, g + r * Y, Y, static_cast<std::uint64_t>(grid[r] * Y));
-                }
-            } else {
-                comb_.resize(DType::f32, {T, N, Y});
-                comb_.zero();
-                float* cb = comb_.data<float>();
-                for (std::int64_t d = 0; d < D; ++d) {
-                    const float* g = dsrc_[d].data<float>();
-                    const auto& grid = P.grid[d];
-                    for (std::int64_t r = 0; r < P.rows; ++r)
-                        for (std::int64_t c = 0; c < Y; ++c)
-                            cb[grid[r] * Y + c] += g[r * Y + c] *
-                                (drop ? mask.at(static_cast<std::uint64_t>(grid[r] * Y + c)) : 1.f);
-                }
-                for (std::int64_t d = 0; d < D; ++d) {
-                    const auto& grid = P.grid[d];
-                    ddst_[d].resize(DType::f32, {std::max<std::int64_t>(P.rows, 1), Hp});
-                    float* g = ddst_[d].data<float>();
-                    const std::int64_t off = concat ? d * Hp : 0;
-                    for (std::int64_t r = 0; r < P.rows; ++r)
-                        std::memcpy(g + r * Hp, cb + grid[r] * Y + off, static_cast<std::size_t>(Hp) * 4);
-                }
-            }
-        } else if (want_dx) {
-            want_dx->lengths = x.lengths;
-            if (!(P.identity && D == 1 && !r2l_only)) {
-                want_dx->resize(DType::f32, {T, N, channels_});
-                want_dx->zero();
-                float* o = want_dx->data<float>();
-                for (std::int64_t d = 0; d < D; ++d) {
-                    const float* g = dsrc_[d].data<float>();
-                    const auto& grid = P.grid[r2l_only ? 1 : d];
-                    for (std::int64_t r = 0; r < P.rows; ++r)
-                        for (std::int64_t c = 0; c < channels_; ++c) o[grid[r] * channels_ + c] += g[r * channels_ + c];
-                }
-            }
-        }
+        input_backward(b, step, l, want_dx);
     }
 }
 

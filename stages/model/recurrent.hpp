@@ -137,6 +137,29 @@ private:
     std::uint64_t mask_key(const StepInfo& step, std::int64_t layer) const;
     Param* weights(std::int64_t l, std::int64_t d) { return &params_[static_cast<std::size_t>((l * dirs_ + d) * per_dir_)]; }
 
+    // One batch's forward and backward by units, each forward next to its backward (in
+    // recurrent.cpp, where each says what it does); Batch and WeightSet hold what both share.
+    struct Batch;
+    struct WeightSet;
+    Batch batch(const Tensor& x, Saved& saved, const StepInfo& step);
+    void check_input(const Tensor& x) const;
+    const float* initial_state_source(const Inputs& in, const StepInfo& step, std::int64_t N) const;
+    void input_forward(const Batch& b, const StepInfo& step, std::int64_t l, std::int64_t d);
+    float* input_diff_buffer(const Batch& b, std::int64_t l, std::int64_t d, Tensor* dx);
+    void input_backward(const Batch& b, const StepInfo& step, std::int64_t l, Tensor* dx);
+    void initial_state_forward(const Batch& b, const float* init, std::int64_t l, std::int64_t d) const;
+    void initial_state_backward(const Batch& b, Tensor& ds, std::int64_t l, std::int64_t d) const;
+    void final_state_forward(const Batch& b, Tensor& fs) const;
+    void final_state_backward(const Batch& b, const float* dfinal, std::int64_t l, std::int64_t d);
+    WeightSet weight_set(std::int64_t l, std::int64_t d);
+    void bind_weight(Prim& p, bool bwd, int k, WeightSet& ws);
+    void bind_chunk(Prim& p, bool bwd, const Batch& b, std::int64_t l, std::int64_t d, std::size_t j) const;
+    std::size_t chunk_workspaces(const Plan& P, std::int64_t cin);
+    void chunks_forward(const Batch& b, std::int64_t l, std::int64_t d);
+    void chunks_backward(const Batch& b, float* dsrc, std::int64_t l, std::int64_t d);
+    void output_forward(const Batch& b, std::int64_t l, Tensor& y) const;
+    void output_backward(const Batch& b, const float* dy);
+
     // Configuration.
     Cell cell_;
     std::int64_t hidden_, layers_, dirs_ = 1, proj_ = 0;
@@ -164,7 +187,7 @@ private:
     std::unique_ptr<Plan> plan_;
     Tensor scratchpad_;
     std::vector<Tensor> wfwd_, wbwd_;  // per (l, d, weight kind)
-    std::vector<std::size_t> ws_offs_;  // backward: each chunk's workspace offset (kept: no allocation per step)
+    std::vector<std::size_t> ws_offs_;  // each chunk's workspace offset (kept: no allocation per step)
     Tensor comb_;                 // (T*N, Y) combined output of a bidirectional layer
     Tensor init_state_;           // (S, L*D, N, H) zeros or carried
     Tensor dstate_zero_;          // (S, L*D, N, H) zeros: no consumer of the state output
