@@ -134,7 +134,7 @@ void TranslationMetrics::accumulate(const Inputs& in, const StepInfo& step) {
             refs_[id] = raw->items[static_cast<std::size_t>(id)];
             have_refs_ = true;
         }
-        if (maps && id < heatmaps_) {
+        if (maps && id < heatmaps_ && att->length(n) > 0) {  // lengths 0: no attention (attention: none)
             Map m;
             const std::int64_t ts = src->length(n), th = std::min(att->length(n), att->dim(0));
             const std::int32_t* s = src->data<std::int32_t>();

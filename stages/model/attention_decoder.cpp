@@ -44,9 +44,10 @@ StageSchema AttentionDecoder::schema() {
         .param_int("hidden", 256, Range{1, 65536}, "H, size of h (and c, and h~)")
         .param_int("layers", 1, Range{1, 2}, "stacked decoder layers")
         .param_int("embedding_dim", 64, Range{1, 65536}, "size of the target embedding")
-        .param_choice("attention", "general", {"bahdanau", "dot", "general"},
+        .param_choice("attention", "general", {"bahdanau", "dot", "general", "none"},
                       "scoring: additive v.tanh(W_q h + W_k m), dot h.m (needs E = hidden), "
-                      "general h.(W_a m)")
+                      "general h.(W_a m); none: no attention, every step sees the fixed context C, "
+                      "the encoder's final state (needs state)")
         .param_int("attention_dim", 0, Range{0, 65536}, "bahdanau: A, width of W_q, W_k, v; 0: hidden")
         .param_bool("input_feeding", false,
                     "feed h~_{t-1} with the next input embedding (Luong); forces the step-by-step "
@@ -75,17 +76,19 @@ StageSchema AttentionDecoder::schema() {
             "x_t = [emb(y_{t-1}); h~_{t-1}] (input feeding) or emb(y_{t-1}); h_t = cell(x_t, "
             "h_{t-1}) (lstm gates i, f, g, o; gru gates u, r, n, n = tanh(x W_n + b_n + r * (h "
             "U_n + b_hn))); a_t = softmax over valid source positions of score(h_t, m_s); c_t = "
-            "sum a_ts m_s; h~_t = tanh([c_t; h_t] W_c + b_c); logits = h~_t W_o + b_o. Bridge "
+            "sum a_ts m_s (attention none: c_t = C, the encoder's last-layer final state [h_l2r; "
+            "h_r2l], for every t: the plain encoder-decoder of Cho et al. 2014); h~_t = tanh([c_t; "
+            "h_t] W_c + b_c); logits = h~_t W_o + b_o. Bridge "
             "(linear): h_0 = tanh([h_l2r; h_r2l] of the encoder's last layer B_h + b_h) per "
             "decoder layer; lstm c_0 likewise from the encoder's c (zero if it has none). "
             "Params: embedding (V, Ee); layer<l>.weights_layer (C_l, G, H), .weights_iter (H, "
             "G, H), .bias (4, H) (gru: u, r, n, hn); bridge.weights_h (Db, L, H), .bias_h (L, "
             "H), lstm .weights_c, .bias_c; attention.weights (E, H) (general) or "
             ".weights_key (E, A), .weights_query (H, A), .v (A) (bahdanau); combine.weights "
-            "(E + H, H), .bias (H); output.weights (H, V), .bias (V). Decoding: greedy or beam "
+            "(E + H, H) (none: (Db + H, H)), .bias (H); output.weights (H, V), .bias (V). Decoding: greedy or beam "
             "search (finished hypotheses kept until every beam of a sentence ends at <eos> or "
             "the length limit; ranked by log p / ((5 + |y|)/6)^length_penalty, |y| counting "
-            "<eos>); beam 1 equals greedy. Refs: Bahdanau et al. 2015; Luong et al. 2015; "
+            "<eos>); beam 1 equals greedy. Refs: Cho et al. 2014; Sutskever et al. 2014; Bahdanau et al. 2015; Luong et al. 2015; "
             "Bengio et al. 2015; Wu et al. 2016. Not supported: coverage, local attention, "
             "multi-head attention, weight tying.");
 }
@@ -96,6 +99,7 @@ AttentionDecoder::AttentionDecoder(const Params& p)
       A_(p.get_int("attention_dim") > 0 ? p.get_int("attention_dim") : p.get_int("hidden")),
       scoring_(p.get_string("attention") == "bahdanau" ? Scoring::bahdanau
                : p.get_string("attention") == "dot"    ? Scoring::dot
+               : p.get_string("attention") == "none"   ? Scoring::none
                                                        : Scoring::general),
       input_feeding_(p.get_bool("input_feeding")), bridge_linear_(p.get_string("bridge") == "linear"),
       dropout_(p.get_float("dropout")), teacher_forcing_(p.get_float("teacher_forcing")),
@@ -137,14 +141,18 @@ void AttentionDecoder::prepare(PrepareContext& ctx) {
                       "to hidden, got E = ", E_, " and hidden = ", H_,
                       " (use attention: general or bahdanau, or set hidden: ", E_, ")");
     state_in_ = ctx.connected("state");
-    if (bridge_linear_) {
+    if (scoring_ == Scoring::none)
+        RNNFLOW_CHECK(state_in_, "attention_decoder: attention 'none' needs the 'state' input: its "
+                      "fixed context vector C is the encoder's final state (connect state: <encoder>.state)");
+    if (bridge_linear_ || scoring_ == Scoring::none) {
         RNNFLOW_CHECK(state_in_, "attention_decoder: bridge 'linear' needs the 'state' input "
                       "(connect it to the encoder's state, or set bridge: zeros)");
         He_ = ctx.input_info("state").channels;
         RNNFLOW_CHECK(He_ > 0, "attention_decoder needs the channel count of input 'state', got ", He_);
         De_ = E_ == 2 * He_ ? 2 : 1;
     }
-    Ke_ = scoring_ == Scoring::dot ? E_ : scoring_ == Scoring::general ? H_ : A_;
+    Ke_ = scoring_ == Scoring::dot ? E_ : scoring_ == Scoring::general ? H_ : scoring_ == Scoring::none ? 0 : A_;
+    Ec_ = scoring_ == Scoring::none ? De_ * He_ : E_;
 
     // Parameters.
     params_.clear();
@@ -193,7 +201,9 @@ void AttentionDecoder::prepare(PrepareContext& ctx) {
         i_att_wq_ = add("attention.weights_query", {H_, A_}, "(H, A)", scale(H_));
         i_att_v_ = add("attention.v", {A_}, "(A)", scale(A_));
     }
-    i_comb_w_ = add("combine.weights", {E_ + H_, H_}, "(E + H, H) rows: context then h", scale(E_ + H_));
+    i_comb_w_ = add("combine.weights", {Ec_ + H_, H_},
+                    scoring_ == Scoring::none ? "(Db + H, H) rows: C then h" : "(E + H, H) rows: context then h",
+                    scale(Ec_ + H_));
     i_comb_b_ = add("combine.bias", {H_}, "(H)", 0);
     i_out_w_ = add("output.weights", {H_, V_}, "(H, V)", scale(H_));
     i_out_b_ = add("output.bias", {V_}, "(V)", 0);
@@ -341,7 +351,7 @@ void AttentionDecoder::cell_weight_grads(const Work& w, std::int64_t l) {
 
 // keys (rows, K) = memory (rows, E) W (general: W_a, bahdanau: W_k); dot uses memory itself.
 void AttentionDecoder::make_keys(const float* memory, std::int64_t rows, float* keys) const {
-    if (scoring_ == Scoring::dot) return;
+    if (scoring_ == Scoring::dot || scoring_ == Scoring::none) return;
     gemm(false, false, rows, Ke_, E_, memory, E_, pv(i_att_w_), Ke_, 0.f, keys, Ke_);
 }
 
@@ -349,7 +359,7 @@ void AttentionDecoder::make_keys(const float* memory, std::int64_t rows, float* 
 // dkeys and dqp are summed: W_a / W_k, W_q, and memory += dkeys W^T.
 void AttentionDecoder::keys_backward(const Work& w, const float* mem, float* dmem) {
     const std::int64_t N = w.N, Ts = w.Ts, rows = w.T * w.N, H = H_, E = E_, K = Ke_;
-    if (scoring_ != Scoring::dot) {
+    if (scoring_ == Scoring::general || scoring_ == Scoring::bahdanau) {
         gemm(true, false, E, K, Ts * N, mem, E, w.dkeys.data(), K, 1.f, pg(i_att_w_), K);
         if (dmem) gemm(false, true, Ts * N, E, K, w.dkeys.data(), K, pv(i_att_w_), K, 1.f, dmem, E);
     }
@@ -366,7 +376,7 @@ void AttentionDecoder::attend(std::int64_t count, std::int64_t stride, std::int6
                               const float* q, const float* memory, const std::int32_t* src_len,
                               std::int64_t Ts, std::int64_t N, const float* keys, float* alpha,
                               float* cat, float* qp, float* tb) const {
-    const std::int64_t E = E_, H = H_, K = Ke_, EH = E_ + H_, M = N * count;
+    const std::int64_t E = E_, H = H_, K = Ke_, EH = Ec_ + H_, M = N * count;
     if (scoring_ == Scoring::bahdanau) gemm(false, false, M, A_, H, q, H, pv(i_att_wq_), A_, 0.f, qp, A_);
     const float* v = scoring_ == Scoring::bahdanau ? pv(i_att_v_) : nullptr;
     const float* kb = scoring_ == Scoring::dot ? memory : keys;
@@ -413,7 +423,7 @@ void AttentionDecoder::attend(std::int64_t count, std::int64_t stride, std::int6
 // and bahdanau's query-projection gradients are summed into dkeys and dqp for keys_backward.
 void AttentionDecoder::attend_backward(Work& w, const float* mem, float* dmem, std::int64_t r0,
                                        std::int64_t r1) {
-    const std::int64_t N = w.N, Ts = w.Ts, H = H_, E = E_, EH = E_ + H_, K = Ke_, top = L_ - 1;
+    const std::int64_t N = w.N, Ts = w.Ts, H = H_, E = E_, EH = Ec_ + H_, K = Ke_, top = L_ - 1;
     const std::int64_t count = (r1 - r0) / N;
     const float* kb = scoring_ == Scoring::dot ? mem : w.keys.data();
     float* dhtop = w.dhin[top].data();
@@ -475,13 +485,41 @@ void AttentionDecoder::additive_score_backward(Work& w, std::int64_t n, std::int
     }
 }
 
+// attention: none, the plain encoder-decoder: cat (M, Db + H) = [C_n; q] for rows m of column
+// n = (m / K) % N (training: K = 1, rows t * N + n; decoding: rows n * K + k), C = ctx (N, Db).
+void AttentionDecoder::fixed_context(const float* ctx, std::int64_t M, std::int64_t N, std::int64_t K,
+                                     const float* q, float* cat) const {
+    const std::int64_t H = H_, Ec = Ec_, EH = Ec_ + H_;
+    for (std::int64_t m = 0; m < M; ++m) {
+        copy_row(cat + m * EH, ctx + ((m / K) % N) * Ec, Ec);
+        copy_row(cat + m * EH + Ec, q + m * H, H);
+    }
+}
+
+// Backward of fixed_context for training rows [r0, r1): dctx (N, Db) sums dcat's C part.
+void AttentionDecoder::fixed_context_backward(Work& w, std::int64_t r0, std::int64_t r1) const {
+    const std::int64_t N = w.N, Ec = Ec_, EH = Ec_ + H_;
+    for (std::int64_t r = r0; r < r1; ++r) {
+        float* d = w.dctx.data() + (r % N) * Ec;
+        const float* g = w.dcat.data() + r * EH;
+        for (std::int64_t e = 0; e < Ec; ++e) d[e] += g[e];
+    }
+}
+
+// The context's backward for training rows [r0, r1): attention's or the fixed C's.
+void AttentionDecoder::context_backward(Work& w, const float* mem, float* dmem, std::int64_t r0,
+                                        std::int64_t r1) {
+    if (scoring_ == Scoring::none) fixed_context_backward(w, r0, r1);
+    else attend_backward(w, mem, dmem, r0, r1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The attentional hidden state h~ and the output layer.
 
 // ht = tanh(cat W_c + b_c); htd = ht * mask (mask null: htd = ht, may alias); logits = htd W_o + b_o.
 void AttentionDecoder::combine_output(std::int64_t M, const float* cat, float* ht, float* htd,
                                       float* logits, const float* mask) const {
-    const std::int64_t H = H_, EH = E_ + H_, V = V_;
+    const std::int64_t H = H_, EH = Ec_ + H_, V = V_;
     const float* bc = pv(i_comb_b_);
     for (std::int64_t m = 0; m < M; ++m) copy_row(ht + m * H, bc, H);
     gemm(false, false, M, H, EH, cat, EH, pv(i_comb_w_), H, 1.f, ht, H);
@@ -522,7 +560,7 @@ void AttentionDecoder::output_backward(const Tensor& dlogits, Work& w) {
 // Backward of h~ = tanh(cat W_c + b_c) for rows [r0, r1): dpre_c, dcat = dpre_c W_c^T, and the
 // h part of dcat into dhin[top].
 void AttentionDecoder::combine_backward(Work& w, std::int64_t r0, std::int64_t r1) const {
-    const std::int64_t H = H_, E = E_, EH = E_ + H_;
+    const std::int64_t H = H_, E = Ec_, EH = Ec_ + H_;
     float* dpre_c = w.dpre_c.data();
     float* dcat = w.dcat.data();
     for (std::int64_t e = r0 * H; e < r1 * H; ++e) {
@@ -537,7 +575,7 @@ void AttentionDecoder::combine_backward(Work& w, std::int64_t r0, std::int64_t r
 
 // W_c and b_c's gradients over all training rows at once.
 void AttentionDecoder::combine_weight_grads(const Work& w) {
-    const std::int64_t rows = w.T * w.N, H = H_, EH = E_ + H_;
+    const std::int64_t rows = w.T * w.N, H = H_, EH = Ec_ + H_;
     const float* dpre_c = w.dpre_c.data();
     gemm(true, false, EH, H, rows, w.cat.data(), EH, dpre_c, H, 1.f, pg(i_comb_w_), H);
     float* db = pg(i_comb_b_);
@@ -548,6 +586,31 @@ void AttentionDecoder::combine_weight_grads(const Work& w) {
 // ---------------------------------------------------------------------------------------------
 // The bridge: the decoder's initial state from the encoder's final state.
 
+// out (N, Db) = [h_l2r; h_r2l] of the encoder's last layer in state slot (0: h, 1: c).
+void AttentionDecoder::read_last_layer(const Tensor& state, std::int64_t slot, float* out) const {
+    const std::int64_t LD = state.dim(1), N = state.dim(2), Db = De_ * He_;
+    const float* st = state.data<float>();
+    for (std::int64_t d = 0; d < De_; ++d) {
+        const std::int64_t row = LD - De_ + d;
+        for (std::int64_t n = 0; n < N; ++n)
+            copy_row(out + n * Db + d * He_, st + ((slot * LD + row) * N + n) * He_, He_);
+    }
+}
+
+// Backward of read_last_layer: dstate's slot rows += d (N, Db).
+void AttentionDecoder::add_last_layer(Tensor& dstate, std::int64_t slot, const float* d) const {
+    const std::int64_t LD = dstate.dim(1), N = dstate.dim(2), Db = De_ * He_;
+    float* ds = dstate.data<float>();
+    for (std::int64_t k = 0; k < De_; ++k) {
+        const std::int64_t row = LD - De_ + k;
+        for (std::int64_t n = 0; n < N; ++n) {
+            float* dst = ds + ((slot * LD + row) * N + n) * He_;
+            const float* src = d + n * Db + k * He_;
+            for (std::int64_t j = 0; j < He_; ++j) dst[j] += src[j];
+        }
+    }
+}
+
 // Initial states into w.h[l], w.c[l] block 0 (N rows).
 void AttentionDecoder::bridge_forward(const Tensor* state, std::int64_t N, Work& w) const {
     const std::int64_t H = H_;
@@ -557,16 +620,11 @@ void AttentionDecoder::bridge_forward(const Tensor* state, std::int64_t N, Work&
         if (lstm_) std::fill_n(w.c[l].data(), N * H, 0.f);
     }
     if (!bridge_linear_ || state == nullptr) return;
-    const std::int64_t S = state->dim(0), LD = state->dim(1), Db = De_ * He_, LH = L_ * H;
-    const float* st = state->data<float>();
+    const std::int64_t S = state->dim(0), Db = De_ * He_, LH = L_ * H;
     auto run = [&](std::int64_t slot, int iw, int ib, std::vector<float>& bin, std::vector<float>& bout,
                    std::vector<float>* dst) {
         float* in = grow(bin, N * Db);
-        for (std::int64_t d = 0; d < De_; ++d) {
-            const std::int64_t row = LD - De_ + d;
-            for (std::int64_t n = 0; n < N; ++n)
-                copy_row(in + n * Db + d * He_, st + ((slot * LD + row) * N + n) * He_, He_);
-        }
+        read_last_layer(*state, slot, in);
         float* out = grow(bout, N * LH);
         for (std::int64_t n = 0; n < N; ++n) copy_row(out + n * LH, pv(ib), LH);
         gemm(false, false, N, LH, Db, in, Db, pv(iw), LH, 1.f, out, LH);
@@ -585,7 +643,7 @@ void AttentionDecoder::bridge_forward(const Tensor* state, std::int64_t N, Work&
 // b_c), and the encoder's state when dstate is given.
 void AttentionDecoder::bridge_backward(const Tensor& state, Work& w, Tensor* dstate) {
     const std::int64_t N = w.N, H = H_;
-    const std::int64_t S = state.dim(0), LD = state.dim(1), Db = De_ * He_, LH = L_ * H;
+    const std::int64_t S = state.dim(0), Db = De_ * He_, LH = L_ * H;
     auto back = [&](std::int64_t slot, int iw, int ib, const std::vector<float>& bin,
                     const std::vector<float>& bout, std::vector<float>* dinit) {
         float* dpre = grow(w.dlog, N * LH);  // dlog is free now
@@ -602,12 +660,7 @@ void AttentionDecoder::bridge_backward(const Tensor& state, Work& w, Tensor* dst
         if (!dstate) return;
         float* dbin = grow(w.dbin, N * Db);
         gemm(false, true, N, Db, LH, dpre, LH, pv(iw), LH, 0.f, dbin, Db);
-        float* ds = dstate->data<float>();
-        for (std::int64_t d = 0; d < De_; ++d) {
-            const std::int64_t row = LD - De_ + d;
-            for (std::int64_t n = 0; n < N; ++n)
-                copy_row(ds + ((slot * LD + row) * N + n) * He_, dbin + n * Db + d * He_, He_);
-        }
+        add_last_layer(*dstate, slot, dbin);
     };
     back(0, i_bh_w_, i_bh_b_, w.bin_h, w.bout_h, w.dhc);
     if (lstm_ && S == 2 && w.have_c) back(1, i_bc_w_, i_bc_b_, w.bin_c, w.bout_c, w.dcc);
@@ -619,7 +672,7 @@ void AttentionDecoder::bridge_backward(const Tensor& state, Work& w, Tensor* dst
 // Checks the target ids into w.tokens (padding: id 0) and w.tgt_len; sizes the buffers.
 void AttentionDecoder::start_training_rows(const Tensor& target, Work& w) const {
     const std::int64_t T = target.dim(0), N = w.N, Ts = w.Ts, rows = T * N;
-    const std::int64_t H = H_, GH = gates() * H_, EH = E_ + H_, V = V_;
+    const std::int64_t H = H_, GH = gates() * H_, EH = Ec_ + H_, V = V_;
     w.T = T;
     w.rows = rows;
     const std::int32_t* y = target.data<std::int32_t>();
@@ -700,9 +753,12 @@ void AttentionDecoder::layer1_input(Work& w, std::int64_t r0, std::int64_t r1) c
 // Attention, h~ and logits for rows [r0, r1) (whole steps) from the top layer's h.
 void AttentionDecoder::attend_rows(Work& w, const float* mem, float* out, std::int64_t r0,
                                    std::int64_t r1) const {
-    const std::int64_t N = w.N, Ts = w.Ts, H = H_, EH = E_ + H_;
+    const std::int64_t N = w.N, Ts = w.Ts, H = H_, EH = Ec_ + H_;
     const bool additive = scoring_ == Scoring::bahdanau;
-    attend((r1 - r0) / N, N, 1, w.h[L_ - 1].data() + (r0 + N) * H, mem, w.src_len.data(), Ts, N,
+    if (scoring_ == Scoring::none)
+        fixed_context(w.ctx.data(), r1 - r0, N, 1, w.h[L_ - 1].data() + (r0 + N) * H, w.cat.data() + r0 * EH);
+    else
+        attend((r1 - r0) / N, N, 1, w.h[L_ - 1].data() + (r0 + N) * H, mem, w.src_len.data(), Ts, N,
            w.keys.data(), w.alpha.data() + r0 * Ts, w.cat.data() + r0 * EH,
            additive ? w.qp.data() + r0 * A_ : nullptr, additive ? w.tb.data() + r0 * Ts * A_ : nullptr);
     combine_output(r1 - r0, w.cat.data() + r0 * EH, w.ht.data() + r0 * H, w.htd.data() + r0 * H,
@@ -777,8 +833,9 @@ void AttentionDecoder::run_training_forward(const Tensor& memory, const Tensor* 
 void AttentionDecoder::start_backward(Work& w) const {
     const std::int64_t rows = w.T * w.N, N = w.N, H = H_, GH = gates() * H_, C0 = in_channels(0);
     grow(w.dpre_c, rows * H);
-    grow(w.dcat, rows * (E_ + H_));
-    if (scoring_ != Scoring::dot) std::fill_n(grow(w.dkeys, w.Ts * N * Ke_), w.Ts * N * Ke_, 0.f);
+    grow(w.dcat, rows * (Ec_ + H_));
+    if (scoring_ == Scoring::none) std::fill_n(grow(w.dctx, N * Ec_), N * Ec_, 0.f);
+    if (scoring_ == Scoring::general || scoring_ == Scoring::bahdanau) std::fill_n(grow(w.dkeys, w.Ts * N * Ke_), w.Ts * N * Ke_, 0.f);
     if (scoring_ == Scoring::bahdanau) std::fill_n(grow(w.dqp, rows * A_), rows * A_, 0.f);
     grow(w.dx, rows * std::max(C0, H));
     grow(w.dscore, w.T * w.Ts);
@@ -808,7 +865,7 @@ void AttentionDecoder::forward(const Inputs& in, Outputs& out, Saved& saved, con
                   "attention_decoder: input 'memory' has ", memory.lengths.size(), " lengths for ", N, " columns");
     RNNFLOW_CHECK(target.lengths.empty() || std::ssize(target.lengths) == N,
                   "attention_decoder: input 'target_in' has ", target.lengths.size(), " lengths for ", N, " columns");
-    if (state && bridge_linear_)
+    if (state && (bridge_linear_ || scoring_ == Scoring::none))
         RNNFLOW_CHECK(state->rank() == 4 && (state->dim(0) == 1 || state->dim(0) == 2) &&
                           state->dim(1) >= De_ && state->dim(2) == N && state->dim(3) == He_,
                       "attention_decoder: input 'state' must be (S, L*D >= ", De_, ", ", N, ", ", He_,
@@ -823,7 +880,8 @@ void AttentionDecoder::forward(const Inputs& in, Outputs& out, Saved& saved, con
         RNNFLOW_CHECK(sl[n] >= 0 && sl[n] <= Ts, "attention_decoder: memory length ", sl[n], " of column ",
                       n, " is outside [0, ", Ts, "]");
     }
-    if (scoring_ != Scoring::dot) make_keys(memory.data<float>(), Ts * N, grow(w.keys, Ts * N * Ke_));
+    if (scoring_ == Scoring::none) read_last_layer(*state, 0, grow(w.ctx, N * Ec_));
+    if (Ke_ > 0 && scoring_ != Scoring::dot) make_keys(memory.data<float>(), Ts * N, grow(w.keys, Ts * N * Ke_));
 
     Tensor& logits = out.at("logits");
     Tensor& hyp = out.at("hypothesis");
@@ -882,7 +940,7 @@ void AttentionDecoder::backward(const Inputs& in, const Outputs& out, Saved& sav
     const float* mem = memory.data<float>();
     if (!input_feeding_) {  // every step's attention at once, then each layer through time
         combine_backward(w, 0, T * N);
-        attend_backward(w, mem, dmem, 0, T * N);
+        context_backward(w, mem, dmem, 0, T * N);
         for (std::int64_t l = L_ - 1; l >= 0; --l) {
             for (std::int64_t t = T - 1; t >= 0; --t) recur_backward(w, l, t);
             project_backward(w, l, 0, T);
@@ -890,7 +948,7 @@ void AttentionDecoder::backward(const Inputs& in, const Outputs& out, Saved& sav
     } else {  // h~_{t-1} feeds step t: step by step, last first
         for (std::int64_t t = T - 1; t >= 0; --t) {
             combine_backward(w, t * N, (t + 1) * N);
-            attend_backward(w, mem, dmem, t * N, (t + 1) * N);
+            context_backward(w, mem, dmem, t * N, (t + 1) * N);
             for (std::int64_t l = L_ - 1; l >= 0; --l) {
                 recur_backward(w, l, t);
                 project_backward(w, l, t, t + 1);
@@ -901,6 +959,7 @@ void AttentionDecoder::backward(const Inputs& in, const Outputs& out, Saved& sav
     combine_weight_grads(w);
     keys_backward(w, mem, dmem);
     if (bridge_linear_ && state) bridge_backward(*state, w, dstate);
+    if (scoring_ == Scoring::none && dstate) add_last_layer(*dstate, 0, w.dctx.data());
 }
 
 }  // namespace rnnflow::stages

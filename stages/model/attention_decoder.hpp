@@ -8,6 +8,8 @@
 //   score = additive (bahdanau) v . tanh(W_q h + W_k m_s) | dot h . m_s | general h . (W_a m_s)
 //           over the source's valid positions s < length (softmax over them only)
 //   a_t   = softmax(score), c_t = sum_s a_ts m_s
+//           attention none (the plain encoder-decoder, Cho et al. 2014): c_t = C for every t, the
+//           fixed context vector C = [h_l2r; h_r2l] of the encoder's last layer (the state input)
 //   h~_t  = tanh([c_t; h_t] W_c + b_c)      (Luong's attentional hidden state; h_t = top layer)
 //   logits_t = dropout(h~_t) W_o + b_o
 // Initial state (bridge: linear): h_0^l = tanh([h_l2r; h_r2l] B_h^l + b_h^l) from the encoder's
@@ -15,14 +17,16 @@
 // same from the encoder's c (zero when the encoder has no c). bridge: zeros starts from zeros.
 //
 // Ports:  memory     f32 (Ts, N, E) + lengths   encoder outputs (attention keys and values)
-//         state      f32 (S, L*D, N, H_enc)     optional: the encoder's final state (bridge)
+//         state      f32 (S, L*D, N, H_enc)     optional: the encoder's final state (bridge; C with
+//                                               attention none, which needs it)
 //         target_in  ids (Tt, N) + lengths      <sos> y1 .. yn; its vocabulary gives V, <sos>,
 //                                               <eos>, <pad>
 //         logits     f32 (Tt, N, V) + lengths   teacher-forced scores (train and evaluate;
 //                                               infer: (1, N, V), lengths 0)
 //         hypothesis ids (Th, N) + lengths      decoded ids without <sos>/<eos> (evaluate and
 //                                               infer; train: (1, N), lengths 0)
-//         attention  f32 (Th, N, Ts) + lengths  the hypothesis' attention weights (likewise)
+//         attention  f32 (Th, N, Ts) + lengths  the hypothesis' attention weights (likewise;
+//                                               attention none: (1, N, Ts), lengths 0)
 //
 // Training runs whole sequences layer by layer (one GEMM for every step's input projection,
 // attention and output for all steps at once) when there is no input feeding and
@@ -35,7 +39,8 @@
 // log p / lp, lp = ((5 + |y|) / 6)^length_penalty (GNMT; |y| counts <eos>; 0: raw log p).
 // <pad> and <sos> are never emitted.
 //
-// Refs: Bahdanau et al. 2015; Luong et al. 2015 (dot/general, input feeding); Bengio et al. 2015
+// Refs: Cho et al. 2014 and Sutskever et al. 2014 (the encoder-decoder with a fixed context);
+// Bahdanau et al. 2015; Luong et al. 2015 (dot/general, input feeding); Bengio et al. 2015
 // (scheduled sampling); Wu et al. 2016 (GNMT length penalty). Not supported: coverage, local
 // attention, multi-head attention, weight tying, bf16.
 #pragma once
@@ -75,7 +80,7 @@ public:
     struct Work;  // per-batch buffers, kept in Saved::extra and reused (attention_decoder_detail.hpp)
 
 private:
-    enum class Scoring { bahdanau, dot, general };
+    enum class Scoring { bahdanau, dot, general, none };
     bool lstm() const { return lstm_; }
     std::int64_t gates() const { return lstm_ ? 4 : 3; }
     std::int64_t in_channels(std::int64_t l) const;  // C_l
@@ -98,6 +103,10 @@ private:
                 const float* memory, const std::int32_t* src_len, std::int64_t Ts, std::int64_t N,
                 const float* keys, float* alpha, float* cat, float* qp, float* tb) const;
     void attend_backward(Work& w, const float* mem, float* dmem, std::int64_t r0, std::int64_t r1);
+    void fixed_context(const float* ctx, std::int64_t M, std::int64_t N, std::int64_t K, const float* q,
+                       float* cat) const;
+    void fixed_context_backward(Work& w, std::int64_t r0, std::int64_t r1) const;
+    void context_backward(Work& w, const float* mem, float* dmem, std::int64_t r0, std::int64_t r1);
     void additive_score_backward(Work& w, std::int64_t n, std::int64_t b, std::int64_t count,
                                  std::int64_t Ls);
     void combine_output(std::int64_t M, const float* cat, float* ht, float* htd, float* logits,
@@ -105,6 +114,8 @@ private:
     void output_backward(const Tensor& dlogits, Work& w);
     void combine_backward(Work& w, std::int64_t r0, std::int64_t r1) const;
     void combine_weight_grads(const Work& w);
+    void read_last_layer(const Tensor& state, std::int64_t slot, float* out) const;
+    void add_last_layer(Tensor& dstate, std::int64_t slot, const float* d) const;
     void bridge_forward(const Tensor* state, std::int64_t N, Work& w) const;
     void bridge_backward(const Tensor& state, Work& w, Tensor* dstate);
 
@@ -146,6 +157,7 @@ private:
 
     // Set in prepare.
     std::int64_t V_ = -1, E_ = -1, Ke_ = 0;  // vocabulary, memory channels, key channels
+    std::int64_t Ec_ = 0;                    // context channels: E, or Db with attention none
     std::int64_t He_ = 0, De_ = 1;           // encoder state channels and directions read
     std::int32_t sos_ = -1, eos_ = -1, pad_ = -1;
     bool state_in_ = false;

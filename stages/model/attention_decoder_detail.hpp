@@ -113,6 +113,7 @@ struct AttentionDecoder::Work {
     std::vector<float> cat;                // (rows, E + H) [context; h]
     std::vector<float> ht, htd;            // (rows, H) h~ and dropout(h~)
     std::vector<float> bin_h, bin_c, bout_h, bout_c;  // bridge (N, Db) in, (N, L*H) out
+    std::vector<float> ctx, dctx;          // attention none: C (N, Db) and its gradient
     bool have_c = false;                   // the state input has a c (lstm encoder)
     // Backward.
     std::vector<float> dlog, dht, dpre_c, dcat, dkeys, dqp, dx, dbin, dscore;

@@ -74,6 +74,11 @@ void AttentionDecoder::decode(const Tensor& memory, const Tensor* state, Tensor&
     if (beam_search_) beam_search(s, w, mem);
     else greedy_search(s, w, mem);
     write_best(s, hyp, attn);
+    if (scoring_ == Scoring::none) {  // no attention weights to show: (1, N, Ts), lengths 0
+        attn.resize(DType::f32, {1, s.N, s.Ts});
+        attn.zero();
+        attn.lengths.assign(std::size_t(s.N), 0);
+    }
 }
 
 // Length limits, the bridge's initial state copied to every beam, buffers and history.
@@ -112,8 +117,8 @@ AttentionDecoder::Search AttentionDecoder::start_search(const Tensor& memory, co
     grow(w.dec_hn, R * H);
     grow(w.dec_tc, R * H);
     grow(w.dec_hu, R * GH);
-    grow(w.dec_alpha, R * Ts);
-    grow(w.dec_cat, R * (E_ + H_));
+    std::fill_n(grow(w.dec_alpha, R * Ts), R * Ts, 0.f);  // stays 0 with attention: none
+    grow(w.dec_cat, R * (Ec_ + H_));
     if (scoring_ == Scoring::bahdanau) {
         grow(w.dec_qp, R * A_);
         grow(w.dec_tb, R * Ts * A_);
@@ -148,8 +153,11 @@ void AttentionDecoder::decode_step(const Search& s, Work& w, const float* mem) c
         if (lstm_) std::swap(w.dec_c[l], w.dec_nc[l]);
         in = w.dec_h[l].data();
     }
-    attend(s.K, 1, s.K, w.dec_h[L_ - 1].data(), mem, w.src_len.data(), s.Ts, s.N, w.keys.data(),
-           w.dec_alpha.data(), w.dec_cat.data(), w.dec_qp.data(), w.dec_tb.data());
+    if (scoring_ == Scoring::none)
+        fixed_context(w.ctx.data(), R, s.N, s.K, w.dec_h[L_ - 1].data(), w.dec_cat.data());
+    else
+        attend(s.K, 1, s.K, w.dec_h[L_ - 1].data(), mem, w.src_len.data(), s.Ts, s.N, w.keys.data(),
+               w.dec_alpha.data(), w.dec_cat.data(), w.dec_qp.data(), w.dec_tb.data());
     combine_output(R, w.dec_cat.data(), w.dec_ht.data(), w.dec_ht.data(), w.dec_logits.data(), nullptr);
 }
 

@@ -182,7 +182,8 @@ TEST_CASE("attention_decoder: schema defaults and bad configurations", "[stage][
 
 TEST_CASE("attention_decoder: gradients match finite differences", "[stage][attention_decoder][grad]") {
     const std::string cell = GENERATE(std::string("lstm"), std::string("gru"));
-    const std::string scoring = GENERATE(std::string("bahdanau"), std::string("dot"), std::string("general"));
+    const std::string scoring =
+        GENERATE(std::string("bahdanau"), std::string("dot"), std::string("general"), std::string("none"));
     const bool feed = GENERATE(false, true);
     INFO(cell << " " << scoring << (feed ? " input feeding" : ""));
     // Encoder state: 2-layer bidirectional lstm (S 2, LD 4) or 1-layer bidirectional gru (S 1, LD 2).
@@ -295,7 +296,8 @@ TEST_CASE("attention_decoder: a sentence alone gives what it gives in a padded b
     const std::string cell = GENERATE(std::string("lstm"), std::string("gru"));
     const bool feed = GENERATE(false, true);
     const std::string decode = GENERATE(std::string("greedy"), std::string("beam"));
-    Set s = base_set(cell, "bahdanau", feed);
+    const std::string scoring = GENERATE(std::string("bahdanau"), std::string("none"));
+    Set s = base_set(cell, scoring, feed);
     s["decode"] = decode;
     s["beam"] = std::int64_t(3);
     s["max_len_offset"] = std::int64_t(3);
@@ -323,6 +325,7 @@ TEST_CASE("attention_decoder: a sentence alone gives what it gives in a padded b
         REQUIRE(r.hyp.lengths[0] == hyp.lengths[std::size_t(n)]);
         for (std::int64_t t = 0; t < r.hyp.lengths[0]; ++t) {
             REQUIRE(r.hyp.data<std::int32_t>()[t] == hyp.data<std::int32_t>()[t * 3 + n]);
+            if (scoring == "none") continue;  // no attention weights
             for (std::int64_t sidx = 0; sidx < kSrcLen[std::size_t(n)]; ++sidx)
                 REQUIRE(close(r.attn.data<float>()[t * r.attn.dim(2) + sidx],
                               attn.data<float>()[(t * 3 + n) * kTs + sidx], 1e-4, 1e-6));
@@ -334,7 +337,8 @@ TEST_CASE("attention_decoder: a sentence alone gives what it gives in a padded b
 TEST_CASE("attention_decoder: beam search of width 1 equals greedy", "[stage][attention_decoder][decode]") {
     const std::string cell = GENERATE(std::string("lstm"), std::string("gru"));
     const bool feed = GENERATE(false, true);
-    Set g = base_set(cell, "general", feed);
+    const std::string scoring = GENERATE(std::string("general"), std::string("none"));
+    Set g = base_set(cell, scoring, feed);
     g["max_len_ratio"] = 1.5;
     g["max_len_offset"] = std::int64_t(2);
     g["init_scale"] = 0.8;  // sharp, varied predictions: some stop at <eos>, some at the limit
@@ -361,6 +365,50 @@ TEST_CASE("attention_decoder: beam search of width 1 equals greedy", "[stage][at
     // Infer phase: logits (1, N, V) with lengths 0.
     CHECK(rg.logits.shape() == Shape{1, 6, 4 + kWords});
     CHECK(rg.logits.lengths == std::vector<std::int32_t>(6, 0));
+}
+
+TEST_CASE("attention_decoder: attention none sees only the encoder's final state",
+          "[stage][attention_decoder]") {
+    const bool feed = GENERATE(false, true);
+    Set s = base_set("lstm", "none", feed);
+    s["init_scale"] = 0.5;
+    Rig r(s, kE, kHe, kWords, 71);
+    CHECK_THROWS_WITH(r.dec->param("attention.weights"), Catch::Contains("has no parameter"));
+    CHECK(r.dec->param("combine.weights").value.shape() == Shape{2 * kHe + kH, kH});  // C = [h_l2r; h_r2l]
+    Tensor mem = memory_of(kTs, kE, kSrcLen, 72);
+    Tensor st = random_tensor({2, 4, 3, kHe}, 73);
+    Tensor tgt = target_of(kTt, kTgtLen, kWords, 74);
+    r.forward(mem, &st, tgt, Phase::evaluate);
+    const Tensor logits = r.logits, hyp = r.hyp;
+    CHECK(r.attn.lengths == std::vector<std::int32_t>(3, 0));  // no attention weights to show
+    // Other memory contents (same lengths): the same logits and hypotheses.
+    Tensor other = memory_of(kTs, kE, kSrcLen, 75);
+    r.forward(other, &st, tgt, Phase::evaluate);
+    for (std::int64_t e = 0; e < logits.numel(); ++e) REQUIRE(r.logits.data<float>()[e] == logits.data<float>()[e]);
+    for (std::int64_t e = 0; e < hyp.numel(); ++e) REQUIRE(r.hyp.data<std::int32_t>()[e] == hyp.data<std::int32_t>()[e]);
+    // Another last layer of the encoder's h changes them; a lower layer alone does not matter
+    // (the bridge and C read the last layer only).
+    Tensor lower = st;
+    for (std::int64_t e = 0; e < 2 * 3 * kHe; ++e) lower.data<float>()[e] += 0.5f;  // slot 0, rows 0-1
+    r.forward(mem, &lower, tgt, Phase::evaluate);
+    for (std::int64_t e = 0; e < logits.numel(); ++e) REQUIRE(r.logits.data<float>()[e] == logits.data<float>()[e]);
+    Tensor last = st;
+    for (std::int64_t e = 2 * 3 * kHe; e < 4 * 3 * kHe; ++e) last.data<float>()[e] += 0.5f;  // slot 0, rows 2-3
+    r.forward(mem, &last, tgt, Phase::evaluate);
+    int differ = 0;
+    for (std::int64_t e = 0; e < logits.numel(); ++e) differ += r.logits.data<float>()[e] != logits.data<float>()[e];
+    CHECK(differ > 0);
+    // The state input is required, with either bridge.
+    for (const std::string bridge : {"linear", "zeros"}) {
+        Set z = s;
+        z["bridge"] = bridge;
+        try {
+            Rig bad(z, kE, 0, kWords);
+            FAIL("no error");
+        } catch (const Error& e) {
+            CHECK(std::string(e.what()).find("attention 'none' needs the 'state' input") != std::string::npos);
+        }
+    }
 }
 
 namespace {
