@@ -1,6 +1,6 @@
 // Fuzz target: the readers of labelled and paired data — tsv_text (TSV/CSV with quoting and
-// headers), conllu, parallel_text (two aligned files or one TSV) and label_lines — through the
-// stages themselves with the SDK's test harness — and the predictions files `rnnflow ensemble`
+// headers), conllu, conll_columns (CoNLL-2003 NER columns, tag-scheme conversion), parallel_text
+// (two aligned files or one TSV) and label_lines — through the stages themselves with the SDK's test harness — and the predictions files `rnnflow ensemble`
 // reads (two members, ensembled when both parse). Byte 0 picks the reader and its settings; the
 // rest is the file (for two-file readers, split at the first 0x01 byte), as in-memory files.
 #include <string>
@@ -8,6 +8,7 @@
 
 #include "fuzz_util.hpp"
 #include "harness.hpp"
+#include "stages/data/conll_columns.hpp"
 #include "stages/data/conllu.hpp"
 #include "stages/data/label_lines.hpp"
 #include "stages/data/parallel_text.hpp"
@@ -42,6 +43,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 break;
             }
             case 1: {
+                if (knobs & 16) {  // conll_columns: word and label columns, scheme, digit folding
+                    using stages::ConllColumns;
+                    static const char* schemes[] = {"file", "iob1", "iob2", "iobes"};
+                    ConllColumns r(t::params_for(ConllColumns::schema(),
+                                                 {{"train", first.path()},
+                                                  {"word", std::int64_t{knobs & 4 ? -2 : 0}},
+                                                  {"label", std::int64_t{knobs & 128 ? 1 : -1}},
+                                                  {"scheme", std::string(schemes[(knobs >> 5) & 3])},
+                                                  {"digits", std::string(knobs & 4 ? "zero" : "keep")},
+                                                  {"on_error", on_error}}));
+                    t::FakePrepare ctx(ConllColumns::schema());
+                    r.prepare(ctx);
+                    break;
+                }
                 using stages::Conllu;
                 Conllu r(t::params_for(Conllu::schema(), {{"train", first.path()},
                                                           {"label", std::string(knobs & 4 ? "DEPREL" : "UPOS")},
