@@ -1,7 +1,8 @@
 // Fuzz target: the readers of labelled and paired data — tsv_text (TSV/CSV with quoting and
 // headers), conllu, conll_columns (CoNLL-2003 NER columns, tag-scheme conversion), parallel_text
-// (two aligned files or one TSV) and label_lines — through the stages themselves with the SDK's test harness — and the predictions files `rnnflow ensemble`
-// reads (two members, ensembled when both parse). Byte 0 picks the reader and its settings; the
+// (two aligned files or one TSV) and label_lines — through the stages themselves with the SDK's
+// test harness — and the predictions files `rnnflow ensemble` reads (two members, ensembled when
+// both parse). Byte 0 picks the reader and its settings; the
 // rest is the file (for two-file readers, split at the first 0x01 byte), as in-memory files.
 #include <string>
 #include <vector>
