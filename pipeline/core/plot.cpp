@@ -285,25 +285,27 @@ std::vector<double> log_ticks(double lo, double hi) {
     return inner.size() >= 2 ? inner : out;
 }
 
-}  // namespace
+// A point a line chart draws: finite, and positive on a log axis.
+bool usable(const LineChart& chart, double x, double y) {
+    return std::isfinite(x) && std::isfinite(y) && (!chart.log_y || y > 0);
+}
 
-void write_png(const LineChart& chart, const std::filesystem::path& file, int width, int height) {
-    check_size(file, width, height);
-    if (width == 0) width = 900;
-    if (height == 0) height = 540;
-
-    // Data range over finite points (and positive ones on a log axis).
+// The axes' ranges of a line chart: its finite points (positive ones on a log axis, in log10),
+// padded; integer x (epochs, steps) gets integer ticks and a margin so edge markers show whole.
+struct ChartRange {
+    double xmin, xmax, ymin, ymax;
+    double xtick;  // 0: PLplot's choice
+    bool empty;
+};
+ChartRange chart_range(const LineChart& chart, const std::filesystem::path& file) {
     double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin, ymin = xmin, ymax = -xmin;
-    auto usable = [&](double x, double y) {
-        return std::isfinite(x) && std::isfinite(y) && (!chart.log_y || y > 0);
-    };
     for (const auto& s : chart.series) {
         if (s.x.size() != s.y.size())
             throw Error("cannot write plot '" + file.string() + "': series '" + s.label + "' has " +
                         std::to_string(s.x.size()) + " x values and " + std::to_string(s.y.size()) +
                         " y values");
         for (std::size_t i = 0; i < s.x.size(); ++i) {
-            if (!usable(s.x[i], s.y[i])) continue;
+            if (!usable(chart, s.x[i], s.y[i])) continue;
             const double y = chart.log_y ? std::log10(s.y[i]) : s.y[i];
             xmin = std::min(xmin, s.x[i]);
             xmax = std::max(xmax, s.x[i]);
@@ -311,7 +313,6 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
             ymax = std::max(ymax, y);
         }
     }
-    // Integer x (epochs, steps): integer ticks, and a margin so edge markers show whole.
     bool integral_x = true;
     for (const auto& s : chart.series)
         for (double x : s.x)
@@ -336,14 +337,16 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
     ymax += ypad;
     if (!chart.log_y && ymin < 0 && ymin + ypad >= 0) ymin = 0;  // a non-negative quantity starts at 0 when padded below it
 
-    std::lock_guard lock(plplot_mutex());
-    PngTarget target(file);
-    Stream stream(file, target, width, height);
-    stream.check("starting the page");
+    return ChartRange{xmin, xmax, ymin, ymax, xtick, empty};
+}
+
+// The frame, grid, tick labels and titles of a line chart, leaving room right of the frame for
+// the legend (never over the curves).
+void draw_chart_axes(const LineChart& chart, const ChartRange& r) {
+    const double xmin = r.xmin, xmax = r.xmax, ymin = r.ymin, ymax = r.ymax, xtick = r.xtick;
     plschr(0, 1.1);
     plvsta();
-    // The legend goes right of the frame, never over the curves: the frame gives up the width
-    // of the longest label plus the line sample.
+    // The frame gives up the width of the longest label plus the line sample.
     double legend_chars = 0;
     for (const auto& s : chart.series)
         if (!s.label.empty()) legend_chars = std::max(legend_chars, text_width(escape(s.label, 60)));
@@ -375,11 +378,18 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
     plcol0(kInk);
     plbox("bcnst", xtick, xtick > 0 ? 1 : 0, chart.log_y ? "bc" : "bcnstv", 0, 0);
     pllab(escape(chart.x_label).c_str(), escape(chart.y_label).c_str(), escape(chart.title).c_str());
-    if (empty) plptex(0.5 * (xmin + xmax), 0.5 * (ymin + ymax), 1, 0, 0.5, "no data");
+    if (r.empty) plptex(0.5 * (xmin + xmax), 0.5 * (ymin + ymax), 1, 0, 0.5, "no data");
+}
 
+// One polyline per series (colours, then dashes after 8 colours), a marker on each point when
+// there are few; returns the legend's entries.
+struct LegendEntries {
     std::vector<PLINT> opts, colours, styles;
     std::vector<PLFLT> widths;
     std::vector<std::string> labels;
+};
+LegendEntries draw_chart_series(const LineChart& chart) {
+    LegendEntries e;
     for (std::size_t k = 0; k < chart.series.size(); ++k) {
         const auto& s = chart.series[k];
         const PLINT colour = kFirstSeries + static_cast<PLINT>(k % kSeriesSlots);
@@ -396,14 +406,14 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
             ys.clear();
         };
         for (std::size_t i = 0; i < s.x.size(); ++i) {
-            if (!usable(s.x[i], s.y[i])) { flush(); continue; }
+            if (!usable(chart, s.x[i], s.y[i])) { flush(); continue; }
             xs.push_back(s.x[i]);
             ys.push_back(chart.log_y ? std::log10(s.y[i]) : s.y[i]);
         }
         if (s.x.size() <= 30) {  // few points (epochs): mark each one
             std::vector<PLFLT> px, py;
             for (std::size_t i = 0; i < s.x.size(); ++i)
-                if (usable(s.x[i], s.y[i])) {
+                if (usable(chart, s.x[i], s.y[i])) {
                     px.push_back(s.x[i]);
                     py.push_back(chart.log_y ? std::log10(s.y[i]) : s.y[i]);
                 }
@@ -412,39 +422,69 @@ void write_png(const LineChart& chart, const std::filesystem::path& file, int wi
         flush();
         pllsty(1);
         if (!s.label.empty()) {
-            opts.push_back(PL_LEGEND_LINE);
-            colours.push_back(colour);
-            styles.push_back(style);
-            widths.push_back(2.0);
-            labels.push_back(escape(s.label));
+            e.opts.push_back(PL_LEGEND_LINE);
+            e.colours.push_back(colour);
+            e.styles.push_back(style);
+            e.widths.push_back(2.0);
+            e.labels.push_back(escape(s.label));
         }
     }
+    return e;
+}
+
+// The legend right of the frame, centred, in one column.
+void draw_chart_legend(const LegendEntries& e) {
+    if (e.labels.empty()) return;
+    std::vector<const char*> text;
+    for (const auto& l : e.labels) text.push_back(l.c_str());
+    std::vector<PLINT> text_colours(e.labels.size(), kInk);
+    PLFLT legend_w = 0, legend_h = 0;
+    plcol0(kInk);
+    pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+             PL_POSITION_RIGHT | PL_POSITION_OUTSIDE,  // right of the frame, centred
+             0.015, 0.0, 0.06,                     // offset from the frame, line sample width
+             kBackground, kInk, 1,                 // background, frame colour and style
+             0, 0,                                 // rows, columns: one column
+             static_cast<PLINT>(e.labels.size()), e.opts.data(),
+             1.0, 0.9, 2.0, 0.0,                   // text offset, scale, spacing, justification
+             text_colours.data(), text.data(),
+             nullptr, nullptr, nullptr, nullptr,   // no colour boxes
+             e.colours.data(), e.styles.data(), e.widths.data(),
+             nullptr, nullptr, nullptr, nullptr);  // no symbols
+}
+
+}  // namespace
+
+void write_png(const LineChart& chart, const std::filesystem::path& file, int width, int height) {
+    check_size(file, width, height);
+    if (width == 0) width = 900;
+    if (height == 0) height = 540;
+
+    const ChartRange range = chart_range(chart, file);
+
+    std::lock_guard lock(plplot_mutex());
+    PngTarget target(file);
+    Stream stream(file, target, width, height);
+    stream.check("starting the page");
+    draw_chart_axes(chart, range);
+    const LegendEntries legend = draw_chart_series(chart);
     plwidth(1);
-    if (!labels.empty()) {
-        std::vector<const char*> text;
-        for (const auto& l : labels) text.push_back(l.c_str());
-        std::vector<PLINT> text_colours(labels.size(), kInk);
-        PLFLT legend_w = 0, legend_h = 0;
-        plcol0(kInk);
-        pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-                 PL_POSITION_RIGHT | PL_POSITION_OUTSIDE,  // right of the frame, centred
-                 0.015, 0.0, 0.06,                     // offset from the frame, line sample width
-                 kBackground, kInk, 1,                 // background, frame colour and style
-                 0, 0,                                 // rows, columns: one column
-                 static_cast<PLINT>(labels.size()), opts.data(),
-                 1.0, 0.9, 2.0, 0.0,                   // text offset, scale, spacing, justification
-                 text_colours.data(), text.data(),
-                 nullptr, nullptr, nullptr, nullptr,   // no colour boxes
-                 colours.data(), styles.data(), widths.data(),
-                 nullptr, nullptr, nullptr, nullptr);  // no symbols
-    }
+    draw_chart_legend(legend);
     stream.check("drawing");
     stream.finish();
     target.commit();
 }
 
-void write_png(const Heatmap& map, const std::filesystem::path& file, int width, int height) {
-    check_size(file, width, height);
+namespace {
+
+// A glyph's em in pixels (≈ 10pt), the unit of the heatmap's layout.
+constexpr double kCharPx = 13;
+// The cairo driver hands Pango a font size in points, and Pango sets text at 96 dpi: a glyph's em
+// is 4/3 of PLplot's character height, the unit of plmtex displacements.
+constexpr double kEm = 4.0 / 3.0;
+
+// The checks of a heatmap before drawing: its size, and value and label counts.
+void check_heatmap(const Heatmap& map, const std::filesystem::path& file) {
     const auto where = "cannot write plot '" + file.string() + "': ";
     if (map.rows <= 0 || map.cols <= 0)
         throw Error(where + "heatmap of " + std::to_string(map.rows) + "x" +
@@ -461,8 +501,21 @@ void write_png(const Heatmap& map, const std::filesystem::path& file, int width,
     if (!map.row_labels.empty() && static_cast<std::int64_t>(map.row_labels.size()) != map.rows)
         throw Error(where + std::to_string(map.row_labels.size()) + " row labels for " +
                     std::to_string(map.rows) + " rows");
+}
 
-    // Labels: the given ones, else indices (every k-th when there are many).
+// A heatmap's labels (the given ones, else indices) and pixel layout, from its content: a cell
+// wide enough for a label's height (or its annotation), room for the longest labels on the left
+// and below, a colour bar on the right. width/height 0: chosen here.
+struct HeatmapLayout {
+    std::vector<std::string> col_labels, row_labels;
+    double col_chars = 1, row_chars = 1;  // widths of the longest labels, in character heights
+    double vmin = 0, span = 1;            // the colour ramp's range
+    double cell_px = 0, left_px = 0, bottom_px = 0;
+    double top_px = 3.0 * kCharPx, right_px = 8.0 * kCharPx;
+    int width = 0, height = 0;
+};
+HeatmapLayout heatmap_layout(const Heatmap& map, int width, int height) {
+    // Every k-th index when there are many.
     auto labels_of = [](const std::vector<std::string>& given, std::int64_t n) {
         std::vector<std::string> out(static_cast<std::size_t>(n));
         const std::int64_t step = n <= 40 ? 1 : (n + 39) / 40;
@@ -472,12 +525,12 @@ void write_png(const Heatmap& map, const std::filesystem::path& file, int width,
         }
         return out;
     };
-    const auto col_labels = labels_of(map.col_labels, map.cols);
-    const auto row_labels = labels_of(map.row_labels, map.rows);
-    double col_chars = 1, row_chars = 1;  // widths of the longest labels, in character heights
+    HeatmapLayout l;
+    l.col_labels = labels_of(map.col_labels, map.cols);
+    l.row_labels = labels_of(map.row_labels, map.rows);
     std::size_t cell_chars = 1;
-    for (const auto& l : col_labels) col_chars = std::max(col_chars, text_width(l));
-    for (const auto& l : row_labels) row_chars = std::max(row_chars, text_width(l));
+    for (const auto& t : l.col_labels) l.col_chars = std::max(l.col_chars, text_width(t));
+    for (const auto& t : l.row_labels) l.row_chars = std::max(l.row_chars, text_width(t));
 
     double vmin = std::numeric_limits<double>::infinity(), vmax = -vmin;
     for (double v : map.values)
@@ -487,42 +540,22 @@ void write_png(const Heatmap& map, const std::filesystem::path& file, int width,
             if (map.annotate) cell_chars = std::max(cell_chars, format_value(v).size());
         }
     if (!(vmin <= vmax)) { vmin = 0; vmax = 1; }
-    const double span = vmax > vmin ? vmax - vmin : 1.0;
+    l.vmin = vmin;
+    l.span = vmax > vmin ? vmax - vmin : 1.0;
 
-    // Size from the content: a cell wide enough for a label's height (or its annotation), room
-    // for the longest labels on the left and below, a colour bar on the right.
-    constexpr double kCharPx = 13;  // a glyph's em in pixels (≈ 10pt)
-    const double cell_px = map.annotate ? std::max(34.0, 0.62 * kCharPx * static_cast<double>(cell_chars) + 12)
-                                        : (std::max(map.rows, map.cols) <= 20 ? 26.0 : 17.0);
-    const double left_px = kCharPx * (row_chars + 3.5);
-    const double bottom_px = kCharPx * (col_chars + 3.5);
-    const double top_px = 3.0 * kCharPx, right_px = 8.0 * kCharPx;
-    if (width == 0)
-        width = static_cast<int>(std::max(420.0, left_px + cell_px * static_cast<double>(map.cols) + right_px));
-    if (height == 0)
-        height = static_cast<int>(std::max(320.0, top_px + cell_px * static_cast<double>(map.rows) + bottom_px));
+    l.cell_px = map.annotate ? std::max(34.0, 0.62 * kCharPx * static_cast<double>(cell_chars) + 12)
+                             : (std::max(map.rows, map.cols) <= 20 ? 26.0 : 17.0);
+    l.left_px = kCharPx * (l.row_chars + 3.5);
+    l.bottom_px = kCharPx * (l.col_chars + 3.5);
+    l.width = width != 0 ? width
+                         : static_cast<int>(std::max(420.0, l.left_px + l.cell_px * static_cast<double>(map.cols) + l.right_px));
+    l.height = height != 0 ? height
+                           : static_cast<int>(std::max(320.0, l.top_px + l.cell_px * static_cast<double>(map.rows) + l.bottom_px));
+    return l;
+}
 
-    std::lock_guard lock(plplot_mutex());
-    PngTarget target(file);
-    Stream stream(file, target, width, height);
-    stream.check("starting the page");
-    const Geometry g = geometry();
-    const double px_h = g.mm_h / height;  // millimetres per pixel
-    // Character height: ≈ kCharPx pixels, smaller when a fixed size leaves too little room.
-    double char_px = kCharPx;
-    const double fit = std::min((static_cast<double>(width) - right_px) / (left_px + cell_px * map.cols),
-                                (static_cast<double>(height) - top_px) / (bottom_px + cell_px * map.rows));
-    if (fit < 1) char_px = std::max(6.0, kCharPx * fit);
-    // The cairo driver hands Pango a font size in points, and Pango sets text at 96 dpi: a glyph's
-    // em is 4/3 of PLplot's character height, the unit of plmtex displacements below.
-    constexpr double kEm = 4.0 / 3.0;
-    plschr(0, char_px / kEm * px_h / g.char_mm);
-    const double k = char_px / kCharPx;
-    const double vx0 = left_px * k / width, vx1 = 1 - right_px * k / width;
-    const double vy0 = bottom_px * k / height, vy1 = 1 - top_px * k / height;
-    plvpor(vx0, std::max(vx0 + 0.05, vx1), vy0, std::max(vy0 + 0.05, vy1));
-    plwind(0, static_cast<PLFLT>(map.cols), 0, static_cast<PLFLT>(map.rows));
-
+// The cells, coloured by value on the ramp (non-finite ones grey), and their values when asked.
+void draw_heatmap_cells(const Heatmap& map, double vmin, double span) {
     for (std::int64_t r = 0; r < map.rows; ++r)
         for (std::int64_t c = 0; c < map.cols; ++c) {
             const double v = map.values[static_cast<std::size_t>(r * map.cols + c)];
@@ -544,29 +577,33 @@ void write_png(const Heatmap& map, const std::filesystem::path& file, int width,
                        0.5, format_value(v).c_str());
             }
     }
+}
+
+// Tick labels at cell centres (columns written vertically under the axis, rows to the left),
+// axis titles beyond the longest label (displacements in character heights), the title.
+void draw_heatmap_labels(const Heatmap& map, const HeatmapLayout& l) {
     plcol0(kInk);
     plbox("bc", 0, 0, "bc", 0, 0);
-    // Tick labels at cell centres: columns written vertically under the axis, rows to the left.
     for (std::int64_t c = 0; c < map.cols; ++c) {
-        const auto& l = col_labels[static_cast<std::size_t>(c)];
-        if (!l.empty()) plmtex("bv", 0.8, (static_cast<double>(c) + 0.5) / map.cols, 1.0, l.c_str());
+        const auto& t = l.col_labels[static_cast<std::size_t>(c)];
+        if (!t.empty()) plmtex("bv", 0.8, (static_cast<double>(c) + 0.5) / map.cols, 1.0, t.c_str());
     }
     for (std::int64_t r = 0; r < map.rows; ++r) {
-        const auto& l = row_labels[static_cast<std::size_t>(r)];
-        if (!l.empty())
-            plmtex("lv", 0.8, (static_cast<double>(map.rows - 1 - r) + 0.5) / map.rows, 1.0, l.c_str());
+        const auto& t = l.row_labels[static_cast<std::size_t>(r)];
+        if (!t.empty())
+            plmtex("lv", 0.8, (static_cast<double>(map.rows - 1 - r) + 0.5) / map.rows, 1.0, t.c_str());
     }
-    // Axis titles beyond the longest label (displacements are in character heights).
-    const double col_disp = 0.8 + kEm * (col_chars + 1.2);
-    const double row_disp = 0.8 + kEm * (row_chars + 0.8);
+    const double col_disp = 0.8 + kEm * (l.col_chars + 1.2);
+    const double row_disp = 0.8 + kEm * (l.row_chars + 0.8);
     if (!map.x_label.empty()) plmtex("b", col_disp, 0.5, 0.5, escape(map.x_label).c_str());
     if (!map.y_label.empty()) plmtex("l", row_disp, 0.5, 0.5, escape(map.y_label).c_str());
     if (!map.title.empty()) plmtex("t", 1.0 * kEm, 0.5, 0.5, escape(map.title).c_str());
+}
 
-    // Colour bar: a column of strips from vmin to vmax right of the map, with its own axis.
-    const double bar_x0 = std::max(vx0 + 0.05, vx1) + 1.2 * char_px / width;
-    const double bar_x1 = bar_x0 + 1.2 * char_px / width;
-    plvpor(bar_x0, bar_x1, vy0, std::max(vy0 + 0.05, vy1));
+// The colour bar: a column of strips from vmin to vmin + span in the viewport [vx0, vx1] x
+// [vy0, vy1] (right of the map), with its own axis.
+void draw_colour_bar(double vmin, double span, double vx0, double vx1, double vy0, double vy1) {
+    plvpor(vx0, vx1, vy0, vy1);
     plwind(0, 1, vmin, vmin + span);
     constexpr int kStrips = 128;
     for (int i = 0; i < kStrips; ++i) {
@@ -581,6 +618,38 @@ void write_png(const Heatmap& map, const std::filesystem::path& file, int width,
     // "(x10^-1)" note above the bar, which the page edge cuts off).
     plsyax(12, 0);
     plbox("bc", 0, 0, "bcmstv", 0, 0);
+}
+
+}  // namespace
+
+void write_png(const Heatmap& map, const std::filesystem::path& file, int width, int height) {
+    check_size(file, width, height);
+    check_heatmap(map, file);
+    const HeatmapLayout l = heatmap_layout(map, width, height);
+    width = l.width;
+    height = l.height;
+
+    std::lock_guard lock(plplot_mutex());
+    PngTarget target(file);
+    Stream stream(file, target, width, height);
+    stream.check("starting the page");
+    const Geometry g = geometry();
+    const double px_h = g.mm_h / height;  // millimetres per pixel
+    // Character height: ≈ kCharPx pixels, smaller when a fixed size leaves too little room.
+    double char_px = kCharPx;
+    const double fit = std::min((static_cast<double>(width) - l.right_px) / (l.left_px + l.cell_px * map.cols),
+                                (static_cast<double>(height) - l.top_px) / (l.bottom_px + l.cell_px * map.rows));
+    if (fit < 1) char_px = std::max(6.0, kCharPx * fit);
+    plschr(0, char_px / kEm * px_h / g.char_mm);
+    const double k = char_px / kCharPx;
+    const double vx0 = l.left_px * k / width, vx1 = 1 - l.right_px * k / width;
+    const double vy0 = l.bottom_px * k / height, vy1 = 1 - l.top_px * k / height;
+    plvpor(vx0, std::max(vx0 + 0.05, vx1), vy0, std::max(vy0 + 0.05, vy1));
+    plwind(0, static_cast<PLFLT>(map.cols), 0, static_cast<PLFLT>(map.rows));
+    draw_heatmap_cells(map, l.vmin, l.span);
+    draw_heatmap_labels(map, l);
+    const double bar_x0 = std::max(vx0 + 0.05, vx1) + 1.2 * char_px / width;
+    draw_colour_bar(l.vmin, l.span, bar_x0, bar_x0 + 1.2 * char_px / width, vy0, std::max(vy0 + 0.05, vy1));
 
     stream.check("drawing");
     stream.finish();
