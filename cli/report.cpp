@@ -10,7 +10,7 @@
 #include <boost/program_options.hpp>
 
 #include "cli/commands.hpp"
-#include "pipeline/exec/safetensors.hpp"
+#include "pipeline/core/safetensors.hpp"
 #include "pipeline/report/compare.hpp"
 #include "pipeline/report/html.hpp"
 

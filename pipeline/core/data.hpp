@@ -13,6 +13,11 @@ namespace rnnflow {
 // Write bytes to `file` atomically: FILE.tmp, flush, fsync, rename over FILE (a reader sees the
 // old file or the new one, never a torn one). Throws Error naming the file.
 void write_file_atomic(const std::filesystem::path& file, const std::string& bytes);
+// Called by write_file_atomic halfway through writing each file, for the engine's fault
+// injection in tests (RNNFLOW_FAULT=kill@checkpoint:N, pipeline/exec/resume.hpp); nullptr (the
+// default) for none. The SDK knows nothing of checkpoints: the hook decides what to act on.
+using MidWriteHook = void (*)(const std::filesystem::path& file);
+void set_mid_write_hook(MidWriteHook hook);
 
 // How text becomes tokens; kept with the vocabulary so that prompts given to a trained run are
 // tokenised exactly as its training data was.
@@ -44,6 +49,18 @@ class Vocabulary;
 struct SequenceSplit {
     std::vector<std::vector<std::int32_t>> items;
     std::string origin;
+};
+
+// Dense inputs: one f32 matrix (rows, dim) per item — a feature vector (rows = 1), a grid of
+// region vectors (rows = F), audio or music frames. Every item of a split has the same dim.
+struct FrameSplit {
+    struct Item {
+        std::int64_t rows = 0;
+        std::vector<float> values;  // (rows, dim) row-major: values[r * dim + d]
+    };
+    std::vector<Item> items;
+    std::int64_t dim = 0;  // D, the same for every item
+    std::string origin;    // where it came from, for messages ("data/train.npy")
 };
 
 // Token ↔ id. Specials come first in the order given; then tokens by descending count, ties by

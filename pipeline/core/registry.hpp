@@ -16,7 +16,8 @@
 #include "schema.hpp"
 #include "stage.hpp"
 
-#define RNNFLOW_ABI_VERSION 2
+// 3: PortType::frames (the values after it moved), FrameSplit, npy.hpp, safetensors.hpp
+#define RNNFLOW_ABI_VERSION 3
 #define RNNFLOW_VERSION "0.2.0"
 
 namespace rnnflow {

@@ -10,6 +10,7 @@ const char* to_string(PortType t) {
         case PortType::text: return "text";
         case PortType::tokens: return "tokens";
         case PortType::sequences: return "sequences";
+        case PortType::frames: return "frames";
         case PortType::vocab: return "vocab";
         case PortType::ids: return "ids";
         case PortType::tensor: return "tensor";
@@ -20,15 +21,15 @@ const char* to_string(PortType t) {
 }
 
 std::optional<PortType> port_type_from_string(const std::string& s) {
-    for (auto t : {PortType::text, PortType::tokens, PortType::sequences, PortType::vocab,
-                   PortType::ids, PortType::tensor, PortType::state, PortType::loss})
+    for (auto t : {PortType::text, PortType::tokens, PortType::sequences, PortType::frames,
+                   PortType::vocab, PortType::ids, PortType::tensor, PortType::state, PortType::loss})
         if (s == to_string(t)) return t;
     return std::nullopt;
 }
 
 bool is_dataset_type(PortType t) {
     return t == PortType::text || t == PortType::tokens || t == PortType::sequences ||
-           t == PortType::vocab;
+           t == PortType::frames || t == PortType::vocab;
 }
 
 const char* to_string(Role r) {

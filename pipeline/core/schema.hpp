@@ -19,6 +19,7 @@ enum class PortType {
     text,       // dataset: per split, a list of strings (lines or whole files)      TextSplit
     tokens,     // dataset: per split, token sequences                               TokenSplit
     sequences,  // dataset: per split, id sequences of one vocabulary                SequenceSplit
+    frames,     // dataset: per split, one f32 matrix (rows, D) per item             FrameSplit
     vocab,      // dataset: a fitted vocabulary (PortInfo::vocab)
     ids,        // batch: i32 (T, N) + lengths; PortInfo::classes = number of ids
     tensor,     // batch: f32 (T, N, C) + lengths; PortInfo::channels = C

@@ -828,6 +828,7 @@ Engine::Engine(CompiledGraph graph, RunOptions options)
                : graph_.def.train.threads > 0 ? static_cast<int>(graph_.def.train.threads)
                                               : available_cores();
     impl_ = std::make_unique<Impl>(*this, graph_);
+    set_mid_write_hook(&fault_in_checkpoint_write);  // RNNFLOW_FAULT=kill@checkpoint:N (tests)
     impl_->arena = std::make_unique<oneapi::tbb::task_arena>(std::max(1, opt_.graph_threads));
     if (!opt_.run_dir.empty() && opt_.mode == PrepareMode::fit) {
         std::filesystem::create_directories(opt_.run_dir / "checkpoints");

@@ -22,7 +22,7 @@
 
 #include "../graph/graph.hpp"
 #include "../core/stage.hpp"
-#include "safetensors.hpp"
+#include "../core/safetensors.hpp"
 
 namespace rnnflow {
 

@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "safetensors.hpp"
+#include "../core/safetensors.hpp"
 
 namespace rnnflow {
 

@@ -19,7 +19,7 @@
 #include "../core/error.hpp"
 #include "../core/stage.hpp"
 #include "engine.hpp"
-#include "safetensors.hpp"
+#include "../core/safetensors.hpp"
 
 namespace rnnflow {
 
@@ -57,7 +57,9 @@ private:
 // Unset: no cost beyond a counter.
 void set_fault(const std::string& spec);
 void fault_after_step(bool training);
-void fault_in_checkpoint_write();  // called by write_file_atomic for *.safetensors
+// kill@checkpoint: for *.safetensors files; the Engine installs it as write_file_atomic's
+// mid-write hook (set_mid_write_hook, data.hpp).
+void fault_in_checkpoint_write(const std::filesystem::path& file);
 
 // ---------------------------------------------------------------------------------------------
 // Running totals of one pass (the engine's, not the metric stages').

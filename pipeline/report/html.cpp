@@ -18,7 +18,7 @@
 
 #include "pipeline/core/error.hpp"
 #include "pipeline/core/registry.hpp"  // RNNFLOW_VERSION
-#include "pipeline/exec/safetensors.hpp"
+#include "pipeline/core/safetensors.hpp"
 #include "pipeline/core/plot.hpp"
 #include "pipeline/report/run_folder.hpp"
 #include "pipeline/report/run_plots.hpp"

@@ -13,7 +13,7 @@
 #include <fstream>
 
 #include "pipeline/exec/engine.hpp"
-#include "pipeline/exec/safetensors.hpp"
+#include "pipeline/core/safetensors.hpp"
 #include "pipeline/graph/graph.hpp"
 
 using namespace rnnflow;

@@ -7,7 +7,7 @@
 
 #include "support/error_text.hpp"
 #include "pipeline/core/tensor.hpp"
-#include "pipeline/exec/safetensors.hpp"
+#include "pipeline/core/safetensors.hpp"
 #include "pipeline/graph/graph.hpp"
 
 using namespace rnnflow;

@@ -12,7 +12,7 @@
 
 #include "pipeline/core/registry.hpp"
 #include "pipeline/exec/engine.hpp"
-#include "pipeline/exec/safetensors.hpp"
+#include "pipeline/core/safetensors.hpp"
 #include "pipeline/graph/graph.hpp"
 
 using namespace rnnflow;

@@ -19,7 +19,7 @@
 #include "pipeline/exec/engine.hpp"
 #include "pipeline/exec/guards.hpp"
 #include "pipeline/exec/resume.hpp"
-#include "pipeline/exec/safetensors.hpp"
+#include "pipeline/core/safetensors.hpp"
 #include "pipeline/graph/graph.hpp"
 
 using namespace rnnflow;

@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "pipeline/exec/safetensors.hpp"
+#include "pipeline/core/safetensors.hpp"
 
 using namespace rnnflow;
 namespace fs = std::filesystem;
@@ -85,4 +85,38 @@ TEST_CASE("safetensors: truncated and corrupted files are refused with the file 
     SECTION("missing file") {
         REQUIRE_THROWS_WITH(load_safetensors(f.string() + ".none"), Catch::Contains("cannot open checkpoint"));
     }
+}
+
+TEST_CASE("safetensors: a file from another writer (no checksum) loads; a dtype rnnflow does not read is named",
+          "[core][checkpoint]") {
+    auto file = [](const std::string& header, const std::string& data) {
+        std::string out(8, '\0');
+        for (std::size_t i = 0; i < 8; ++i) out[i] = static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+        return out + header + data;
+    };
+    const float v[2] = {1.5f, -2.0f};
+    const std::string data(reinterpret_cast<const char*>(v), sizeof v);
+    const TensorFile tf =
+        load_safetensors_bytes(file(R"({"features":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}})", data), "f.st");
+    REQUIRE(tf.tensors.size() == 1);
+    REQUIRE(tf.find("features")->shape() == Shape{1, 2});
+    REQUIRE(tf.find("features")->data<float>()[1] == -2.0f);
+    REQUIRE_THROWS_WITH(
+        load_safetensors_bytes(file(R"({"features":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}})", data), "f.st"),
+        "f.st: not a valid safetensors file: entry 'features' has dtype F16 (rnnflow reads F32 and I32)");
+}
+
+namespace {
+std::vector<std::string> mid_write_files;
+void record_mid_write(const fs::path& file) { mid_write_files.push_back(file.filename().string()); }
+}  // namespace
+
+TEST_CASE("safetensors: write_file_atomic calls the mid-write hook (the engine's fault injection)", "[core][checkpoint]") {
+    mid_write_files.clear();
+    set_mid_write_hook(&record_mid_write);
+    write_file_atomic(temp_file("hooked.txt"), "some bytes");
+    set_mid_write_hook(nullptr);
+    write_file_atomic(temp_file("unhooked.txt"), "some bytes");
+    REQUIRE(mid_write_files == std::vector<std::string>{"hooked.txt"});
+    REQUIRE(read_all(temp_file("hooked.txt")) == "some bytes");
 }

@@ -12,7 +12,7 @@
 #include <iostream>
 #include <set>
 
-#include "pipeline/exec/safetensors.hpp"
+#include "pipeline/core/safetensors.hpp"
 #include "pipeline/sweep/state.hpp"
 #include "pipeline/sweep/sweep.hpp"
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "../core/data.hpp"  // write_file_atomic
-#include "../core/tensor.hpp"
+#include "data.hpp"  // write_file_atomic
+#include "tensor.hpp"
 
 namespace rnnflow {
 
