@@ -19,6 +19,7 @@
 #include "stages/eval/perplexity.hpp"
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/translation_metrics.hpp"
+#include "stages/model/activation.hpp"
 #include "stages/model/attention_decoder.hpp"
 #include "stages/model/char_word_encoder.hpp"
 #include "stages/model/concat.hpp"
@@ -57,6 +58,7 @@ static void register_stages(Registry& r) {
     r.add<Lstm>();
     r.add<Gru>();
     r.add<Linear>();
+    r.add<Activation>();  // MLP heads between linears (issues 23, 24)
     r.add<AttentionDecoder>();
     // Many-to-one heads, character word encoder (issue 5, model side).
     r.add<Pool>();
