@@ -12,7 +12,13 @@ namespace rnnflow::stages::reader {
 namespace fs = std::filesystem;
 
 void BadLines::bad(std::int64_t line, const std::string& what, const std::string& hint) {
-    const std::string msg = detail::concat(file_, ":", line, ": ", what);
+    bad(detail::concat(line, ": ", what), hint, ":");
+}
+
+void BadLines::bad(const std::string& what, const std::string& hint) { bad(what, hint, ": "); }
+
+void BadLines::bad(const std::string& what, const std::string& hint, const char* sep) {
+    const std::string msg = file_ + sep + what;
     if (!skip_) throw Error(msg, hint.empty() ? "fix the line, or set on_error: skip to drop such records" : hint + "; or set on_error: skip to drop such records");
     if (count_ == 0) first_ = msg;
     ++count_;

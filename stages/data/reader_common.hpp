@@ -27,11 +27,14 @@ public:
     BadLines(bool skip, std::string file) : skip_(skip), file_(std::move(file)) {}
     // A malformed record at `line` (1-based). Throws unless skipping.
     void bad(std::int64_t line, const std::string& what, const std::string& hint);
+    // A malformed record that is not a line (an item of a binary file): "file: what".
+    void bad(const std::string& what, const std::string& hint);
     std::int64_t count() const { return count_; }
     // One warning line to standard error when something was skipped; `unit` names the records.
     void report(const std::string& stage_id, const std::string& unit) const;
 
 private:
+    void bad(const std::string& what, const std::string& hint, const char* sep);
     bool skip_;
     std::string file_;
     std::int64_t count_ = 0;
