@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 
+
 namespace rnnflow::stages {
 
 StageSchema Seq2seqBatches::schema() {
@@ -42,21 +43,12 @@ Seq2seqBatches::Seq2seqBatches(const Params& p)
 
 void Seq2seqBatches::prepare(PrepareContext& ctx) {
     const PortInfo& si = ctx.input_info("source");
-    const PortInfo& ti = ctx.input_info("target");
     RNNFLOW_CHECK(si.vocab != nullptr, "input 'source' carries no vocabulary; connect a vocabulary stage's out");
-    RNNFLOW_CHECK(ti.vocab != nullptr, "input 'target' carries no vocabulary; connect a vocabulary stage's out");
     src_pad_ = si.vocab->special("<pad>");
     if (src_pad_ < 0)
         throw Error("the source vocabulary has no <pad>", "add <pad> to the source vocabulary's specials");
-    tgt_pad_ = ti.vocab->special("<pad>");
-    sos_ = ti.vocab->special("<sos>");
-    eos_ = ti.vocab->special("<eos>");
-    if (tgt_pad_ < 0 || sos_ < 0 || eos_ < 0)
-        throw Error("the target vocabulary lacks <pad>, <sos> or <eos>",
-                    "give the target vocabulary specials: [<pad>, <unk>, <sos>, <eos>]");
+    target_ids_ = batching::target_ids(ctx);
     ctx.set_output_info("source", PortInfo{PortType::ids, -1, si.classes, si.vocab});
-    ctx.set_output_info("target_in", PortInfo{PortType::ids, -1, ti.classes, ti.vocab});
-    ctx.set_output_info("target_out", PortInfo{PortType::ids, -1, ti.classes, ti.vocab});
     seed_ = ctx.rng()();
 
     splits_.clear();
@@ -120,76 +112,26 @@ std::int64_t Seq2seqBatches::value(const std::string& name) const {
     return Stage::value(name);
 }
 
-// Cuts positions (already in batch order) into batches: at most batch_ pairs and, with
-// batch_tokens_, at most batch_tokens_ padded tokens.
-std::vector<std::vector<std::int64_t>> Seq2seqBatches::cut(const Split& s, std::vector<std::int64_t> order) const {
-    std::vector<std::vector<std::int64_t>> out;
-    std::vector<std::int64_t> cur;
-    std::int64_t longest = 0;
-    for (std::int64_t p : order) {
-        const auto i = static_cast<std::size_t>(p);
-        std::int64_t len = static_cast<std::int64_t>(s.source[i].size());
-        if (s.has_target) len = std::max(len, static_cast<std::int64_t>(s.target[i].size()) + 1);
-        const std::int64_t next_longest = std::max(longest, len);
-        const bool full = static_cast<std::int64_t>(cur.size()) >= batch_ ||
-                          (batch_tokens_ > 0 && !cur.empty() &&
-                           next_longest * static_cast<std::int64_t>(cur.size() + 1) > batch_tokens_);
-        if (full) {
-            out.push_back(std::move(cur));
-            cur.clear();
-            longest = 0;
-        }
-        cur.push_back(p);
-        longest = std::max(longest, len);
-    }
-    if (!cur.empty()) out.push_back(std::move(cur));
-    return out;
-}
-
 std::int64_t Seq2seqBatches::begin(const std::string& split, std::int64_t epoch) {
     pos_ = 0;
     batches_.clear();
     auto it = splits_.find(split);
-    if (it == splits_.end()) {
-        cur_ = nullptr;
-        return 0;
-    }
-    cur_ = &it->second;
+    cur_ = it == splits_.end() ? nullptr : &it->second;
+    if (!cur_) return 0;
     const Split& s = *cur_;
-    const auto n = static_cast<std::int64_t>(s.source.size());
-    std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
     auto shorter = [&s](std::int64_t a, std::int64_t b) {
         const auto ia = static_cast<std::size_t>(a), ib = static_cast<std::size_t>(b);
         if (s.source[ia].size() != s.source[ib].size()) return s.source[ia].size() < s.source[ib].size();
         if (s.has_target && s.target[ia].size() != s.target[ib].size()) return s.target[ia].size() < s.target[ib].size();
         return a < b;
     };
-    if (split == "train" && shuffle_) {
-        // Our own Fisher-Yates over mt19937_64 (std::shuffle's use of the generator is
-        // implementation-defined, so the order would differ between standard libraries).
-        std::mt19937_64 rng(seed_ ^ (0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(epoch + 1)));
-        auto shuffle = [&rng](auto& v) {
-            for (std::size_t i = v.size(); i > 1; --i)
-                std::swap(v[i - 1], v[static_cast<std::size_t>(rng() % i)]);
-        };
-        shuffle(order);
-        const auto pool = static_cast<std::size_t>(pool_ * batch_);
-        for (std::size_t at = 0; at < order.size(); at += pool) {
-            const auto end = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), at + pool));
-            std::sort(order.begin() + static_cast<std::ptrdiff_t>(at), end, shorter);
-        }
-        // Cut each pool separately so no batch mixes two pools' lengths.
-        for (std::size_t at = 0; at < order.size(); at += pool) {
-            std::vector<std::int64_t> part(order.begin() + static_cast<std::ptrdiff_t>(at),
-                                           order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), at + pool)));
-            for (auto& b : cut(s, std::move(part))) batches_.push_back(std::move(b));
-        }
-        shuffle(batches_);
-    } else {
-        std::sort(order.begin(), order.end(), shorter);
-        batches_ = cut(s, std::move(order));
-    }
+    auto len = [&s](std::int64_t p) {
+        const auto i = static_cast<std::size_t>(p);
+        const auto src = static_cast<std::int64_t>(s.source[i].size());
+        return s.has_target ? std::max(src, static_cast<std::int64_t>(s.target[i].size()) + 1) : src;
+    };
+    batches_ = batching::pass_batches(static_cast<std::int64_t>(s.source.size()), split == "train" && shuffle_, seed_,
+                                      epoch, {batch_, batch_tokens_, pool_}, shorter, len);
     return static_cast<std::int64_t>(batches_.size());
 }
 
@@ -198,54 +140,30 @@ bool Seq2seqBatches::next(Batch& batch) {
     const Split& s = *cur_;
     const auto& cols = batches_[pos_];
     const auto N = static_cast<std::int64_t>(cols.size());
-    std::int64_t ts = 0, tt = 0;
-    for (std::int64_t p : cols) {
-        const auto i = static_cast<std::size_t>(p);
-        ts = std::max(ts, static_cast<std::int64_t>(s.source[i].size()));
-        if (s.has_target) tt = std::max(tt, static_cast<std::int64_t>(s.target[i].size()) + 1);
-    }
+    std::int64_t ts = 0;
+    for (std::int64_t p : cols) ts = std::max(ts, static_cast<std::int64_t>(s.source[static_cast<std::size_t>(p)].size()));
     batch.outputs.resize(3);
     Tensor& src = batch.outputs[0];
-    Tensor& tin = batch.outputs[1];
-    Tensor& tout = batch.outputs[2];
-    src.resize(DType::i32, {ts, N});                            // (Ts, N)
-    tin.resize(DType::i32, {std::max<std::int64_t>(tt, 1), N});  // (Tt, N)
-    tout.resize(DType::i32, {std::max<std::int64_t>(tt, 1), N});
+    src.resize(DType::i32, {ts, N});  // (Ts, N)
     std::fill_n(src.data<std::int32_t>(), src.numel(), src_pad_);
-    std::fill_n(tin.data<std::int32_t>(), tin.numel(), tgt_pad_);
-    std::fill_n(tout.data<std::int32_t>(), tout.numel(), tgt_pad_);
     src.lengths.assign(static_cast<std::size_t>(N), 0);
-    tin.lengths.assign(static_cast<std::size_t>(N), 0);
-    tout.lengths.assign(static_cast<std::size_t>(N), 0);
     batch.item_ids.resize(static_cast<std::size_t>(N));
-    std::int64_t items = 0;
+    std::vector<const std::vector<std::int32_t>*> targets(static_cast<std::size_t>(N), nullptr);
+    std::int64_t source_tokens = 0;
     std::int32_t* x = src.data<std::int32_t>();
-    std::int32_t* yi = tin.data<std::int32_t>();
-    std::int32_t* yo = tout.data<std::int32_t>();
     for (std::int64_t n = 0; n < N; ++n) {
         const auto i = static_cast<std::size_t>(cols[static_cast<std::size_t>(n)]);
         const auto& a = s.source[i];
         for (std::size_t t = 0; t < a.size(); ++t) x[static_cast<std::int64_t>(t) * N + n] = a[t];
         src.lengths[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(a.size());
         batch.item_ids[static_cast<std::size_t>(n)] = s.ids[i];
-        if (!s.has_target) {
-            items += static_cast<std::int64_t>(a.size());
-            continue;
-        }
-        const auto& b = s.target[i];
-        const auto len = static_cast<std::int64_t>(b.size()) + 1;
-        yi[n] = sos_;
-        for (std::size_t t = 0; t < b.size(); ++t) {
-            yi[(static_cast<std::int64_t>(t) + 1) * N + n] = b[t];
-            yo[static_cast<std::int64_t>(t) * N + n] = b[t];
-        }
-        yo[static_cast<std::int64_t>(b.size()) * N + n] = eos_;
-        tin.lengths[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(len);
-        tout.lengths[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(len);
-        items += len;
+        source_tokens += static_cast<std::int64_t>(a.size());
+        if (s.has_target) targets[static_cast<std::size_t>(n)] = &s.target[i];
     }
+    const std::int64_t target_tokens =
+        batching::fill_targets(targets, target_ids_, batch.outputs[1], batch.outputs[2]);
     batch.reset_state = true;
-    batch.items = items;
+    batch.items = s.has_target ? target_tokens : source_tokens;
     ++pos_;
     return true;
 }

@@ -9,11 +9,12 @@
 //   out target_out  (ids) i32 (Tt, N): y1 .. yn <eos>   (loss targets), lengths n + 1 for both;
 //                         padded with the target <pad> id. Split "infer": (1, N), lengths 0.
 //
-// Batching: a pass sorts pairs by (source length, target length, index) into batches of similar
-// length. Training: every epoch shuffles the pairs with a generator seeded from the run seed and
-// the epoch, cuts them into pools of `pool` batches, sorts each pool by length, cuts it into
-// batches and shuffles the batch order: every kept pair appears exactly once per epoch, the
-// order is deterministic. Other splits: one sort by length, the same every pass.
+// Batching (stages/data/batch_common.hpp, shared with caption_batches): a pass sorts pairs by
+// (source length, target length, index) into batches of similar length. Training: every epoch
+// shuffles the pairs with a generator seeded from the run seed and the epoch, cuts them into
+// pools of `pool` batches, sorts each pool by length, cuts it into batches and shuffles the
+// batch order: every kept pair appears exactly once per epoch, the order is deterministic.
+// Other splits: one sort by length, the same every pass.
 // A batch holds at most `batch` pairs and, when batch_tokens > 0, at most batch_tokens padded
 // tokens: N * max(Ts, Tt) <= batch_tokens (a single longer pair gets a batch of its own).
 // Filtering (training split only): pairs whose source is longer than max_source_length or whose
@@ -28,6 +29,7 @@
 
 #include <map>
 
+#include "batch_common.hpp"
 #include "pipeline/core/stage.hpp"
 
 namespace rnnflow::stages {
@@ -49,7 +51,8 @@ private:
     };
     std::int64_t batch_, batch_tokens_, pool_, max_source_, max_target_;
     bool reverse_, shuffle_;
-    std::int32_t src_pad_ = 0, tgt_pad_ = 0, sos_ = 0, eos_ = 0;
+    std::int32_t src_pad_ = 0;
+    batching::TargetIds target_ids_;
     std::uint64_t seed_ = 0;
     std::int64_t dropped_ = 0;
     std::map<std::string, Split> splits_;
@@ -57,8 +60,6 @@ private:
     const Split* cur_ = nullptr;
     std::vector<std::vector<std::int64_t>> batches_;  // positions into cur_'s vectors
     std::size_t pos_ = 0;
-
-    std::vector<std::vector<std::int64_t>> cut(const Split& s, std::vector<std::int64_t> order) const;
 };
 
 }  // namespace rnnflow::stages
