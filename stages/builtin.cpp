@@ -1,10 +1,12 @@
 // The one list of built-in stages, registered exactly as a plug-in registers its own.
 #define RNNFLOW_BUILTIN
 #include "pipeline/core/registry.hpp"
+#include "stages/data/caption_batches.hpp"
 #include "stages/data/classify_batches.hpp"
 #include "stages/data/conll_columns.hpp"
 #include "stages/data/conllu.hpp"
 #include "stages/data/date_pairs.hpp"
+#include "stages/data/features.hpp"
 #include "stages/data/label_lines.hpp"
 #include "stages/data/lm_batches.hpp"
 #include "stages/data/parallel_text.hpp"
@@ -51,6 +53,8 @@ static void register_stages(Registry& r) {
     r.add<ParallelText>();
     r.add<DatePairs>();
     r.add<Seq2seqBatches>();
+    r.add<Features>();        // captioning: dense inputs per item (issue 23)
+    r.add<CaptionBatches>();
     r.add<ClassifyBatches>();
     r.add<Sampler>();
     r.add<Embedding>();
