@@ -199,8 +199,7 @@ void Features::prepare(PrepareContext& ctx) {
     ctx.set_output_info("features", PortInfo{PortType::frames, -1, -1, nullptr});  // channels: D, once read
     skipped_ = uncaptioned_ = 0;
     if (ctx.infer_lines())
-        throw Error("stage '" + ctx.stage_id() + "' (features): prediction runs are not supported: their inputs are "
-                    "text lines, this reader reads feature files",
+        throw Error("prediction runs are not supported: their inputs are text lines, this reader reads feature files",
                     "evaluate on a test split instead (rnnflow eval RUN --split test); captioning new inputs is #23");
     std::int64_t dim = -1;
     std::string dim_file;

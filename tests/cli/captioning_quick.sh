@@ -2,7 +2,8 @@
 # Captioning through the real program: the features reader (.npy region grids and TSV captions,
 # several per item) -> caption_batches -> linear -> attention_decoder -> cross_entropy -> adam,
 # one epoch (tests/cli/captioning_quick.yaml); the loss is finite and a checkpoint is written.
-# Then a captions line naming no item stops the run with file:line and exit status 2.
+# `rnnflow translate` on the run is refused (features are not text lines); a captions line
+# naming no item stops a run with file:line and exit status 2.
 set -euo pipefail
 rnnflow=$1; src=$2
 work=${KEEP_WORK:-$(mktemp -d)}; [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
@@ -42,6 +43,12 @@ valid = [r for r in rows if r["split"] == "valid"]
 assert len(valid) == 1 and math.isfinite(valid[0]["loss"]), rows
 PY
 [ -s "$work/run/checkpoints/last.safetensors" ] || { echo "no checkpoint"; exit 1; }
+
+# Prediction runs give text lines, not features: refused with exit status 2 and a reason.
+status=0
+echo "0" | "$rnnflow" translate "$work/run" > /dev/null 2> "$work/translate.err" || status=$?
+[ "$status" = 2 ] || { cat "$work/translate.err"; echo "translate: exit $status, expected 2"; exit 1; }
+grep -q "prediction runs are not supported" "$work/translate.err" || { cat "$work/translate.err"; exit 1; }
 
 printf '0\ta red shape\n99\tno such item\n' > "$work/train.tsv"
 status=0

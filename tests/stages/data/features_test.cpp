@@ -191,5 +191,6 @@ TEST_CASE("features: restore reads nothing; prediction runs are refused", "[stag
     REQUIRE_FALSE(restore.has_out("features", "train"));
     REQUIRE(restore.out_info("features").channels == -1);
     InferPrepare infer(s, {"a line"});
-    REQUIRE_THROWS_WITH(stage.prepare(infer), Catch::Contains("prediction runs are not supported"));
+    REQUIRE_THROWS_WITH(stage.prepare(infer),
+                        "prediction runs are not supported: their inputs are text lines, this reader reads feature files");
 }
