@@ -22,6 +22,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <boost/program_options.hpp>
@@ -114,6 +115,98 @@ std::string shell_word(const std::string& w) {
     return q + "'";
 }
 
+// --resume RUN_DIR: the folder must hold an unfinished run; its graph is the default FILE.
+void check_resume_folder(const std::string& resume, const std::string& out, std::string& file) {
+    if (!out.empty())
+        throw Error("--resume continues RUN_DIR in place; --out does not go with it", "drop --out");
+    if (!fs::exists(fs::path(resume) / "resolved.yaml"))
+        throw Error(resume + ": not a run folder (no resolved.yaml)", "give the folder that `rnnflow run` printed");
+    if (fs::exists(fs::path(resume) / "summary.txt"))
+        throw Error(resume + ": the run finished (summary.txt is written); nothing to resume",
+                    "to train longer, start a new run with init: {from: " +
+                        (fs::path(resume) / "checkpoints" / "last.safetensors").string() + "} on the model stages");
+    if (file.empty()) file = (fs::path(resume) / "resolved.yaml").string();
+}
+
+// The graph to train; with --resume, checked to be the run's own (its resolved text).
+CompiledGraph load_run_graph(const std::string& file, const Common& c, const std::string& resume) {
+    CompiledGraph g = load(file, c);
+    if (!resume.empty()) {
+        Common own;
+        own.plugins = c.plugins;
+        const CompiledGraph run_graph = load((fs::path(resume) / "resolved.yaml").string(), own);
+        check_same_graph(g.def.resolved_yaml, run_graph.def.resolved_yaml, resume);
+    }
+    return g;
+}
+
+// The run folder: RUN_DIR on resume, else --out or a new one; refused if it holds a run.
+fs::path choose_run_dir(const std::string& resume, const std::string& out, const std::string& experiment,
+                        bool writer, const MpiSession& mpi) {
+    fs::path run_dir = !resume.empty() ? fs::path(resume) : out.empty() ? default_run_dir(experiment) : fs::path(out);
+    if (writer && resume.empty() && fs::exists(run_dir / "resolved.yaml")) {
+        const Error e("run folder " + run_dir.string() + " already holds a run",
+                      "choose another --out, or remove the folder");
+        if (mpi.size() > 1) { std::cerr << e.format() << "\n"; mpi.abort(kExitBadInput); }
+        throw e;
+    }
+    return run_dir;
+}
+
+void write_run_command(const fs::path& run_dir, const std::vector<std::string>& args, bool append) {
+    std::ofstream cmd(run_dir / "command.txt", append ? std::ios::app : std::ios::trunc);
+    cmd << "rnnflow run";
+    for (const auto& a : args) cmd << " '" << a << "'";
+    cmd << "\n";
+}
+
+void print_run_start(const fs::path& run_dir, const std::string& log_format, int threads, int ranks) {
+    if (log_format == "json")
+        std::cerr << "{\"event\":\"start\",\"run_dir\":" << json_quote(run_dir.string())
+                  << ",\"threads\":" << threads << ",\"ranks\":" << ranks << "}\n";
+    else
+        std::cerr << "run folder: " << run_dir.string() << " (" << threads << " threads"
+                  << (ranks > 1 ? " on each of " + std::to_string(ranks) + " MPI ranks" : std::string()) << ")\n";
+}
+
+// Train; a stop by signal or a failed run is reported here and gives the exit status.
+std::optional<int> train_or_report(Engine& engine, TrainResult& res, const fs::path& run_dir,
+                                   const Common& c, const MpiSession& mpi) {
+    try {
+        res = engine.train();
+    } catch (const Interrupted& e) {
+        std::cerr << "\n" << e.format() << "\n";
+        if (!e.checkpoint().empty()) {
+            std::string cmd = "rnnflow run --resume " + shell_word(run_dir.string()) + " --threads " +
+                              std::to_string(engine.threads());
+            for (const auto& p : c.plugins) cmd += " --plugin " + shell_word(p);
+            std::cerr << "resume with: " << cmd << "\n";
+        } else {
+            std::cerr << "no checkpoint was written; start the run again in a new folder\n";
+        }
+        return 128 + e.signal();
+    } catch (Error& e) {
+        std::cerr << e.format() << "\n";
+        if (fs::exists(run_dir / "checkpoints" / "last.safetensors"))
+            std::cerr << "  last good checkpoint: " << (run_dir / "checkpoints" / "last.safetensors").string() << "\n";
+        if (mpi.size() > 1) mpi.abort(kExitFailed);  // the other ranks may wait in a reduction
+        return kExitFailed;
+    }
+    return std::nullopt;
+}
+
+void print_run_done(const TrainResult& res, const Engine& engine, const fs::path& run_dir) {
+    std::ostringstream os;
+    os << "done in " << format_number(std::round(res.seconds * 10) / 10) << " s, "
+       << format_number(std::round(res.items_per_second)) << " tokens/s in training; run folder " << run_dir.string();
+    for (const auto& row : res.rows)
+        if (row.epoch == 0)
+            os << "\ntest:" << metrics_text(row, engine.metric_labels(), [](const std::string& k) {
+                return k != "seconds" && k != "items_per_second";
+            });
+    std::cout << os.str() << "\n";
+}
+
 int cmd_run(const std::vector<std::string>& args) {
     Common c;
     std::string file, out, log_format = "text", resume;
@@ -137,17 +230,7 @@ int cmd_run(const std::vector<std::string>& args) {
     progress_style(true, log_format);  // checks the value before any work
     if (file.empty() && resume.empty())
         throw Error("run needs a graph file", "rnnflow run FILE, or rnnflow run --resume RUN_DIR");
-    if (!resume.empty()) {
-        if (!out.empty())
-            throw Error("--resume continues RUN_DIR in place; --out does not go with it", "drop --out");
-        if (!fs::exists(fs::path(resume) / "resolved.yaml"))
-            throw Error(resume + ": not a run folder (no resolved.yaml)", "give the folder that `rnnflow run` printed");
-        if (fs::exists(fs::path(resume) / "summary.txt"))
-            throw Error(resume + ": the run finished (summary.txt is written); nothing to resume",
-                        "to train longer, start a new run with init: {from: " +
-                            (fs::path(resume) / "checkpoints" / "last.safetensors").string() + "} on the model stages");
-        if (file.empty()) file = (fs::path(resume) / "resolved.yaml").string();
-    }
+    if (!resume.empty()) check_resume_folder(resume, out, file);
 
     // Under mpirun/srun: data-parallel training, each rank on its share of every batch; only
     // rank 0 writes the run folder and prints.
@@ -159,21 +242,8 @@ int cmd_run(const std::vector<std::string>& args) {
                            "resume it in one process, or start it again").format() << "\n";
         mpi.abort(kExitBadInput);
     }
-    CompiledGraph g = load(file, c);
-    if (!resume.empty()) {
-        // The run's own graph, loaded the same way: its resolved text must be this one's.
-        Common own;
-        own.plugins = c.plugins;
-        const CompiledGraph run_graph = load((fs::path(resume) / "resolved.yaml").string(), own);
-        check_same_graph(g.def.resolved_yaml, run_graph.def.resolved_yaml, resume);
-    }
-    fs::path run_dir = !resume.empty() ? fs::path(resume) : out.empty() ? default_run_dir(g.def.experiment) : fs::path(out);
-    if (writer && resume.empty() && fs::exists(run_dir / "resolved.yaml")) {
-        const Error e("run folder " + run_dir.string() + " already holds a run",
-                      "choose another --out, or remove the folder");
-        if (mpi.size() > 1) { std::cerr << e.format() << "\n"; mpi.abort(kExitBadInput); }
-        throw e;
-    }
+    CompiledGraph g = load_run_graph(file, c, resume);
+    fs::path run_dir = choose_run_dir(resume, out, g.def.experiment, writer, mpi);
     if (!writer) run_dir.clear();
     RunOptions opt;
     opt.run_dir = run_dir;
@@ -189,18 +259,8 @@ int cmd_run(const std::vector<std::string>& args) {
     // different steps, so the default action stays).
     if (mpi.size() == 1) install_interrupt_handlers();
     Engine engine(std::move(g), opt);
-    if (writer) {
-        std::ofstream cmd(run_dir / "command.txt", opt.resume ? std::ios::app : std::ios::trunc);
-        cmd << "rnnflow run";
-        for (const auto& a : args) cmd << " '" << a << "'";
-        cmd << "\n";
-    }
-    if (!quiet && log_format == "json")
-        std::cerr << "{\"event\":\"start\",\"run_dir\":" << json_quote(run_dir.string())
-                  << ",\"threads\":" << engine.threads() << ",\"ranks\":" << mpi.size() << "}\n";
-    else if (!quiet)
-        std::cerr << "run folder: " << run_dir.string() << " (" << engine.threads() << " threads"
-                  << (mpi.size() > 1 ? " on each of " + std::to_string(mpi.size()) + " MPI ranks" : std::string()) << ")\n";
+    if (writer) write_run_command(run_dir, args, opt.resume);
+    if (!quiet) print_run_start(run_dir, log_format, engine.threads(), mpi.size());
     try {
         engine.prepare();
     } catch (Error& e) {
@@ -209,36 +269,9 @@ int cmd_run(const std::vector<std::string>& args) {
         return kExitBadInput;
     }
     TrainResult res;
-    try {
-        res = engine.train();
-    } catch (const Interrupted& e) {
-        std::cerr << "\n" << e.format() << "\n";
-        if (!e.checkpoint().empty()) {
-            std::string cmd = "rnnflow run --resume " + shell_word(run_dir.string()) + " --threads " +
-                              std::to_string(engine.threads());
-            for (const auto& p : c.plugins) cmd += " --plugin " + shell_word(p);
-            std::cerr << "resume with: " << cmd << "\n";
-        } else {
-            std::cerr << "no checkpoint was written; start the run again in a new folder\n";
-        }
-        return 128 + e.signal();
-    } catch (Error& e) {
-        std::cerr << e.format() << "\n";
-        if (fs::exists(run_dir / "checkpoints" / "last.safetensors"))
-            std::cerr << "  last good checkpoint: " << (run_dir / "checkpoints" / "last.safetensors").string() << "\n";
-        if (mpi.size() > 1) mpi.abort(kExitFailed);  // the other ranks may wait in a reduction
-        return kExitFailed;
-    }
+    if (const auto failed = train_or_report(engine, res, run_dir, c, mpi)) return *failed;
     if (!writer) return 0;
-    std::ostringstream os;
-    os << "done in " << format_number(std::round(res.seconds * 10) / 10) << " s, "
-       << format_number(std::round(res.items_per_second)) << " tokens/s in training; run folder " << run_dir.string();
-    for (const auto& row : res.rows)
-        if (row.epoch == 0)
-            os << "\ntest:" << metrics_text(row, engine.metric_labels(), [](const std::string& k) {
-                return k != "seconds" && k != "items_per_second";
-            });
-    std::cout << os.str() << "\n";
+    print_run_done(res, engine, run_dir);
     return 0;
 }
 
