@@ -8,7 +8,9 @@
 #include "stages/data/date_pairs.hpp"
 #include "stages/data/features.hpp"
 #include "stages/data/label_lines.hpp"
+#include "stages/data/frame_batches.hpp"
 #include "stages/data/lm_batches.hpp"
+#include "stages/data/note_sets.hpp"
 #include "stages/data/parallel_text.hpp"
 #include "stages/data/seq2seq_batches.hpp"
 #include "stages/data/subword.hpp"
@@ -18,6 +20,7 @@
 #include "stages/data/vocabulary.hpp"
 #include "stages/eval/classification_metrics.hpp"
 #include "stages/eval/entity_metrics.hpp"
+#include "stages/eval/frame_metrics.hpp"
 #include "stages/eval/perplexity.hpp"
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/translation_metrics.hpp"
@@ -34,6 +37,7 @@
 #include "stages/model/rnn.hpp"
 #include "stages/model/word_dropout.hpp"
 #include "stages/train/adam.hpp"
+#include "stages/train/binary_cross_entropy.hpp"
 #include "stages/train/crf.hpp"
 #include "stages/train/cross_entropy.hpp"
 #include "stages/train/sgd.hpp"
@@ -56,6 +60,8 @@ static void register_stages(Registry& r) {
     r.add<Features>();        // captioning: dense inputs per item (issue 23)
     r.add<CaptionBatches>();
     r.add<ClassifyBatches>();
+    r.add<NoteSets>();        // polyphonic music: piano rolls and next-frame batches (issue 24)
+    r.add<FrameBatches>();
     r.add<Sampler>();
     r.add<Embedding>();
     r.add<Rnn>();
@@ -72,12 +78,14 @@ static void register_stages(Registry& r) {
     r.add<WordDropout>();
     r.add<CrossEntropy>();
     r.add<Crf>();
+    r.add<BinaryCrossEntropy>();  // multi-label frames (issue 24)
     r.add<Sgd>();
     r.add<Adam>();
     r.add<Perplexity>();
     r.add<TranslationMetrics>();
     r.add<ClassificationMetrics>();
     r.add<EntityMetrics>();
+    r.add<FrameMetrics>();    // music: NLL per time step, frame accuracy, repeat baseline (issue 24)
 }
 
 }  // namespace rnnflow::stages
