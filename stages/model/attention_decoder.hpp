@@ -87,7 +87,7 @@ private:
     const float* pv(int i) const { return params_[static_cast<std::size_t>(i)].value.data<float>(); }
     float* pg(int i) { return params_[static_cast<std::size_t>(i)].grad.data<float>(); }
 
-    struct Search;  // one decoding call's limits, finished hypotheses and history
+    class Stepper;  // the DecodeModel that DecodeSearch steps (attention_decoder_search.cpp)
 
     // The decoder's units, each forward next to its backward (attention_decoder.cpp). Rows: in
     // training r = t * N + n, in decoding the beams r = n * beam + k.
@@ -132,16 +132,13 @@ private:
                               Tensor& logits, Work& w, const StepInfo& step);
     void start_backward(Work& w) const;
 
-    // Greedy and beam search (attention_decoder_search.cpp).
+    // Greedy and beam search: DecodeSearch (pipeline/core/decode_search.hpp) over these rows
+    // (attention_decoder_search.cpp).
     void decode(const Tensor& memory, const Tensor* state, Tensor& hyp, Tensor& attn, Work& w);
-    Search start_search(const Tensor& memory, const Tensor* state, Work& w);
-    void decode_step(const Search& s, Work& w, const float* mem) const;
-    void greedy_search(Search& s, Work& w, const float* mem) const;
-    void beam_search(Search& s, Work& w, const float* mem) const;
-    void extend_beams(Search& s, Work& w, std::int64_t n, std::int64_t t) const;
-    void reorder_beams(Search& s, Work& w, std::int64_t t) const;
-    double length_penalty(std::int64_t len) const;
-    void write_best(const Search& s, Tensor& hyp, Tensor& attn);
+    void start_rows(const Tensor* state, std::int64_t N, std::int64_t K, std::int64_t Ts, Work& w) const;
+    void decode_step(const std::int32_t* tokens, std::int64_t N, std::int64_t K, std::int64_t Ts, Work& w,
+                     const float* mem) const;
+    void reorder_rows(const std::int32_t* parents, std::int64_t R, Work& w) const;
 
     // Configuration.
     bool lstm_;

@@ -11,6 +11,7 @@
 #include <dnnl.h>
 
 #include "attention_decoder.hpp"
+#include "pipeline/core/decode_search.hpp"
 #include "stages/fast_math.hpp"
 
 namespace rnnflow::stages::attention_detail {
@@ -120,11 +121,8 @@ struct AttentionDecoder::Work {
     std::vector<float> dhin[2], dgx[2], dgh[2], dhc[2], dcc[2];
     // Decoding, rows r = n * beam + k.
     std::vector<float> dec_x, dec_g, dec_hn, dec_tc, dec_hu, dec_h[2], dec_c[2], dec_nh[2],
-        dec_nc[2], dec_alpha, dec_cat, dec_qp, dec_tb, dec_ht, dec_nht, dec_logits, hist_alpha;
-    std::vector<std::int32_t> dec_tok, hist_tok, hist_parent;
-    std::vector<double> score, new_score, logp;
-    std::vector<std::int32_t> new_src, new_tok;
-    std::vector<std::int64_t> cand;
+        dec_nc[2], dec_alpha, dec_cat, dec_qp, dec_tb, dec_ht, dec_nht, dec_logits;
+    DecodeSearch search;                   // greedy / beam bookkeeping and history
 };
 
 }  // namespace rnnflow::stages
