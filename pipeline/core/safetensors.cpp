@@ -129,6 +129,12 @@ void save_safetensors(const std::filesystem::path& file, const TensorFile& tf) {
 
 namespace {
 
+// A safetensors header's error: the file is truncated or corrupted.
+Error corrupt(const std::string& where, const std::string& what) {
+    return Error(where + ": not a valid safetensors file: " + what,
+                 "the checkpoint is truncated or corrupted; use another one (e.g. checkpoints/last)");
+}
+
 // A small JSON reader for the safetensors header: objects, arrays, strings, integers.
 struct Json {
     enum Kind { object, array, string, number } kind = string;
@@ -150,8 +156,7 @@ public:
 
 private:
     [[noreturn]] void fail(const std::string& what) {
-        throw Error(where_ + ": not a valid safetensors file: " + what + " at header byte " + std::to_string(i_),
-                    "the checkpoint is truncated or corrupted; use another one (e.g. checkpoints/last)");
+        throw corrupt(where_, what + " at header byte " + std::to_string(i_));
     }
     void ws() { while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_; }
     char peek() { ws(); if (i_ >= s_.size()) fail("unexpected end"); return s_[i_]; }
@@ -260,6 +265,109 @@ private:
     std::size_t i_ = 0;
 };
 
+// One tensor of the header: its place [begin, end) in the data section.
+struct Entry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    std::size_t begin, end;
+};
+
+// The header's __metadata__ object: string values, each key once.
+void read_metadata(const Json& v, std::map<std::string, std::string>& metadata, const std::string& where) {
+    if (v.kind != Json::object) throw corrupt(where, "__metadata__ is not an object");
+    for (std::size_t m_i = 0; m_i < v.keys.size(); ++m_i) {
+        const std::string& k = v.keys[m_i];
+        const Json& mv = v.arr[m_i];
+        if (mv.kind != Json::string) throw corrupt(where, "metadata '" + k + "' is not a string");
+        if (!metadata.emplace(k, mv.str).second) throw corrupt(where, "metadata '" + k + "' appears twice");
+    }
+}
+
+// Elements of a shape; sets overflow when there are more than the data section has bytes.
+std::uint64_t shape_elements(const Shape& shape, std::size_t data_size, bool& overflow) {
+    std::uint64_t elems = 1;
+    overflow = false;
+    if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
+    for (const auto d : shape) {
+        const auto u = static_cast<std::uint64_t>(d);
+        if (elems > data_size / u) { overflow = true; break; }
+        elems *= u;
+    }
+    return elems;
+}
+
+// One tensor entry {dtype, shape, data_offsets}, its sizes checked against the file before anything
+// is allocated.
+Entry read_entry(const std::string& name, const Json& v, std::size_t data_size, const std::string& where) {
+    const Json* dtype = nullptr;
+    const Json* shape = nullptr;
+    const Json* offs = nullptr;
+    if (v.kind != Json::object) throw corrupt(where, "entry '" + name + "' is not an object");
+    for (std::size_t f_i = 0; f_i < v.keys.size(); ++f_i) {
+        const std::string& k = v.keys[f_i];
+        const Json& f = v.arr[f_i];
+        if (k == "dtype") dtype = &f;
+        else if (k == "shape") shape = &f;
+        else if (k == "data_offsets") offs = &f;
+    }
+    if (!dtype || !shape || !offs || dtype->kind != Json::string || shape->kind != Json::array ||
+        offs->kind != Json::array || offs->arr.size() != 2 || offs->arr[0].kind != Json::number ||
+        offs->arr[1].kind != Json::number)
+        throw corrupt(where, "entry '" + name + "' lacks dtype, shape or data_offsets");
+    Entry e{name, DType::f32, {}, 0, 0};
+    if (dtype->str == "F32") e.dtype = DType::f32;
+    else if (dtype->str == "I32") e.dtype = DType::i32;
+    else throw corrupt(where, "entry '" + name + "' has dtype " + dtype->str + " (rnnflow reads F32 and I32)");
+    for (const auto& d : shape->arr) {
+        if (d.kind != Json::number || d.num < 0) throw corrupt(where, "entry '" + name + "' has a bad shape");
+        e.shape.push_back(d.num);
+    }
+    bool overflow = false;
+    const std::uint64_t elems = shape_elements(e.shape, data_size, overflow);
+    const long long b = offs->arr[0].num, en = offs->arr[1].num;
+    const bool fits = !overflow && b >= 0 && en >= b && static_cast<std::uint64_t>(en) <= data_size &&
+                      static_cast<std::uint64_t>(en - b) == elems * dtype_size(e.dtype);
+    if (!fits)
+        throw corrupt(where, "entry '" + name + "' has data offsets [" + std::to_string(b) + ", " + std::to_string(en) +
+                                 "] that do not fit its shape " + shape_str(e.shape) + " or the file's " +
+                                 std::to_string(data_size) + " data bytes");
+    e.begin = static_cast<std::size_t>(b);
+    e.end = static_cast<std::size_t>(en);
+    return e;
+}
+
+// The tensors tile the data section: no gap, no overlap.
+void check_tiling(const std::vector<Entry>& entries, std::size_t data_size, const std::string& where) {
+    std::vector<const Entry*> by_offset;
+    for (const auto& e : entries) by_offset.push_back(&e);
+    std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+        return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+    });
+    std::size_t at = 0;
+    for (const Entry* e : by_offset) {
+        if (e->begin != at)
+            throw corrupt(where, e->begin < at ? "tensor '" + e->name + "' overlaps another"
+                                               : "data bytes [" + std::to_string(at) + ", " +
+                                                     std::to_string(e->begin) + ") belong to no tensor");
+        at = e->end;
+    }
+    if (at != data_size)
+        throw corrupt(where, "data section has " + std::to_string(data_size) + " bytes, tensors cover " + std::to_string(at));
+}
+
+// rnnflow.crc32 in the metadata, when present, over the data section.
+void check_checksum(const std::map<std::string, std::string>& metadata, const char* data, std::size_t data_size,
+                    const std::string& where) {
+    auto it = metadata.find("rnnflow.crc32");
+    if (it == metadata.end()) return;
+    std::uint32_t want = 0;
+    const auto r = std::from_chars(it->second.data(), it->second.data() + it->second.size(), want);
+    if (r.ec != std::errc() || r.ptr != it->second.data() + it->second.size())
+        throw corrupt(where, "checksum '" + it->second + "' is not a number");
+    if (crc32(data, data_size) != want) throw corrupt(where, "checksum mismatch (data corrupted)");
+}
+
 }  // namespace
 
 TensorFile load_safetensors(const std::filesystem::path& file) {
@@ -274,112 +382,33 @@ TensorFile load_safetensors(const std::filesystem::path& file) {
 }
 
 TensorFile load_safetensors_bytes(const std::string& bytes, const std::string& where) {
-    auto bad = [&](const std::string& what) {
-        return Error(where + ": not a valid safetensors file: " + what,
-                     "the checkpoint is truncated or corrupted; use another one (e.g. checkpoints/last)");
-    };
-    if (bytes.size() < 8) throw bad("shorter than its 8-byte header length");
+    if (bytes.size() < 8) throw corrupt(where, "shorter than its 8-byte header length");
     std::uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
-    if (n > bytes.size() - 8 || n > (100u << 20)) throw bad("header length " + std::to_string(n) + " exceeds the file");
+    if (n > bytes.size() - 8 || n > (100u << 20))
+        throw corrupt(where, "header length " + std::to_string(n) + " exceeds the file");
     const std::string header = bytes.substr(8, n);
     const std::size_t data_begin = 8 + n;
     const std::size_t data_size = bytes.size() - data_begin;
     Json root = Parser(header, where).parse();
-    if (root.kind != Json::object) throw bad("header is not a JSON object");
-    struct Entry {
-        std::string name;
-        DType dtype;
-        Shape shape;
-        std::size_t begin, end;
-    };
+    if (root.kind != Json::object) throw corrupt(where, "header is not a JSON object");
     std::vector<Entry> entries;
     std::map<std::string, std::string> metadata;
     std::set<std::string> names;
     bool have_metadata = false;
     for (std::size_t e_i = 0; e_i < root.keys.size(); ++e_i) {
         const std::string& name = root.keys[e_i];
-        const Json& v = root.arr[e_i];
         if (name == "__metadata__") {
-            if (have_metadata) throw bad("__metadata__ appears twice");
+            if (have_metadata) throw corrupt(where, "__metadata__ appears twice");
             have_metadata = true;
-            if (v.kind != Json::object) throw bad("__metadata__ is not an object");
-            for (std::size_t m_i = 0; m_i < v.keys.size(); ++m_i) {
-                const std::string& k = v.keys[m_i];
-                const Json& mv = v.arr[m_i];
-                if (mv.kind != Json::string) throw bad("metadata '" + k + "' is not a string");
-                if (!metadata.emplace(k, mv.str).second) throw bad("metadata '" + k + "' appears twice");
-            }
+            read_metadata(root.arr[e_i], metadata, where);
             continue;
         }
-        if (!names.insert(name).second) throw bad("tensor '" + name + "' appears twice");
-        const Json* dtype = nullptr;
-        const Json* shape = nullptr;
-        const Json* offs = nullptr;
-        if (v.kind != Json::object) throw bad("entry '" + name + "' is not an object");
-        for (std::size_t f_i = 0; f_i < v.keys.size(); ++f_i) {
-            const std::string& k = v.keys[f_i];
-            const Json& f = v.arr[f_i];
-            if (k == "dtype") dtype = &f;
-            else if (k == "shape") shape = &f;
-            else if (k == "data_offsets") offs = &f;
-        }
-        if (!dtype || !shape || !offs || dtype->kind != Json::string || shape->kind != Json::array ||
-            offs->kind != Json::array || offs->arr.size() != 2 || offs->arr[0].kind != Json::number ||
-            offs->arr[1].kind != Json::number)
-            throw bad("entry '" + name + "' lacks dtype, shape or data_offsets");
-        Entry e{name, DType::f32, {}, 0, 0};
-        if (dtype->str == "F32") e.dtype = DType::f32;
-        else if (dtype->str == "I32") e.dtype = DType::i32;
-        else throw bad("entry '" + name + "' has dtype " + dtype->str + " (rnnflow reads F32 and I32)");
-        // Sizes are checked against the file before anything is allocated.
-        for (const auto& d : shape->arr) {
-            if (d.kind != Json::number || d.num < 0) throw bad("entry '" + name + "' has a bad shape");
-            e.shape.push_back(d.num);
-        }
-        std::uint64_t elems = 1;
-        bool overflow = false;  // more elements than the data section has bytes
-        if (std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end()) elems = 0;
-        else
-            for (const auto d : e.shape) {
-                const auto u = static_cast<std::uint64_t>(d);
-                if (elems > data_size / u) { overflow = true; break; }
-                elems *= u;
-            }
-        const long long b = offs->arr[0].num, en = offs->arr[1].num;
-        const bool fits = !overflow && b >= 0 && en >= b && static_cast<std::uint64_t>(en) <= data_size &&
-                          static_cast<std::uint64_t>(en - b) == elems * dtype_size(e.dtype);
-        if (!fits)
-            throw bad("entry '" + name + "' has data offsets [" + std::to_string(b) + ", " + std::to_string(en) +
-                      "] that do not fit its shape " + shape_str(e.shape) + " or the file's " +
-                      std::to_string(data_size) + " data bytes");
-        e.begin = static_cast<std::size_t>(b);
-        e.end = static_cast<std::size_t>(en);
-        entries.push_back(std::move(e));
+        if (!names.insert(name).second) throw corrupt(where, "tensor '" + name + "' appears twice");
+        entries.push_back(read_entry(name, root.arr[e_i], data_size, where));
     }
-    // The tensors tile the data section: no gap, no overlap.
-    std::vector<const Entry*> by_offset;
-    for (const auto& e : entries) by_offset.push_back(&e);
-    std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
-        return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-    });
-    std::size_t at = 0;
-    for (const Entry* e : by_offset) {
-        if (e->begin != at)
-            throw bad(e->begin < at ? "tensor '" + e->name + "' overlaps another"
-                                    : "data bytes [" + std::to_string(at) + ", " + std::to_string(e->begin) +
-                                          ") belong to no tensor");
-        at = e->end;
-    }
-    if (at != data_size) throw bad("data section has " + std::to_string(data_size) + " bytes, tensors cover " + std::to_string(at));
-    auto it = metadata.find("rnnflow.crc32");
-    if (it != metadata.end()) {
-        std::uint32_t want = 0;
-        const auto r = std::from_chars(it->second.data(), it->second.data() + it->second.size(), want);
-        if (r.ec != std::errc() || r.ptr != it->second.data() + it->second.size())
-            throw bad("checksum '" + it->second + "' is not a number");
-        if (crc32(bytes.data() + data_begin, data_size) != want) throw bad("checksum mismatch (data corrupted)");
-    }
+    check_tiling(entries, data_size, where);
+    check_checksum(metadata, bytes.data() + data_begin, data_size, where);
     TensorFile tf;
     tf.metadata = std::move(metadata);
     for (auto& e : entries) {

@@ -490,21 +490,12 @@ struct ConfigRow {
     double mean = NAN, std = NAN;
 };
 
-}  // namespace
-
-SweepSummary Sweep::export_results(const Registry& registry) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    SweepSummary sum;
-    const bool minimize = spec_.objective.minimize;
-    const std::set<int> mine(ids_.begin(), ids_.end());
-    std::vector<TrialRecord> trials;
-    for (auto& t : state_->trials())
-        if (mine.count(t.id)) trials.push_back(std::move(t));
-
-    // Per trial.
+// trials.csv: one line per trial; counts the statuses into sum.
+void write_trials_csv(const fs::path& dir, const SweepSpec& spec, const std::vector<TrialRecord>& trials,
+                      SweepSummary& sum) {
     std::ostringstream tc;
     tc << "trial,config,seed,status,objective,best_epoch,epochs,seconds,attempts,worker";
-    for (const auto& p : spec_.param_paths) tc << "," << csv_field(p);
+    for (const auto& p : spec.param_paths) tc << "," << csv_field(p);
     tc << ",error\n";
     for (const auto& t : trials) {
         if (t.status == "done") ++sum.done;
@@ -514,13 +505,15 @@ SweepSummary Sweep::export_results(const Registry& registry) {
         tc << t.id << "," << t.config << "," << (t.seed ? std::to_string(*t.seed) : "") << "," << t.status << ","
            << (t.objective ? format_number(*t.objective) : "") << "," << t.best_epoch << "," << t.epochs << ","
            << format_number(std::round(t.seconds * 100) / 100) << "," << t.attempts << "," << csv_field(t.worker);
-        for (const auto& p : spec_.param_paths) tc << "," << csv_field(value_of(t, p));
+        for (const auto& p : spec.param_paths) tc << "," << csv_field(value_of(t, p));
         tc << "," << csv_field(t.error.substr(0, t.error.find('\n'))) << "\n";
     }
-    write_text(dir_ / "trials.csv", tc.str());
-    sum.files.push_back(dir_ / "trials.csv");
+    write_text(dir / "trials.csv", tc.str());
+    sum.files.push_back(dir / "trials.csv");
+}
 
-    // Per configuration: mean ± std over seeds.
+// Per configuration: mean ± std over seeds, best first (configurations without a value last).
+std::vector<ConfigRow> rank_configs(const std::vector<TrialRecord>& trials, bool minimize) {
     std::map<int, ConfigRow> configs;
     for (const auto& t : trials) {
         auto& c = configs[t.config];
@@ -545,44 +538,57 @@ SweepSummary Sweep::export_results(const Registry& registry) {
         if (std::isnan(a.mean)) return false;
         return better(a.mean, b.mean, minimize);
     });
+    return rows;
+}
 
-    const std::string obj = spec_.objective.metric + "." + spec_.objective.split;
-    std::ostringstream rc, md;
+// The header lines of results.csv (rc) and results.md (md).
+void results_header(std::ostream& rc, std::ostream& md, const SweepSpec& spec, const std::string& obj) {
+    const bool minimize = spec.objective.minimize;
     rc << "rank,config";
-    md << "# Sweep " << md_field(spec_.name) << "\n\nObjective: `" << obj << "`, " << (minimize ? "lower" : "higher")
-       << " is better (best epoch of each trial; mean ± std over seeds). Graph: `" << spec_.graph.string() << "`.\n\n| rank | config |";
-    for (const auto& p : spec_.param_paths) {
+    md << "# Sweep " << md_field(spec.name) << "\n\nObjective: `" << obj << "`, " << (minimize ? "lower" : "higher")
+       << " is better (best epoch of each trial; mean ± std over seeds). Graph: `" << spec.graph.string() << "`.\n\n| rank | config |";
+    for (const auto& p : spec.param_paths) {
         rc << "," << csv_field(p);
         md << " " << md_field(p) << " |";
     }
     rc << "," << obj << "_mean," << obj << "_std,seeds,trials,status\n";
     md << " " << obj << " | seeds | trials | status |\n|---|---|";
-    for (std::size_t i = 0; i < spec_.param_paths.size(); ++i) md << "---|";
+    for (std::size_t i = 0; i < spec.param_paths.size(); ++i) md << "---|";
     md << "---|---|---|---|\n";
-    int rank = 0;
-    for (const auto& c : rows) {
-        ++rank;
-        std::string ids, statuses;
-        std::map<std::string, int> st;
-        for (const auto* t : c.trials) {
-            ids += (ids.empty() ? "" : " ") + std::to_string(t->id);
-            ++st[t->status];
-        }
-        for (const auto& [s, n] : st) statuses += (statuses.empty() ? "" : " ") + std::to_string(n) + " " + s;
-        const bool has = !std::isnan(c.mean);
-        rc << rank << "," << c.config;
-        md << "| " << rank << " | " << c.config << " |";
-        for (const auto& p : spec_.param_paths) {
-            const std::string v = value_of(*c.trials.front(), p);
-            rc << "," << csv_field(v);
-            md << " " << md_field(v) << " |";
-        }
-        rc << "," << (has ? format_number(c.mean) : "") << "," << (has ? format_number(c.std) : "") << ","
-           << c.values.size() << "," << ids << "," << statuses << "\n";
-        char buf[64] = "—";
-        if (has) std::snprintf(buf, sizeof buf, "%.4g ± %.2g", c.mean, c.std);
-        md << " " << buf << " | " << c.values.size() << " | " << ids << " | " << statuses << " |\n";
+}
+
+// One configuration's line in results.csv and results.md.
+void results_row(std::ostream& rc, std::ostream& md, const SweepSpec& spec, int rank, const ConfigRow& c) {
+    std::string ids, statuses;
+    std::map<std::string, int> st;
+    for (const auto* t : c.trials) {
+        ids += (ids.empty() ? "" : " ") + std::to_string(t->id);
+        ++st[t->status];
     }
+    for (const auto& [s, n] : st) statuses += (statuses.empty() ? "" : " ") + std::to_string(n) + " " + s;
+    const bool has = !std::isnan(c.mean);
+    rc << rank << "," << c.config;
+    md << "| " << rank << " | " << c.config << " |";
+    for (const auto& p : spec.param_paths) {
+        const std::string v = value_of(*c.trials.front(), p);
+        rc << "," << csv_field(v);
+        md << " " << md_field(v) << " |";
+    }
+    rc << "," << (has ? format_number(c.mean) : "") << "," << (has ? format_number(c.std) : "") << ","
+       << c.values.size() << "," << ids << "," << statuses << "\n";
+    char buf[64] = "—";
+    if (has) std::snprintf(buf, sizeof buf, "%.4g ± %.2g", c.mean, c.std);
+    md << " " << buf << " | " << c.values.size() << " | " << ids << " | " << statuses << " |\n";
+}
+
+// results.csv and results.md: the configurations ranked; the failed trials' first error lines.
+void write_results(const fs::path& dir, const SweepSpec& spec, const std::vector<ConfigRow>& rows,
+                   const std::vector<TrialRecord>& trials, SweepSummary& sum) {
+    const std::string obj = spec.objective.metric + "." + spec.objective.split;
+    std::ostringstream rc, md;
+    results_header(rc, md, spec, obj);
+    int rank = 0;
+    for (const auto& c : rows) results_row(rc, md, spec, ++rank, c);
     std::vector<const TrialRecord*> failed;
     for (const auto& t : trials)
         if (t.status == "failed") failed.push_back(&t);
@@ -591,71 +597,100 @@ SweepSummary Sweep::export_results(const Registry& registry) {
         for (const auto* t : failed)
             md << "- trial " << t->id << ": `" << md_field(t->error.substr(0, t->error.find('\n'))) << "`\n";
     }
-    write_text(dir_ / "results.csv", rc.str());
-    write_text(dir_ / "results.md", md.str());
-    sum.files.push_back(dir_ / "results.csv");
-    sum.files.push_back(dir_ / "results.md");
+    write_text(dir / "results.csv", rc.str());
+    write_text(dir / "results.md", md.str());
+    sum.files.push_back(dir / "results.csv");
+    sum.files.push_back(dir / "results.md");
+}
 
-    // The best configuration's best trial, as a graph `rnnflow run` loads.
-    if (!rows.empty() && !std::isnan(rows.front().mean)) {
-        const ConfigRow& b = rows.front();
-        const TrialRecord* bt = nullptr;
-        for (const auto* t : b.trials)
-            if (t->objective && (t->status == "done" || t->status == "pruned") &&
-                (!bt || better(*t->objective, *bt->objective, minimize)))
-                bt = t;
-        if (bt) {
-            sum.best_trial = bt->id;
-            sum.best_mean = b.mean;
-            sum.best_std = b.std;
-            try {
-                const GraphDef g = load_graph(spec_.graph, bt->overrides, registry);
-                std::ostringstream y;
-                y << "# Best configuration of sweep '" << spec_.name << "': config " << b.config << ", " << obj << " "
-                  << format_number(b.mean) << " ± " << format_number(b.std) << " over " << b.values.size()
-                  << " seed(s); this is trial " << bt->id << " (" << format_number(*bt->objective) << ").\n";
-                for (const auto& o : bt->overrides) y << "#   --set " << o << "\n";
-                y << g.resolved_yaml;
-                write_text(dir_ / "best.yaml", y.str());
-                sum.files.push_back(dir_ / "best.yaml");
-            } catch (const Error& e) {
-                if (log_) *log_ << "warning: cannot write best.yaml: " << e.format() << "\n";
-            }
-        }
+// The best configuration's best trial, as a graph `rnnflow run` loads (best.yaml); a failure to
+// load it is a warning.
+void write_best_graph(const fs::path& dir, const SweepSpec& spec, const std::vector<ConfigRow>& rows,
+                      const Registry& registry, std::ostream* log, SweepSummary& sum) {
+    if (rows.empty() || std::isnan(rows.front().mean)) return;
+    const bool minimize = spec.objective.minimize;
+    const ConfigRow& b = rows.front();
+    const TrialRecord* bt = nullptr;
+    for (const auto* t : b.trials)
+        if (t->objective && (t->status == "done" || t->status == "pruned") &&
+            (!bt || better(*t->objective, *bt->objective, minimize)))
+            bt = t;
+    if (!bt) return;
+    sum.best_trial = bt->id;
+    sum.best_mean = b.mean;
+    sum.best_std = b.std;
+    const std::string obj = spec.objective.metric + "." + spec.objective.split;
+    try {
+        const GraphDef g = load_graph(spec.graph, bt->overrides, registry);
+        std::ostringstream y;
+        y << "# Best configuration of sweep '" << spec.name << "': config " << b.config << ", " << obj << " "
+          << format_number(b.mean) << " ± " << format_number(b.std) << " over " << b.values.size()
+          << " seed(s); this is trial " << bt->id << " (" << format_number(*bt->objective) << ").\n";
+        for (const auto& o : bt->overrides) y << "#   --set " << o << "\n";
+        y << g.resolved_yaml;
+        write_text(dir / "best.yaml", y.str());
+        sum.files.push_back(dir / "best.yaml");
+    } catch (const Error& e) {
+        if (log) *log << "warning: cannot write best.yaml: " << e.format() << "\n";
     }
+}
 
-    // Plot data: the objective per epoch of every trial, and a gnuplot script drawing it.
+// Plot data: the objective per epoch of every trial (curves.csv).
+void write_curves(const fs::path& dir, const SweepSpec& spec, const std::vector<TrialRecord>& trials,
+                  const SweepState& state, SweepSummary& sum) {
+    const std::string obj = spec.objective.metric + "." + spec.objective.split;
     std::ostringstream cv;
     cv << "trial,config,status,epoch," << obj << "\n";
     for (const auto& t : trials)
-        for (const auto& [epoch, v] : state_->history(t.id, spec_.objective.split, spec_.objective.metric))
+        for (const auto& [epoch, v] : state.history(t.id, spec.objective.split, spec.objective.metric))
             cv << t.id << "," << t.config << "," << t.status << "," << epoch << "," << format_number(v) << "\n";
-    write_text(dir_ / "curves.csv", cv.str());
-    sum.files.push_back(dir_ / "curves.csv");
+    write_text(dir / "curves.csv", cv.str());
+    sum.files.push_back(dir / "curves.csv");
+}
+
+// A gnuplot script drawing curves.csv and trials.csv, run when gnuplot is present (Debian
+// gnuplot-nox, installed by scripts/install-deps.sh).
+void write_plot(const fs::path& dir, const SweepSpec& spec, std::ostream* log, SweepSummary& sum) {
+    const std::string obj = spec.objective.metric + "." + spec.objective.split;
     std::ostringstream gp;
     gp << "# gnuplot plot.gnuplot  (run in the sweep folder) -> plot.png\n"
           "# Left: the objective per epoch of every trial; right: each trial's objective.\n"
           "set terminal pngcairo size 1200,500\nset output 'plot.png'\nset datafile separator ','\n"
-          "set key off\nset multiplot layout 1,2 title '" << spec_.name << ": " << obj << "'\n"
+          "set key off\nset multiplot layout 1,2 title '" << spec.name << ": " << obj << "'\n"
           "set xlabel 'epoch'\nset ylabel '" << obj << "'\n"
           "stats 'curves.csv' using 1 nooutput\n"
           "plot for [t=int(STATS_min):int(STATS_max)] 'curves.csv' using ($1==t ? $4 : 1/0):5 with linespoints pt 7 ps 0.5\n"
           "set xlabel 'trial'\nset style fill solid 0.6\n"
           "plot 'trials.csv' using 1:5 with boxes\n"
           "unset multiplot\n";
-    write_text(dir_ / "plot.gnuplot", gp.str());
-    sum.files.push_back(dir_ / "plot.gnuplot");
-    // Draw it with gnuplot (Debian gnuplot-nox, installed by scripts/install-deps.sh) when present.
-    if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
-        const std::string cmd = "cd '" + dir_.string() + "' && gnuplot plot.gnuplot > plot.log 2>&1";
-        if (std::system(cmd.c_str()) == 0 && std::filesystem::exists(dir_ / "plot.png")) {
-            sum.files.push_back(dir_ / "plot.png");
-            std::filesystem::remove(dir_ / "plot.log");
-        } else if (log_) {
-            *log_ << "warning: gnuplot could not draw " << (dir_ / "plot.png").string() << "; see "
-                  << (dir_ / "plot.log").string() << "\n";
-        }
+    write_text(dir / "plot.gnuplot", gp.str());
+    sum.files.push_back(dir / "plot.gnuplot");
+    if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) return;
+    const std::string cmd = "cd '" + dir.string() + "' && gnuplot plot.gnuplot > plot.log 2>&1";
+    if (std::system(cmd.c_str()) == 0 && std::filesystem::exists(dir / "plot.png")) {
+        sum.files.push_back(dir / "plot.png");
+        std::filesystem::remove(dir / "plot.log");
+    } else if (log) {
+        *log << "warning: gnuplot could not draw " << (dir / "plot.png").string() << "; see "
+             << (dir / "plot.log").string() << "\n";
     }
+}
+
+}  // namespace
+
+SweepSummary Sweep::export_results(const Registry& registry) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    SweepSummary sum;
+    const std::set<int> mine(ids_.begin(), ids_.end());
+    std::vector<TrialRecord> trials;
+    for (auto& t : state_->trials())
+        if (mine.count(t.id)) trials.push_back(std::move(t));
+    write_trials_csv(dir_, spec_, trials, sum);
+    const std::vector<ConfigRow> rows = rank_configs(trials, spec_.objective.minimize);
+    write_results(dir_, spec_, rows, trials, sum);
+    write_best_graph(dir_, spec_, rows, registry, log_, sum);
+    write_curves(dir_, spec_, trials, *state_, sum);
+    write_plot(dir_, spec_, log_, sum);
     return sum;
 }
 

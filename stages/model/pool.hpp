@@ -41,6 +41,20 @@ public:
 
 private:
     void check_input(const Tensor& x) const;
+    // Each mode's forward next to its backward (pool.cpp). x (T, N, C); y, g = dy (1, N, C);
+    // d = dx (T, N, C), added into.
+    void last_forward(const Tensor& x, float* y) const;
+    void last_backward(const Tensor& x, const float* g, float* d) const;
+    void mean_forward(const Tensor& x, float* y) const;
+    void mean_backward(const Tensor& x, const float* g, float* d) const;
+    void max_forward(const Tensor& x, float* y, Tensor& arg) const;
+    void max_backward(const Tensor& x, const Tensor& arg, const float* g, float* d) const;
+    void attention_forward(const Tensor& x, float* y, Saved& saved) const;
+    void attention_backward(const Tensor& x, const Saved& saved, const float* g, float* d);
+    void attention_weights_backward(const Tensor& x, const float* a, const float* g, float* d,
+                                    std::int64_t n, float* da) const;
+    void attention_scores_backward(const Tensor& x, const Saved& saved, float* d, std::int64_t n,
+                                   const float* da);
 
     Mode mode_;
     std::int64_t directions_;
