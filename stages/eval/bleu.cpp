@@ -1,6 +1,7 @@
 #include "bleu.hpp"
 
 #include <cmath>
+#include <algorithm>
 #include <map>
 
 #include "pipeline/core/error.hpp"
@@ -157,29 +158,70 @@ std::string lowercase_utf8(const std::string& s) {
     return out;
 }
 
-void BleuStats::add(const std::vector<std::string>& hyp, const std::vector<std::string>& ref) {
-    hyp_len += static_cast<std::int64_t>(hyp.size());
-    ref_len += static_cast<std::int64_t>(ref.size());
-    for (int n = 1; n <= 4; ++n) {
-        std::map<std::vector<std::string>, std::int64_t> rc;
-        for (std::size_t i = 0; i + static_cast<std::size_t>(n) <= ref.size(); ++i)
-            ++rc[std::vector<std::string>(ref.begin() + static_cast<std::ptrdiff_t>(i),
-                                          ref.begin() + static_cast<std::ptrdiff_t>(i) + n)];
-        std::map<std::vector<std::string>, std::int64_t> hc;
-        for (std::size_t i = 0; i + static_cast<std::size_t>(n) <= hyp.size(); ++i)
-            ++hc[std::vector<std::string>(hyp.begin() + static_cast<std::ptrdiff_t>(i),
-                                          hyp.begin() + static_cast<std::ptrdiff_t>(i) + n)];
-        for (const auto& [g, k] : hc) {
-            auto it = rc.find(g);
-            correct[static_cast<std::size_t>(n - 1)] += std::min(k, it == rc.end() ? std::int64_t{0} : it->second);
-            total[static_cast<std::size_t>(n - 1)] += k;
+namespace {
+
+// Counts of the n-grams of orders 1..4 of a token sequence; an n-gram's order is its size.
+using NgramCounts = std::map<std::vector<std::string>, std::int64_t>;
+
+NgramCounts ngram_counts(const std::vector<std::string>& toks) {
+    NgramCounts c;
+    for (std::size_t n = 1; n <= 4; ++n)
+        for (std::size_t i = 0; i + n <= toks.size(); ++i)
+            ++c[std::vector<std::string>(toks.begin() + static_cast<std::ptrdiff_t>(i),
+                                         toks.begin() + static_cast<std::ptrdiff_t>(i + n))];
+    return c;
+}
+
+// sacreBLEU's closest reference length: the smallest |hyp - ref|, a tie to the shorter reference.
+std::int64_t closest_ref_len(std::int64_t hyp, std::span<const std::vector<std::string>> refs) {
+    std::int64_t best = -1, best_diff = -1;
+    for (const auto& r : refs) {
+        const auto len = static_cast<std::int64_t>(r.size());
+        const std::int64_t diff = len > hyp ? len - hyp : hyp - len;
+        if (best_diff < 0 || diff < best_diff || (diff == best_diff && len < best)) {
+            best_diff = diff;
+            best = len;
         }
+    }
+    return best;
+}
+
+}  // namespace
+
+void BleuStats::add(const std::vector<std::string>& hyp, const std::vector<std::string>& ref) {
+    add_multi(hyp, std::span<const std::vector<std::string>>(&ref, 1));
+}
+
+void BleuStats::add_multi(const std::vector<std::string>& hyp, std::span<const std::vector<std::string>> refs) {
+    RNNFLOW_CHECK(!refs.empty(), "BLEU: a segment without a reference");
+    // An n-gram's reference count is its largest count in any one reference (clipping as sacreBLEU).
+    NgramCounts rc = ngram_counts(refs[0]);
+    for (std::size_t k = 1; k < refs.size(); ++k)
+        for (const auto& [g, count] : ngram_counts(refs[k])) {
+            std::int64_t& c = rc[g];
+            c = std::max(c, count);
+        }
+    const auto hyp_n = static_cast<std::int64_t>(hyp.size());
+    hyp_len += hyp_n;
+    ref_len += closest_ref_len(hyp_n, refs);
+    for (const auto& [g, k] : ngram_counts(hyp)) {
+        const std::size_t n = g.size() - 1;
+        auto it = rc.find(g);
+        correct[n] += std::min(k, it == rc.end() ? std::int64_t{0} : it->second);
+        total[n] += k;
     }
 }
 
 void BleuStats::add_text(const std::string& hyp, const std::string& ref, bool lowercase) {
-    if (lowercase) add(tokenize_13a(lowercase_utf8(hyp)), tokenize_13a(lowercase_utf8(ref)));
-    else add(tokenize_13a(hyp), tokenize_13a(ref));
+    add_text_multi(hyp, std::span<const std::string>(&ref, 1), lowercase);
+}
+
+void BleuStats::add_text_multi(const std::string& hyp, std::span<const std::string> refs, bool lowercase) {
+    auto tok = [lowercase](const std::string& s) { return tokenize_13a(lowercase ? lowercase_utf8(s) : s); };
+    std::vector<std::vector<std::string>> r;
+    r.reserve(refs.size());
+    for (const auto& s : refs) r.push_back(tok(s));
+    add_multi(tok(hyp), r);
 }
 
 double BleuStats::brevity_penalty() const {
@@ -190,6 +232,7 @@ double BleuStats::brevity_penalty() const {
 
 std::array<double, 4> BleuStats::precisions() const {
     std::array<double, 4> p{};
+    if (correct == std::array<std::int64_t, 4>{}) return p;  // no match at all: all 0 (sacreBLEU #141)
     double smooth = 1.0;
     for (std::size_t n = 0; n < 4; ++n) {
         if (total[n] == 0) break;  // this order and the higher ones stay 0
@@ -204,6 +247,7 @@ std::array<double, 4> BleuStats::precisions() const {
 }
 
 double BleuStats::score() const {
+    if (correct == std::array<std::int64_t, 4>{}) return 0.0;  // sacreBLEU 2's early stop (its #141)
     const auto p = precisions();
     double log_sum = 0;
     for (double v : p) {
@@ -218,6 +262,15 @@ double corpus_bleu(const std::vector<std::string>& hyps, const std::vector<std::
                   " references");
     BleuStats s;
     for (std::size_t i = 0; i < hyps.size(); ++i) s.add_text(hyps[i], refs[i], lowercase);
+    return s.score();
+}
+
+double corpus_bleu_multi(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs,
+                         bool lowercase) {
+    RNNFLOW_CHECK(hyps.size() == refs.size(), "corpus_bleu_multi: ", hyps.size(), " hypotheses but ", refs.size(),
+                  " reference lists");
+    BleuStats s;
+    for (std::size_t i = 0; i < hyps.size(); ++i) s.add_text_multi(hyps[i], refs[i], lowercase);
     return s.score();
 }
 

@@ -58,8 +58,11 @@ TEST_CASE("bleu: zero n-gram matches use sacreBLEU's exp smoothing", "[eval][ble
     CHECK(s.score() == Approx(31.94715521231362).epsilon(1e-9));
     // Fewer than 4 hypothesis tokens in the whole corpus: no 4-grams at all, BLEU 0 (as sacreBLEU).
     CHECK(corpus_bleu({"a b c"}, {"a b c"}) == 0.0);
-    // No match at all: every order smoothed, still > 0 when every order has n-grams.
-    CHECK(corpus_bleu({"w x y z"}, {"a b c d"}) > 0.0);
+    // No match at all: 0, and no smoothed precisions (sacreBLEU 2 stops early, its issue #141).
+    CHECK(corpus_bleu({"w x y z"}, {"a b c d"}) == 0.0);
+    BleuStats none;
+    none.add_text("w x y z", "a b c d");
+    CHECK(none.precisions() == std::array<double, 4>{});
 }
 
 TEST_CASE("bleu: 13a tokenisation", "[eval][bleu]") {
@@ -86,4 +89,104 @@ TEST_CASE("bleu: lower-cased BLEU", "[eval][bleu]") {
     BleuStats cased;
     cased.add_text("THE CAT SAT ON THE MAT", "the cat sat on the mat");
     CHECK(cased.correct == std::array<std::int64_t, 4>{0, 0, 0, 0});
+}
+
+TEST_CASE("bleu: several references per segment, by hand", "[eval][bleu]") {
+    // hyp: the cat is on the mat (6)   refs: the cat sat on the mat (6) | there is a cat on the mat (7)
+    //  1-grams: the(2; r1 has 2) cat is(r2) on mat              -> 6/6
+    //  2-grams: the cat(r1), on the, the mat | cat is, is on   -> 3/5
+    //  3-grams: on the mat | the cat is, cat is on, is on the   -> 1/4
+    //  4-grams: none of 3 -> smoothed 100 / (2 * 3)
+    //  closest reference length 6 (= |hyp|): BP = 1
+    //  BLEU = 100 * (1 * 3/5 * 1/4 * 1/6)^(1/4) = 100 * 0.025^(1/4)
+    BleuStats s;
+    s.add_text_multi("the cat is on the mat", std::vector<std::string>{"the cat sat on the mat", "there is a cat on the mat"});
+    CHECK(s.correct == std::array<std::int64_t, 4>{6, 3, 1, 0});
+    CHECK(s.total == std::array<std::int64_t, 4>{6, 5, 4, 3});
+    CHECK(s.ref_len == 6);
+    CHECK(s.score() == Approx(100.0 * std::pow(0.025, 0.25)).epsilon(1e-12));
+    // Clipping takes the largest count in ONE reference, not the sum over references:
+    // hyp "the the the" against "the cat" | "the dog": 'the' counts min(3, max(1, 1)) = 1.
+    BleuStats clip;
+    clip.add_text_multi("the the the", std::vector<std::string>{"the cat", "the dog"});
+    CHECK(clip.correct[0] == 1);
+    // ... and "the the" in one reference allows 2.
+    BleuStats clip2;
+    clip2.add_text_multi("the the the", std::vector<std::string>{"the cat", "the the dog"});
+    CHECK(clip2.correct[0] == 2);
+}
+
+TEST_CASE("bleu: the closest reference length, ties to the shorter", "[eval][bleu]") {
+    // Segment 1: |hyp| 5, references 4 and 6 tokens: both 1 away, the shorter (4) counts.
+    // Segment 2: |hyp| 3, references 6 and 8: 6. c = 8, r = 10; every n-gram matches:
+    // BLEU = 100 * exp(1 - 10/8) = 100 * exp(-0.25) = 77.8800783071...
+    BleuStats s;
+    s.add_text_multi("one two three four five", std::vector<std::string>{"one two three four", "one two three four five six"});
+    CHECK(s.ref_len == 4);
+    s.add_text_multi("six seven eight", std::vector<std::string>{"six seven eight nine ten eleven",
+                                                                 "six seven eight nine ten eleven twelve thirteen"});
+    CHECK(s.ref_len == 10);
+    CHECK(s.brevity_penalty() == Approx(std::exp(-0.25)).epsilon(1e-12));
+    CHECK(s.score() == Approx(100.0 * std::exp(-0.25)).epsilon(1e-12));
+    // An exact-length reference wins over a shorter one; an empty reference has length 0.
+    BleuStats e;
+    e.add_text_multi("a b", std::vector<std::string>{"", "a b", "a"});
+    CHECK(e.ref_len == 2);
+    BleuStats z;
+    z.add_text_multi("", std::vector<std::string>{"a b c", ""});
+    CHECK(z.ref_len == 0);
+}
+
+TEST_CASE("bleu: one reference in a list is the single-reference result, bit for bit", "[eval][bleu]") {
+    const std::vector<std::string> hyps{"the cat sat on the mat", "the cat sat on the", "a b c d", "Grüße, Welt."};
+    const std::vector<std::string> refs{"the cat sat on a mat", "the cat sat on the mat", "a b e f", "grüße welt !"};
+    std::vector<std::vector<std::string>> lists;
+    for (const auto& r : refs) lists.push_back({r});
+    for (bool lc : {false, true}) CHECK(corpus_bleu_multi(hyps, lists, lc) == corpus_bleu(hyps, refs, lc));
+    CHECK_THROWS_WITH(corpus_bleu_multi(hyps, {{"x"}}), "corpus_bleu_multi: 4 hypotheses but 1 reference lists");
+    BleuStats s;
+    CHECK_THROWS_WITH(s.add_text_multi("a", std::vector<std::string>{}), "BLEU: a segment without a reference");
+}
+
+// Expected numbers from sacreBLEU 2.6.0 itself (pip install sacrebleu in a venv, Python 3.11):
+//   import sacrebleu
+//   sacrebleu.corpus_bleu(hyps, ref_streams).score                  # cased
+//   sacrebleu.corpus_bleu(hyps, ref_streams, lowercase=True).score  # -lc
+// printed with repr(); ref_streams are the reference lists below transposed, a missing
+// reference as None. Our numbers agree to the last bit (the same integer statistics and the
+// same floating-point steps); the tolerance only allows for another libm's exp/log.
+TEST_CASE("bleu: multi-reference corpora agree with sacreBLEU", "[eval][bleu]") {
+    constexpr double libm_tolerance = 1e-13;
+    struct Case {
+        const char* name;
+        std::vector<std::string> hyps;
+        std::vector<std::vector<std::string>> refs;
+        double bleu, bleu_lc;
+    };
+    const std::vector<Case> cases{
+        {"two references, no 4-gram match", {"the cat is on the mat"},
+         {{"the cat sat on the mat", "there is a cat on the mat"}}, 39.76353643835254, 39.76353643835254},
+        {"3- and 4-grams without a match (exp smoothing)", {"a b c d e f"}, {{"a b x d e y", "z b c q e f"}},
+         30.213753973567677, 30.213753973567677},
+        {"reference lengths: a tie and a short hypothesis", {"one two three four five", "six seven eight"},
+         {{"one two three four", "one two three four five six"},
+          {"six seven eight nine ten eleven", "six seven eight nine ten eleven twelve thirteen"}},
+         77.88007830714052, 77.88007830714052},
+        {"unicode, case, punctuation, an entity, a no-break space",
+         {"Die Straße ist naß, sagte Jürgen.", "ÜBER 1,000 Grüße\u00a0aus Łódź!"},
+         {{"Die Straße war nass, sagte Jürgen.", "Jürgen sagte: die Straße ist naß."},
+          {"über 1,000 grüße aus łódź !", "Über 1.000 Grüße aus Łódź&amp;Köln!"}},
+         41.94435452325489, 82.28020420406905},
+        {"3, 1 and 3 references per segment", {"a man rides a horse .", "two dogs play in the snow", "a child"},
+         {{"a man is riding a horse .", "a man rides a brown horse"},
+          {"two dogs are playing in snow"},
+          {"a small child smiles", "a child is sitting", "the child"}},
+         42.96943523820147, 42.96943523820147},
+        {"no match at all", {"w x y z"}, {{"a b c d", "e f g h"}}, 0.0, 0.0},
+    };
+    for (const auto& c : cases) {
+        INFO(c.name);
+        CHECK(corpus_bleu_multi(c.hyps, c.refs, false) == Approx(c.bleu).epsilon(libm_tolerance).margin(1e-12));
+        CHECK(corpus_bleu_multi(c.hyps, c.refs, true) == Approx(c.bleu_lc).epsilon(libm_tolerance).margin(1e-12));
+    }
 }
