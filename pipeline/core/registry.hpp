@@ -16,9 +16,10 @@
 #include "schema.hpp"
 #include "stage.hpp"
 
-// 3: PortType::frames (the values after it moved), FrameSplit, npy.hpp, safetensors.hpp
+// 3: PortType::frames (the values after it moved), FrameSplit, npy.hpp, safetensors.hpp,
+//    PortInfo::directions; version 0.3 (the minor version moves with the ABI)
 #define RNNFLOW_ABI_VERSION 3
-#define RNNFLOW_VERSION "0.2.0"
+#define RNNFLOW_VERSION "0.3.0"
 
 namespace rnnflow {
 

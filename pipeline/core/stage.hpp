@@ -35,6 +35,8 @@ struct PortInfo {
     std::int64_t channels = -1;  // tensor: C
     std::int64_t classes = -1;   // ids / sequences: number of distinct ids (vocabulary size)
     std::shared_ptr<const Vocabulary> vocab;  // ids / sequences / vocab: the vocabulary, if any
+    std::int64_t directions = -1;  // state: D, the directions per layer (1, or 2 when the state's
+                                   // L*D rows hold l2r and r2l per layer); -1 unknown
 };
 
 enum class Phase { train, evaluate, infer };

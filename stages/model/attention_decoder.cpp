@@ -147,9 +147,14 @@ void AttentionDecoder::prepare(PrepareContext& ctx) {
     if (bridge_linear_ || scoring_ == Scoring::none) {
         RNNFLOW_CHECK(state_in_, "attention_decoder: bridge 'linear' needs the 'state' input "
                       "(connect it to the encoder's state, or set bridge: zeros)");
-        He_ = ctx.input_info("state").channels;
+        const PortInfo info = ctx.input_info("state");
+        He_ = info.channels;
         RNNFLOW_CHECK(He_ > 0, "attention_decoder needs the channel count of input 'state', got ", He_);
-        De_ = E_ == 2 * He_ ? 2 : 1;
+        RNNFLOW_CHECK(info.directions == -1 || info.directions == 1 || info.directions == 2,
+                      "attention_decoder: input 'state' has ", info.directions, " directions (1 or 2)");
+        // The producer says how many directions its last layer has (recurrent stages do); a
+        // plug-in that does not: two when memory has 2 * H_enc channels (a concatenating encoder).
+        De_ = info.directions > 0 ? info.directions : E_ == 2 * He_ ? 2 : 1;
     }
     Ke_ = scoring_ == Scoring::dot ? E_ : scoring_ == Scoring::general ? H_ : scoring_ == Scoring::none ? 0 : A_;
     Ec_ = scoring_ == Scoring::none ? De_ * He_ : E_;

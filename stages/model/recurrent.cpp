@@ -384,7 +384,7 @@ void Recurrent::prepare(PrepareContext& ctx) {
         throw Error("carry_state and a connected 'state' input both set the initial state",
                     "drop one: carry_state: false, or leave 'state' unconnected");
     ctx.set_output_info("out", PortInfo{PortType::tensor, out_channels(), -1, nullptr});
-    ctx.set_output_info("state", PortInfo{PortType::state, hidden_, -1, nullptr});
+    ctx.set_output_info("state", PortInfo{PortType::state, hidden_, -1, nullptr, dirs_});
 
     init_params(ctx);
     dropout_seed_ = ctx.rng()();
