@@ -9,8 +9,15 @@
 //                           lengths = F_n. A decoder attends over it through a projection
 //                           (memory: linear over caption_batches.memory) as over an encoder's.
 //   out target_in  (ids) i32 (Tt, N): <sos> y1 .. yn   (decoder input under teacher forcing)
+//   in  groups    (text)       optional: the item of each pair (the features reader's `items`);
+//                              evaluation passes (every split but train) then give each item
+//                              once, as its first pair in the split
 //   out target_out (ids) i32 (Tt, N): y1 .. yn <eos>   (loss targets), lengths n + 1 for both;
 //                        padded with the target <pad> id. Split "infer": (1, N), lengths 0.
+//   out state      (state) f32 (1, 1, N, D): the mean of each column's feature rows (its vector
+//                        for (N, D) features); directions 1. The decoder's bridge maps it to its
+//                        initial state (Show and Tell; Xu et al. initialise from this mean), and
+//                        attention: none uses it as the fixed context C.
 //
 // Batching (as seq2seq_batches, stages/data/batch_common.hpp): a pass sorts pairs by (rows,
 // caption length, index) into batches of similar length; training with shuffle reorders per
@@ -21,7 +28,8 @@
 // are left out (value 'dropped', printed at prepare).
 // Batch::item_ids: the pair's index in its split (the features reader's order; its `items`
 // output names the item of each pair). Batch::items: caption tokens (target_out lengths).
-// Not supported: items of different D in one split, several captions per batch column.
+// Not supported: items of different D in one split, several captions per batch column, learned
+// pooling for state (use the mean, or attention over memory).
 #pragma once
 
 #include <map>
@@ -58,8 +66,12 @@ private:
     const Split* cur_ = nullptr;
     std::vector<std::vector<std::int64_t>> batches_;  // positions into cur_'s vectors
     std::size_t pos_ = 0;
+    std::vector<const std::vector<std::int32_t>*> targets_;  // next()'s columns' captions
 
     std::int64_t rows(const Split& s, std::int64_t p) const;
+    static std::vector<bool> first_of_item(const PrepareContext& ctx, const std::string& split,
+                                           const FrameSplit& fr);
+    void mean_rows(const Tensor& memory, Tensor& state) const;
 };
 
 }  // namespace rnnflow::stages

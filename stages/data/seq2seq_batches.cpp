@@ -148,7 +148,8 @@ bool Seq2seqBatches::next(Batch& batch) {
     std::fill_n(src.data<std::int32_t>(), src.numel(), src_pad_);
     src.lengths.assign(static_cast<std::size_t>(N), 0);
     batch.item_ids.resize(static_cast<std::size_t>(N));
-    std::vector<const std::vector<std::int32_t>*> targets(static_cast<std::size_t>(N), nullptr);
+    std::vector<const std::vector<std::int32_t>*>& targets = targets_;  // kept: no allocation per batch
+    targets.assign(static_cast<std::size_t>(N), nullptr);
     std::int64_t source_tokens = 0;
     std::int32_t* x = src.data<std::int32_t>();
     for (std::int64_t n = 0; n < N; ++n) {

@@ -60,6 +60,7 @@ private:
     const Split* cur_ = nullptr;
     std::vector<std::vector<std::int64_t>> batches_;  // positions into cur_'s vectors
     std::size_t pos_ = 0;
+    std::vector<const std::vector<std::int32_t>*> targets_;  // next()'s columns' targets
 };
 
 }  // namespace rnnflow::stages

@@ -20,7 +20,8 @@ constexpr std::int32_t kPad = 0, kSos = 2, kEos = 3;  // <pad> <unk> <sos> <eos>
 
 std::shared_ptr<const Vocabulary> caption_vocab(std::vector<std::string> specials = {"<pad>", "<unk>", "<sos>", "<eos>"}) {
     std::vector<std::string> t = specials;
-    for (int i = 0; i < 10; ++i) t.push_back("w" + std::to_string(i));
+    // Words w0 .. w9 (one character appended: GCC 12's -Wrestrict misfires on "w" + to_string).
+    for (int i = 0; i < 10; ++i) t.push_back(std::string{'w', static_cast<char>('0' + i)});
     return std::make_shared<const Vocabulary>(t, std::vector<std::int64_t>(t.size(), 1), specials, TokenizerSpec{});
 }
 
@@ -159,4 +160,62 @@ TEST_CASE("caption_batches: length filter, prediction split and errors", "[stage
     REQUIRE_THROWS_WITH(Setup({}, {{"train", uneven}}), "split 'train': 4 feature items (f.npy) but 3 captions (c.txt)");
     REQUIRE_THROWS_WITH(Setup({{"max_target_length", std::int64_t{1}}}, {{"train", train}}),
                         "no training pair is left after filtering (8 longer than max_target_length 1)");
+}
+
+TEST_CASE("caption_batches: state is the mean of each column's rows", "[stage][data][caption_batches]") {
+    const Pairs train = make(9);
+    Setup a({{"batch", std::int64_t{4}}}, {{"train", train}});
+    const PortInfo info = a.ctx.out_info("state");
+    REQUIRE(info.type == PortType::state);
+    REQUIRE(info.channels == 2);
+    REQUIRE(info.directions == 1);
+    a.stage->begin("train", 0);
+    Batch b;
+    std::int64_t columns = 0;
+    while (a.stage->next(b)) {
+        const Tensor& st = b.outputs[3];
+        const std::int64_t N = b.outputs[0].dim(1);
+        REQUIRE(st.shape() == Shape{1, 1, N, 2});
+        for (std::int64_t n = 0; n < N; ++n, ++columns) {
+            // Pair i has rows (i, r) for r < 1 + i % 3: the mean is (i, (rows - 1) / 2).
+            const auto id = b.item_ids[static_cast<std::size_t>(n)];
+            const double rows = 1 + id % 3;
+            REQUIRE(st.data<float>()[n * 2] == static_cast<float>(id));
+            REQUIRE(st.data<float>()[n * 2 + 1] == static_cast<float>((rows - 1) / 2));
+        }
+    }
+    REQUIRE(columns == 9);
+}
+
+TEST_CASE("caption_batches: with groups, evaluation passes give each item once", "[stage][data][caption_batches]") {
+    const Pairs train = make(6), valid = make(6);
+    // Pairs 0, 2, 5 are captions of item "a"; 1 and 4 of "b"; 3 of "c".
+    const TextSplit keys{{"a", "b", "a", "c", "b", "a"}, "items"};
+    StageSchema schema = CaptionBatches::schema();
+    CaptionBatches stage(params_for(schema, {{"batch", std::int64_t{2}}}));
+    FakePrepare ctx{schema, 1};
+    auto vocab = caption_vocab();
+    ctx.info("features", PortInfo{PortType::frames, 2, -1, nullptr});
+    ctx.info("target", PortInfo{PortType::sequences, -1, vocab->size(), vocab});
+    ctx.info("groups", PortInfo{PortType::text, -1, -1, nullptr});
+    for (const auto& [split, p] : std::map<std::string, Pairs>{{"train", train}, {"valid", valid}}) {
+        ctx.data("features", split, p.frames);
+        ctx.data("target", split, SequenceSplit{p.captions, "c.txt"});
+        ctx.data("groups", split, keys);
+    }
+    stage.prepare(ctx);
+    auto ids = pass(stage, "valid", 0, valid);
+    std::sort(ids.begin(), ids.end());
+    REQUIRE(ids == std::vector<std::int64_t>{0, 1, 3});  // the first pair of a, b, c
+    REQUIRE(pass(stage, "train", 0, train).size() == 6);  // training sees every caption
+
+    FakePrepare bad{schema, 1};
+    bad.info("features", PortInfo{PortType::frames, 2, -1, nullptr});
+    bad.info("target", PortInfo{PortType::sequences, -1, vocab->size(), vocab});
+    bad.info("groups", PortInfo{PortType::text, -1, -1, nullptr});
+    bad.data("features", "valid", valid.frames);
+    bad.data("target", "valid", SequenceSplit{valid.captions, "c.txt"});
+    bad.data("groups", "valid", TextSplit{{"a", "b"}, "items"});
+    CaptionBatches stage2(params_for(schema, {}));
+    REQUIRE_THROWS_WITH(stage2.prepare(bad), "split 'valid': 6 feature items (f.npy) but 2 groups (items)");
 }
