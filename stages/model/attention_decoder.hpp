@@ -13,7 +13,8 @@
 //   h~_t  = tanh([c_t; h_t] W_c + b_c)      (Luong's attentional hidden state; h_t = top layer)
 //   logits_t = dropout(h~_t) W_o + b_o
 // Initial state (bridge: linear): h_0^l = tanh([h_l2r; h_r2l] B_h^l + b_h^l) from the encoder's
-// last layer (both directions when memory has 2 * H_enc channels); an lstm decoder's c_0^l the
+// last layer (both directions of a bidirectional encoder: PortInfo::directions of the state); an
+// lstm decoder's c_0^l the
 // same from the encoder's c (zero when the encoder has no c). bridge: zeros starts from zeros.
 //
 // Ports:  memory     f32 (Ts, N, E) + lengths   encoder outputs (attention keys and values)
