@@ -36,6 +36,7 @@
 #include "pipeline/exec/resume.hpp"
 #include "pipeline/graph/graph.hpp"
 #include "pipeline/report/run_plots.hpp"
+#include "stages/data/features.hpp"
 #include "stages/model/embedding.hpp"
 
 // LeakSanitizer (sanitizer builds): fontconfig's process-lifetime caches are not leaks of ours
@@ -489,6 +490,17 @@ int cmd_eval(const std::vector<std::string>& args) {
     return 0;
 }
 
+// A restored run's predictions for input lines (Engine::predict), one per line.
+std::vector<std::string> predict_lines(const RunFolderArgs& r, CompiledGraph g, std::vector<std::string> lines,
+                                       const std::string& stage, const ProgressStyle& style) {
+    RunOptions opt;
+    opt.mode = PrepareMode::restore;
+    opt.infer_lines = std::move(lines);
+    apply_progress_style(style, opt);
+    OpenedRun run = open_run(r, std::move(g), std::move(opt));
+    return run.engine->predict(stage);
+}
+
 // rnnflow predict|translate RUN_DIR [FILE]: one output line per input line (stdin or FILE),
 // from the graph's predicting evaluator (a translation, a label, a tag sequence).
 int cmd_predict(const std::vector<std::string>& args, const char* name) {
@@ -534,14 +546,61 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
             check_utf8(lines[i], where, static_cast<std::int64_t>(i) + 1, "input");
     }
     if (lines.empty()) return 0;
-    RunOptions opt;
-    opt.mode = PrepareMode::restore;
-    opt.infer_lines = std::move(lines);
-    apply_progress_style(style, opt);
-    OpenedRun run = open_run(r, std::move(g), std::move(opt));
-    const std::vector<std::string> out = run.engine->predict(stage);
+    const std::vector<std::string> out = predict_lines(r, std::move(g), std::move(lines), stage, style);
     std::string text;
     for (const auto& l : out) text += l + "\n";
+    if (output.empty()) std::cout << text << std::flush;
+    else write_file_atomic(output, text);
+    return 0;
+}
+
+// rnnflow caption RUN_DIR FILE...: a caption per item of feature files (a `features` reader:
+// .npy/.safetensors, every item of each file, or FILE#k for item k) or per input the graph's
+// reader takes (e.g. an image), printed as INPUT<TAB>caption.
+int cmd_caption(const std::vector<std::string>& args) {
+    RunFolderArgs r;
+    auto& [dir, checkpoint, threads, c] = r;
+    std::vector<std::string> files;
+    std::string stage, output, log_format = "text";
+    bool quiet = false;
+    po::options_description d("caption options");
+    add_run_dir(d, r);
+    d.add_options()
+        ("input", po::value(&files)->composing(), "feature files (.npy, .safetensors), FILE#k for item k")
+        ("output,o", po::value(&output), "write the lines to this file (atomically) instead of standard output")
+        ("stage", po::value(&stage), "the evaluator stage to take captions from, when several predict");
+    add_checkpoint_threads(d, r);
+    d.add_options()
+        ("quiet,q", po::bool_switch(&quiet), "no progress on stderr")
+        ("log-format", po::value(&log_format), "progress on stderr as text (a bar on a terminal) or json lines");
+    add_run_plugins(d, r);
+    po::positional_options_description pos;
+    pos.add("run", 1).add("input", -1);
+    if (!parse(args, d, &pos, "rnnflow caption RUN_DIR FILE... [-o OUT]")) return 0;
+    if (files.empty()) throw Error("caption: no input file", "give feature files: rnnflow caption RUN_DIR a.npy ...");
+    const ProgressStyle style = progress_style(quiet, log_format);
+    CompiledGraph g = load_run_graph(dir, c);
+    std::vector<std::string> lines;  // the items, with paths made absolute: the run resolves from its own folder
+    std::vector<std::string> shown;  // the same as the user wrote them
+    const StageDef* reader = nullptr;
+    for (const StageDef& s : g.def.stages)
+        if (s.type == "features") reader = &s;
+    for (const std::string& f : files) {
+        std::vector<std::string> items{f};
+        if (reader)
+            items = stages::Features::expand_input(f, fs::path(dir) / "state" / reader->id,
+                                                   reader->params.get_string("tensor"));
+        for (const std::string& item : items) {
+            shown.push_back(item);
+            const std::size_t hash = item.rfind('#');
+            const bool indexed = reader && hash != std::string::npos && item.substr(0, hash) == f;
+            lines.push_back(fs::absolute(indexed ? item.substr(0, hash) : item).string() +
+                            (indexed ? item.substr(hash) : std::string()));
+        }
+    }
+    const std::vector<std::string> out = predict_lines(r, std::move(g), std::move(lines), stage, style);
+    std::string text;
+    for (std::size_t i = 0; i < out.size(); ++i) text += shown[i] + "\t" + out[i] + "\n";
     if (output.empty()) std::cout << text << std::flush;
     else write_file_atomic(output, text);
     return 0;
@@ -690,6 +749,8 @@ const Command kCommands[] = {
     {"predict", "predict DIR", "label lines from stdin or a file with a trained run (one output line each)",
      cmd_predict_labels},
     {"translate", "translate DIR", "the same, for translation graphs", cmd_translate},
+    {"caption", "caption DIR FILE...", "caption feature files (every item, or FILE#k) with a trained run",
+     cmd_caption},
     {"vectors", "vectors DIR", "write a trained run's word embedding as a GloVe text file (for pretrained:)",
      cmd_vectors},
     {"schema", "schema", "JSON Schema of graph files, for editors (--plugin adds plug-in types)", cmd_schema},

@@ -77,7 +77,7 @@ void CaptionBatches::prepare(PrepareContext& ctx) {
                         "connect target to the vocabulary over the same reader's captions");
         s.has_target = tgt != nullptr;
         const bool train = name == "train";
-        const std::vector<bool> first = grouped && !train ? first_of_item(ctx, name, fr) : std::vector<bool>{};
+        const std::vector<bool> first = grouped && !train && name != "infer" ? first_of_item(ctx, name, fr) : std::vector<bool>{};
         for (std::size_t i = 0; i < fr.items.size(); ++i) {
             if (!first.empty() && !first[i]) continue;
             if (train) {

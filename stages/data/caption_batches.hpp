@@ -10,8 +10,8 @@
 //                           (memory: linear over caption_batches.memory) as over an encoder's.
 //   out target_in  (ids) i32 (Tt, N): <sos> y1 .. yn   (decoder input under teacher forcing)
 //   in  groups    (text)       optional: the item of each pair (the features reader's `items`);
-//                              evaluation passes (every split but train) then give each item
-//                              once, as its first pair in the split
+//                              evaluation passes (valid, test) then give each item once, as
+//                              its first pair in the split (a prediction run keeps every line)
 //   out target_out (ids) i32 (Tt, N): y1 .. yn <eos>   (loss targets), lengths n + 1 for both;
 //                        padded with the target <pad> id. Split "infer": (1, N), lengths 0.
 //   out state      (state) f32 (1, 1, N, D): the mean of each column's feature rows (its vector

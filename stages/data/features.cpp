@@ -1,7 +1,9 @@
 #include "features.hpp"
 
 #include <cmath>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <unordered_map>
 
 #include "pipeline/core/npy.hpp"
@@ -9,6 +11,11 @@
 #include "reader_common.hpp"
 
 namespace rnnflow::stages {
+
+namespace {
+// The fitted state: D and the rows per training item, for restore and prediction runs.
+constexpr const char* kShapeFile = "features.tsv";
+}  // namespace
 
 namespace fs = std::filesystem;
 
@@ -29,8 +36,8 @@ StageSchema Features::schema() {
         .details("One output entry per (item, caption) pair, in the captions file's order; items "
                  "without a caption are left out (counted, with a warning). Malformed captions "
                  "lines are reported as file:line, non-finite features as file: item k; D must "
-                 "agree between splits. Prediction runs (rnnflow translate) are not supported: "
-                 "their inputs are text lines.");
+                 "agree between splits. Prediction runs (rnnflow caption RUN_DIR FILE...): one item per "
+                 "input line, PATH#k or a file of one item, shaped as in training.");
     return s;
 }
 
@@ -63,8 +70,8 @@ std::int64_t Features::value(const std::string& name) const {
 
 namespace {
 
-// The feature tensor of a file, f32 (N, F, D) or (N, D).
-Tensor load_features(const fs::path& base, const std::string& file, const std::string& name) {
+// The feature tensor of a file, f32 (N, F, D) or (N, D) (any_rank: also one item, (D) or (F, D)).
+Tensor load_features(const fs::path& base, const std::string& file, const std::string& name, bool any_rank) {
     const fs::path path = fs::path(file).is_absolute() ? fs::path(file) : base / file;
     const std::string ext = fs::path(file).extension().string();
     Tensor t;
@@ -93,6 +100,7 @@ Tensor load_features(const fs::path& base, const std::string& file, const std::s
         throw Error(detail::concat("feature file '", file, "': unknown extension '", ext, "'"),
                     "give a .npy or a .safetensors file");
     }
+    if (any_rank) return t;
     const bool ok_rank = t.rank() == 2 || t.rank() == 3;
     if (!ok_rank || t.dim(-1) < 1 || (t.rank() == 3 && t.dim(1) < 1))
         throw Error(detail::concat(file, ": features of shape ", shape_str(t.shape()),
@@ -198,16 +206,16 @@ void Features::prepare(PrepareContext& ctx) {
     for (const char* port : {"captions", "items"}) ctx.set_output_info(port, PortInfo{PortType::text, -1, -1, nullptr});
     ctx.set_output_info("features", PortInfo{PortType::frames, -1, -1, nullptr});  // channels: D, once read
     skipped_ = uncaptioned_ = 0;
-    if (ctx.infer_lines())
-        throw Error("prediction runs are not supported: their inputs are text lines, this reader reads feature files",
-                    "evaluate on a test split instead (rnnflow eval RUN --split test); captioning new inputs is #23");
-    std::int64_t dim = -1;
+    if (ctx.mode() == PrepareMode::restore) {
+        restore(ctx);
+        return;
+    }
+    std::int64_t dim = -1, train_rows = 1;
     std::string dim_file;
-    if (ctx.mode() == PrepareMode::restore) return;
     if (files_.empty() || files_.front().first != "train")
         throw Error("no training file", "set train: path/to/train.npy and captions: [train captions, ...]");
     for (const auto& [split, f] : files_) {
-        const Tensor t = load_features(ctx.base_dir(), f.features, tensor_);
+        const Tensor t = load_features(ctx.base_dir(), f.features, tensor_, false);
         if (dim < 0) {
             dim = t.dim(-1);
             dim_file = f.features;
@@ -217,6 +225,7 @@ void Features::prepare(PrepareContext& ctx) {
                                        " split's (", dim_file, ") have D = ", dim),
                         "every split needs features from the same extractor");
         const std::int64_t rows = t.dim(0), per_item = rows == 0 ? 0 : t.numel() / rows;
+        if (split == "train") train_rows = per_item / dim;
         reader::BadLines bad_features(skip_, f.features), bad_captions(skip_, f.captions);
         const std::vector<char> ok = finite_rows(t, bad_features);
         std::vector<std::string> ids;
@@ -254,6 +263,104 @@ void Features::prepare(PrepareContext& ctx) {
         ctx.put_output("items", split, std::move(items));
     }
     ctx.set_output_info("features", PortInfo{PortType::frames, dim, -1, nullptr});
+    const fs::path dir = ctx.state_dir();
+    if (!dir.empty()) write_file_atomic(dir / kShapeFile, detail::concat("dim\t", dim, "\nrows\t", train_rows, "\n"));
+}
+
+namespace {
+// The fitted state (D, rows per item), or (-1, -1) when the file is absent.
+std::pair<std::int64_t, std::int64_t> read_shape(const fs::path& dir) {
+    const fs::path file = dir / kShapeFile;
+    std::int64_t dim = -1, rows = -1;
+    if (dir.empty() || !fs::exists(file)) return {dim, rows};
+    std::ifstream in(file);
+    std::string key;
+    std::int64_t v = 0;
+    while (in >> key >> v) (key == "dim" ? dim : rows) = v;
+    RNNFLOW_CHECK(dim > 0 && rows > 0, file.string(), ": malformed (expected dim and rows)");
+    return {dim, rows};
+}
+}  // namespace
+
+std::vector<std::string> Features::expand_input(const std::string& file, const fs::path& state_dir,
+                                                const std::string& tensor) {
+    const std::size_t hash = file.rfind('#');
+    if (hash != std::string::npos && hash + 1 < file.size() &&
+        file.find_first_not_of("0123456789", hash + 1) == std::string::npos)
+        return {file};
+    const auto [dim, rows] = read_shape(state_dir);
+    if (dim < 0) return {file};  // the reader says why
+    const std::int64_t n = load_item_file(file, tensor, dim, rows).second;
+    if (n == 1) return {file};
+    std::vector<std::string> out;
+    for (std::int64_t k = 0; k < n; ++k) out.push_back(file + "#" + std::to_string(k));
+    return out;
+}
+
+// Restore: D (and the rows per training item) from the fitted state; in a prediction run, the
+// input lines are items: PATH (a file of one item) or PATH#k (item k of the file).
+void Features::restore(PrepareContext& ctx) {
+    const fs::path dir = ctx.state_dir();
+    const fs::path file = dir / kShapeFile;
+    const auto [dim, rows] = read_shape(dir);
+    ctx.set_output_info("features", PortInfo{PortType::frames, dim, -1, nullptr});
+    if (!ctx.infer_lines()) return;
+    if (dim < 0)
+        throw Error(detail::concat("no saved feature shape at '", file.string(), "'"),
+                    "the run was trained by an rnnflow before 0.3: retrain it to caption new inputs");
+    ctx.put_output("features", "infer", infer_items(*ctx.infer_lines(), dim, rows));
+    ctx.put_output("items", "infer", TextSplit{*ctx.infer_lines(), "input"});
+    ctx.put_output("captions", "infer", TextSplit{std::vector<std::string>(ctx.infer_lines()->size()), "input"});
+}
+
+// One item per input line, PATH or PATH#k; the shape as in training: (N, D) files hold vectors
+// (rows 1), (N, F, D) files grids; a file of one item may leave out N: (D) or (F, D).
+FrameSplit Features::infer_items(const std::vector<std::string>& lines, std::int64_t dim, std::int64_t rows) const {
+    FrameSplit out;
+    out.dim = dim;
+    out.origin = "input";
+    std::map<std::string, std::pair<Tensor, std::int64_t>> files;
+    for (const std::string& line : lines) {
+        const std::size_t hash = line.rfind('#');
+        const bool indexed = hash != std::string::npos && hash + 1 < line.size() &&
+                             line.find_first_not_of("0123456789", hash + 1) == std::string::npos;
+        const std::string path = indexed ? line.substr(0, hash) : line;
+        auto it = files.find(path);
+        if (it == files.end()) it = files.emplace(path, load_item_file(path, tensor_, dim, rows)).first;
+        const auto& [t, n] = it->second;  // n items of rows * dim values
+        std::int64_t k = 0;
+        if (indexed) k = std::stoll(line.substr(hash + 1));
+        else if (n != 1)
+            throw Error(detail::concat(path, ": holds ", n, " items"),
+                        detail::concat("name one as ", path, "#k (k from 0 to ", n - 1, "); rnnflow caption lists them all"));
+        if (k >= n) throw Error(detail::concat(line, ": the file holds ", n, " items (0 to ", n - 1, ")"));
+        const float* x = t.data<float>() + k * rows * dim;
+        for (std::int64_t e = 0; e < rows * dim; ++e)
+            if (!std::isfinite(x[e]))
+                throw Error(detail::concat(line, ": ", std::isnan(x[e]) ? "NaN" : "Inf", " at region ", e / dim,
+                                           ", component ", e % dim));
+        out.items.push_back({rows, std::vector<float>(x, x + rows * dim)});
+    }
+    return out;
+}
+
+// A feature file for prediction and its number of items, its shape checked against training's.
+std::pair<Tensor, std::int64_t> Features::load_item_file(const std::string& path, const std::string& tensor,
+                                                         std::int64_t dim, std::int64_t rows) {
+    Tensor t = load_features({}, path, tensor, true);
+    const Shape& s = t.shape();
+    const bool one_vector = rows == 1 && t.rank() == 1 && s[0] == dim;
+    const bool one_grid = rows > 1 && t.rank() == 2 && s[0] == rows && s[1] == dim;
+    const bool vectors = rows == 1 && t.rank() == 2 && s[1] == dim;
+    const bool grids = t.rank() == 3 && s[1] == rows && s[2] == dim;
+    if (!(one_vector || one_grid || vectors || grids))
+        throw Error(detail::concat(path, ": features of shape ", shape_str(s), ", the run was trained on ",
+                                   rows == 1 ? detail::concat("vectors of D = ", dim, ": (N, ", dim, ") or (", dim, ")")
+                                             : detail::concat("grids of ", rows, " x ", dim, ": (N, ", rows, ", ", dim,
+                                                              ") or (", rows, ", ", dim, ")")),
+                    "give features from the extractor the run was trained with");
+    const std::int64_t n = one_vector || one_grid ? 1 : s[0];
+    return {std::move(t), n};
 }
 
 }  // namespace rnnflow::stages

@@ -2,8 +2,9 @@
 # Captioning through the real program: the features reader (.npy region grids and TSV captions,
 # several per item) -> caption_batches -> linear -> attention_decoder -> cross_entropy -> adam,
 # one epoch (tests/cli/captioning_quick.yaml); the loss is finite and a checkpoint is written.
-# `rnnflow translate` on the run is refused (features are not text lines); a captions line
-# naming no item stops a run with file:line and exit status 2.
+# Evaluation scores each item once (groups); `rnnflow caption` captions every item of a .npy
+# file or one (FILE#k), and an item past the end is an error; a captions line naming no item
+# stops a run with file:line and exit status 2.
 set -euo pipefail
 rnnflow=$1; src=$2
 work=${KEEP_WORK:-$(mktemp -d)}; [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
@@ -44,11 +45,31 @@ assert len(valid) == 1 and math.isfinite(valid[0]["loss"]), rows
 PY
 [ -s "$work/run/checkpoints/last.safetensors" ] || { echo "no checkpoint"; exit 1; }
 
-# Prediction runs give text lines, not features: refused with exit status 2 and a reason.
+# Evaluation scores each item once against both its captions.
+[ "$(wc -l < "$work/run/metrics/valid.captions.tsv")" -ge 8 ] || { cat "$work/run/metrics/valid.captions.tsv"; exit 1; }
+
+# rnnflow caption: every item of a file (FILE#k), or one item; from another folder (paths are
+# the user's, not the run's).
+"$rnnflow" run "$src/tests/cli/captioning_quick.yaml" --set "vars.data=$work" --set train.epochs=12 \
+  --out "$work/trained" --quiet > /dev/null
+(cd "$work" && "$rnnflow" caption trained valid.npy valid.npy#3 --quiet) > "$work/captions.txt"
+/usr/bin/python3 - "$work" <<'PY'
+import sys
+work = sys.argv[1]
+lines = [l.rstrip("\n").split("\t") for l in open(work + "/captions.txt")]
+assert [l[0] for l in lines] == ["valid.npy#%d" % k for k in range(8)] + ["valid.npy#3"], lines
+assert lines[3][1] == lines[8][1], lines
+colour = {}
+for l in open(work + "/valid.tsv"):
+    k, cap = l.rstrip("\n").split("\t")
+    colour[int(k)] = cap.split()[-1] if cap.startswith("the") else cap.split()[1]
+right = sum(colour[k] in lines[k][1].split() for k in range(8))
+assert right >= 7, (right, lines)  # the caption names the item's colour
+PY
 status=0
-echo "0" | "$rnnflow" translate "$work/run" > /dev/null 2> "$work/translate.err" || status=$?
-[ "$status" = 2 ] || { cat "$work/translate.err"; echo "translate: exit $status, expected 2"; exit 1; }
-grep -q "prediction runs are not supported" "$work/translate.err" || { cat "$work/translate.err"; exit 1; }
+"$rnnflow" caption "$work/trained" "$work/valid.npy#8" > /dev/null 2> "$work/caption.err" || status=$?
+[ "$status" = 2 ] || { cat "$work/caption.err"; echo "caption #8: exit $status, expected 2"; exit 1; }
+grep -q "valid.npy#8: the file holds 8 items (0 to 7)" "$work/caption.err" || { cat "$work/caption.err"; exit 1; }
 
 printf '0\ta red shape\n99\tno such item\n' > "$work/train.tsv"
 status=0
@@ -56,4 +77,4 @@ status=0
   > /dev/null 2> "$work/bad.err" || status=$?
 [ "$status" = 2 ] || { cat "$work/bad.err"; echo "bad captions: exit $status, expected 2"; exit 1; }
 grep -q "train.tsv:2: item '99' is not a row of .*train.npy (0 to 39)" "$work/bad.err" || { cat "$work/bad.err"; exit 1; }
-echo "captioning: one epoch from .npy features, bad captions line located"
+echo "captioning: one epoch from .npy features, rnnflow caption on new files, bad captions line located"
