@@ -1,6 +1,7 @@
 // features: feature files (.npy, .safetensors) of shape (N, D) and (N, F, D) with their captions
 // files, by row or by id; one output entry per (item, caption) pair; every malformed input
-// located, under on_error: error and skip; prediction runs refused.
+// located, under on_error: error and skip; the fitted shape saved and restored; prediction runs
+// one item per line (FILE#k or a file of one item), shapes checked.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -23,6 +24,14 @@ FakePrepare run(const ClsTempDir& d, const Set& set, std::int64_t* skipped = nul
     return run_reader<Features>(d, set, skipped);
 }
 std::string message_of(const ClsTempDir& d, const Set& set) { return reader_message<Features>(d, set); }
+std::string message_of_prepare(Features& stage, PrepareContext& ctx) {
+    try {
+        stage.prepare(ctx);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
 
 // Three items of D = 2, one vector each: item r is (r, 10 r).
 void write_vectors(const ClsTempDir& d, const std::string& name = "train.npy") {
@@ -181,16 +190,57 @@ TEST_CASE("features: non-finite features, bad shapes and files are refused with 
     REQUIRE(message_of(d, bin) == "feature file 'train.bin': unknown extension '.bin'");
 }
 
-TEST_CASE("features: restore reads nothing; prediction runs are refused", "[stage][data][reader][features]") {
+TEST_CASE("features: restore reads the fitted shape; prediction runs read one item per line",
+          "[stage][data][reader][features]") {
     ClsTempDir d;
     const auto s = Features::schema();
-    Features stage(params_for(s, train_only("train.tsv")));  // files absent: not read
+    Features stage(params_for(s, train_only("train.tsv")));
     FakePrepare restore(s, 1, PrepareMode::restore);
     restore.base(d.path);
-    stage.prepare(restore);
+    stage.prepare(restore);  // no state folder: nothing known, nothing read
     REQUIRE_FALSE(restore.has_out("features", "train"));
     REQUIRE(restore.out_info("features").channels == -1);
-    InferPrepare infer(s, {"a line"});
-    REQUIRE_THROWS_WITH(stage.prepare(infer),
-                        "prediction runs are not supported: their inputs are text lines, this reader reads feature files");
+    InferPrepare no_state(s, {"x.npy"});
+    REQUIRE_THAT(message_of_prepare(stage, no_state), Catch::Contains("no saved feature shape"));
+
+    // Fit on grids of 2 regions of D = 3: the state says so.
+    d.write("train.npy", npy_f32("(2, 2, 3)", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+    d.write("train.tsv", "0\ta\n1\tb\n");
+    FakePrepare fit(s, 1, PrepareMode::fit);
+    fit.base(d.path).dir(d.path / "state");
+    Features(params_for(s, train_only("train.tsv"))).prepare(fit);
+    REQUIRE(fit.out_info("features").channels == 3);
+    FakePrepare restored(s, 1, PrepareMode::restore);
+    restored.dir(d.path / "state");
+    stage.prepare(restored);
+    REQUIRE(restored.out_info("features").channels == 3);
+
+    d.write("new.npy", npy_f32("(2, 2, 3)", {0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6}));
+    d.write("one.npy", npy_f32("(2, 3)", {9, 9, 9, 8, 8, 8}));  // one grid without the N axis
+    const std::string dir = d.path.string() + "/";
+    InferPrepare infer(s, {dir + "new.npy#1", dir + "one.npy", dir + "new.npy#0"});
+    infer.dir(d.path / "state");
+    stage.prepare(infer);
+    const FrameSplit& fr = infer.out<FrameSplit>("features", "infer");
+    REQUIRE(fr.items.size() == 3);
+    REQUIRE(fr.items[0].values == std::vector<float>{1, 2, 3, 4, 5, 6});
+    REQUIRE(fr.items[1].values == std::vector<float>{9, 9, 9, 8, 8, 8});
+    REQUIRE(fr.items[2].rows == 2);
+    REQUIRE(infer.out<TextSplit>("items", "infer").items[1] == dir + "one.npy");
+    REQUIRE(Features::expand_input(dir + "new.npy", d.path / "state", "") ==
+            Strings{dir + "new.npy#0", dir + "new.npy#1"});
+    REQUIRE(Features::expand_input(dir + "one.npy", d.path / "state", "") == Strings{dir + "one.npy"});
+
+    auto message = [&](const std::string& line) {
+        InferPrepare bad(s, {line});
+        bad.dir(d.path / "state");
+        return message_of_prepare(stage, bad);
+    };
+    REQUIRE_THAT(message(dir + "new.npy"), Catch::Contains("new.npy: holds 2 items"));
+    REQUIRE_THAT(message(dir + "new.npy#2"), Catch::Contains("new.npy#2: the file holds 2 items (0 to 1)"));
+    d.write("wide.npy", npy_f32("(1, 2, 4)", {0, 0, 0, 0, 0, 0, 0, 0}));
+    REQUIRE_THAT(message(dir + "wide.npy"),
+                 Catch::Contains("wide.npy: features of shape (1, 2, 4), the run was trained on grids of 2 x 3"));
+    d.write("nan.npy", npy_f32("(2, 3)", {0, 0, 0, 0, std::numeric_limits<float>::quiet_NaN(), 0}));
+    REQUIRE_THAT(message(dir + "nan.npy"), Catch::Contains("nan.npy: NaN at region 1, component 1"));
 }
