@@ -24,7 +24,8 @@
 // item: an encoder cannot read it).
 // Batch::item_ids: the pair's index in its split as the reader numbered it (0-based).
 // Batch::items: target tokens (target_out lengths) per batch; source tokens in split "infer".
-// Not supported: batches sorted by target length, multiple target references.
+// Not supported: batches sorted by target length, several target sentences per source (for
+// several references per item, as in captioning, see caption_batches with groups).
 #pragma once
 
 #include <map>
