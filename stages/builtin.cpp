@@ -13,11 +13,13 @@
 #include "stages/data/note_sets.hpp"
 #include "stages/data/parallel_text.hpp"
 #include "stages/data/seq2seq_batches.hpp"
+#include "stages/data/shapes.hpp"
 #include "stages/data/subword.hpp"
 #include "stages/data/text_file.hpp"
 #include "stages/data/tokenize.hpp"
 #include "stages/data/tsv_text.hpp"
 #include "stages/data/vocabulary.hpp"
+#include "stages/eval/attention_images.hpp"
 #include "stages/eval/classification_metrics.hpp"
 #include "stages/eval/entity_metrics.hpp"
 #include "stages/eval/frame_metrics.hpp"
@@ -59,6 +61,7 @@ static void register_stages(Registry& r) {
     r.add<Seq2seqBatches>();
     r.add<Features>();        // captioning: dense inputs per item (issue 23)
     r.add<CaptionBatches>();
+    r.add<Shapes>();          // captioning toy task: generated images and captions (issue 23)
     r.add<ClassifyBatches>();
     r.add<NoteSets>();        // polyphonic music: piano rolls and next-frame batches (issue 24)
     r.add<FrameBatches>();
@@ -83,6 +86,7 @@ static void register_stages(Registry& r) {
     r.add<Adam>();
     r.add<Perplexity>();
     r.add<TranslationMetrics>();
+    r.add<AttentionImages>();  // attention over image patches, shapes task (issue 23)
     r.add<ClassificationMetrics>();
     r.add<EntityMetrics>();
     r.add<FrameMetrics>();    // music: NLL per time step, frame accuracy, repeat baseline (issue 24)
