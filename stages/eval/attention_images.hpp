@@ -38,9 +38,8 @@
 // write_outputs: for the first `pictures` scenes of the split (in item order),
 // <split>.attention_image_<k>.png: the image with its generated caption as title, then one panel
 // per step the attention has (each word; "<eos>" for a step past the words): the image with the
-// step's weights as a white veil over each
-// patch, opacity 0.75 * a / max_t(a) (relative to the step's largest weight, printed under the
-// word). Pictures are drawn with PLplot's pngcairo driver.
+// step's weights as a white veil over each patch, opacity 0.75 * a / max_t(a) (relative to the
+// step's largest weight, printed under the word). Pictures are drawn with PLplot's pngcairo driver.
 // Not supported: prediction runs (nothing to draw onto), images that are not RGB patch grids,
 // several attention heads.
 #pragma once
