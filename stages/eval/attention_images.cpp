@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -150,10 +151,11 @@ void AttentionImages::accumulate(const Inputs& in, const StepInfo& step) {
                   "'; connect images to the reader of the batches");
     const Tensor& hyp = in.at("hypothesis");  // (Th, N)
     const Tensor& att = in.at("attention");   // (Th, N, F)
+    RNNFLOW_CHECK(hyp.rank() == 2, "attention_images: 'hypothesis' must be (T, N), got ", shape_str(hyp.shape()));
     const std::int64_t N = hyp.dim(1), F = grid() * grid();
     RNNFLOW_CHECK(static_cast<std::int64_t>(step.item_ids.size()) == N, "attention_images: the batch has ", N,
                   " columns but ", step.item_ids.size(), " item ids");
-    if (att.dim(0) == 0 || att.rank() != 3) return;
+    if (att.rank() != 3 || att.dim(0) == 0) return;  // attention: none gives no weights
     RNNFLOW_CHECK(att.dim(1) == N && att.dim(2) == F, "attention_images: attention of shape ", shape_str(att.shape()),
                   " for ", N, " columns of ", F, " patches (image_size ", image_size_, " / patch ", patch_, ")");
     const std::int32_t eos = vocab_->special("<eos>");
@@ -217,6 +219,8 @@ std::string& plplot_errors() {
     return s;
 }
 void on_abort(const char* message) { plplot_errors() += message ? message : "PLplot error"; }
+// A colour value in [0, 1] as 0..255 (out-of-range values clamped, non-finite ones black).
+PLINT to_byte(float v) { return std::isfinite(v) ? static_cast<PLINT>(std::clamp(v, 0.0f, 1.0f) * 255.0f + 0.5f) : 0; }
 
 }  // namespace
 
@@ -257,7 +261,7 @@ void AttentionImages::draw(const Picture& p, const std::vector<float>& rows, con
         for (std::int64_t y = 0; y < image_size_; ++y)  // pixels, image row 0 on top
             for (std::int64_t x = 0; x < image_size_; ++x) {
                 const float* v = rows.data() + ((y / P) * G + x / P) * D + ((y % P) * P + x % P) * 3;
-                plscol0a(2, static_cast<PLINT>(v[0] * 255), static_cast<PLINT>(v[1] * 255), static_cast<PLINT>(v[2] * 255), 1.0);
+                plscol0a(2, to_byte(v[0]), to_byte(v[1]), to_byte(v[2]), 1.0);
                 plcol0(2);
                 PLFLT xs[] = {PLFLT(x), PLFLT(x + 1), PLFLT(x + 1), PLFLT(x)};
                 PLFLT ys[] = {PLFLT(image_size_ - y - 1), PLFLT(image_size_ - y - 1), PLFLT(image_size_ - y), PLFLT(image_size_ - y)};
