@@ -19,13 +19,14 @@
 #include <system_error>
 
 namespace rnnflow::plot {
-namespace {
 
 // PLplot keeps its streams, colour maps and driver table in globals: one drawing at a time.
 std::mutex& plplot_mutex() {
     static std::mutex m;
     return m;
 }
+
+namespace {
 
 // plabort() (a recoverable PLplot error, e.g. a bad argument) reports here instead of stderr;
 // write_png turns it into an Error. Guarded by plplot_mutex().

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <vector>
 namespace rnnflow::plot {
@@ -32,4 +33,7 @@ struct Heatmap {
 // <= 0 too. The folder of `file` must exist.
 void write_png(const LineChart& chart, const std::filesystem::path& file, int width = 0, int height = 0);
 void write_png(const Heatmap& map, const std::filesystem::path& file, int width = 0, int height = 0);
+// PLplot keeps global state: code that calls PLplot itself (a stage drawing a picture these
+// charts have no form for) holds this lock while it does, the one write_png takes.
+std::mutex& plplot_mutex();
 }  // namespace rnnflow::plot

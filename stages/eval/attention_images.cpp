@@ -1,6 +1,6 @@
 #include "attention_images.hpp"
 
-#include <plplot.h>  // PLplot's C API; see draw() for why not plot.hpp
+#include <plplot.h>  // PLplot's C API; see draw() for why not plot.hpp's charts
 
 #include <unistd.h>
 
@@ -12,6 +12,8 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+
+#include "pipeline/core/plot.hpp"
 
 namespace rnnflow::stages {
 
@@ -208,12 +210,8 @@ void AttentionImages::write_outputs(const OutputContext& ctx) {
 namespace {
 
 // plot.hpp draws charts and heatmaps; this picture needs RGB pixels and translucent overlays,
-// which it has no form for, so it calls PLplot itself, serialised by its own lock.
-// TODO(shapes): a plot::ImagePanels in the SDK, sharing plot.cpp's lock (#23).
-std::mutex& draw_mutex() {
-    static std::mutex m;
-    return m;
-}
+// which it has no form for, so it calls PLplot itself, under plot.hpp's PLplot lock (a sweep's
+// trials and the run's plots may draw at the same time).
 std::string& plplot_errors() {
     static std::string s;
     return s;
@@ -233,7 +231,7 @@ void AttentionImages::draw(const Picture& p, const std::vector<float>& rows, con
     const int width = static_cast<int>(cols) * cell, height = head + static_cast<int>(lines) * (cell + label);
     static std::atomic<unsigned> counter{0};
     const auto tmp = file.parent_path() / detail::concat(".", file.filename().string(), ".tmp-", ::getpid(), "-", counter++);
-    std::lock_guard lock(draw_mutex());
+    std::lock_guard lock(plot::plplot_mutex());
     plplot_errors().clear();
     plsabort(on_abort);
     PLINT stream = -1;
