@@ -490,6 +490,28 @@ int cmd_eval(const std::vector<std::string>& args) {
     return 0;
 }
 
+// The options of the commands that print one line per input (predict, translate, caption),
+// after the command's inputs: where the lines go, which evaluator, checkpoint and threads,
+// progress, plug-ins.
+struct PredictArgs {
+    std::string stage, output, log_format = "text";
+    bool quiet = false;
+};
+void add_predict_options(po::options_description& d, RunFolderArgs& r, PredictArgs& a, const std::string& what) {
+    d.add_options()
+        ("output,o", po::value(&a.output), "write the lines to this file (atomically) instead of standard output")
+        ("stage", po::value(&a.stage), ("the evaluator stage to take " + what + " from, when several predict").c_str());
+    add_checkpoint_threads(d, r);
+    d.add_options()
+        ("quiet,q", po::bool_switch(&a.quiet), "no progress on stderr")
+        ("log-format", po::value(&a.log_format), "progress on stderr as text (a bar on a terminal) or json lines");
+    add_run_plugins(d, r);
+}
+void write_lines(const std::string& text, const std::string& output) {
+    if (output.empty()) std::cout << text << std::flush;
+    else write_file_atomic(output, text);
+}
+
 // A restored run's predictions for input lines (Engine::predict), one per line.
 std::vector<std::string> predict_lines(const RunFolderArgs& r, CompiledGraph g, std::vector<std::string> lines,
                                        const std::string& stage, const ProgressStyle& style) {
@@ -506,23 +528,16 @@ std::vector<std::string> predict_lines(const RunFolderArgs& r, CompiledGraph g, 
 int cmd_predict(const std::vector<std::string>& args, const char* name) {
     RunFolderArgs r;
     auto& [dir, checkpoint, threads, c] = r;
-    std::string input, stage, output, log_format = "text";
-    bool quiet = false;
+    PredictArgs a;
+    std::string input;
     po::options_description d(std::string(name) + " options");
     add_run_dir(d, r);
-    d.add_options()
-        ("input", po::value(&input), "a file with one input per line (default: standard input)")
-        ("output,o", po::value(&output), "write the lines to this file (atomically) instead of standard output")
-        ("stage", po::value(&stage), "the evaluator stage to take predictions from, when several predict");
-    add_checkpoint_threads(d, r);
-    d.add_options()
-        ("quiet,q", po::bool_switch(&quiet), "no progress on stderr")
-        ("log-format", po::value(&log_format), "progress on stderr as text (a bar on a terminal) or json lines");
-    add_run_plugins(d, r);
+    d.add_options()("input", po::value(&input), "a file with one input per line (default: standard input)");
+    add_predict_options(d, r, a, "predictions");
     po::positional_options_description pos;
     pos.add("run", 1).add("input", 1);
     if (!parse(args, d, &pos, std::string("rnnflow ") + name + " RUN_DIR [FILE] [-o OUT]")) return 0;
-    const ProgressStyle style = progress_style(quiet, log_format);
+    const ProgressStyle style = progress_style(a.quiet, a.log_format);
     CompiledGraph g = load_run_graph(dir, c);
     std::vector<std::string> lines;
     {
@@ -546,11 +561,10 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
             check_utf8(lines[i], where, static_cast<std::int64_t>(i) + 1, "input");
     }
     if (lines.empty()) return 0;
-    const std::vector<std::string> out = predict_lines(r, std::move(g), std::move(lines), stage, style);
+    const std::vector<std::string> out = predict_lines(r, std::move(g), std::move(lines), a.stage, style);
     std::string text;
     for (const auto& l : out) text += l + "\n";
-    if (output.empty()) std::cout << text << std::flush;
-    else write_file_atomic(output, text);
+    write_lines(text, a.output);
     return 0;
 }
 
@@ -560,25 +574,17 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
 int cmd_caption(const std::vector<std::string>& args) {
     RunFolderArgs r;
     auto& [dir, checkpoint, threads, c] = r;
+    PredictArgs a;
     std::vector<std::string> files;
-    std::string stage, output, log_format = "text";
-    bool quiet = false;
     po::options_description d("caption options");
     add_run_dir(d, r);
-    d.add_options()
-        ("input", po::value(&files)->composing(), "feature files (.npy, .safetensors), FILE#k for item k")
-        ("output,o", po::value(&output), "write the lines to this file (atomically) instead of standard output")
-        ("stage", po::value(&stage), "the evaluator stage to take captions from, when several predict");
-    add_checkpoint_threads(d, r);
-    d.add_options()
-        ("quiet,q", po::bool_switch(&quiet), "no progress on stderr")
-        ("log-format", po::value(&log_format), "progress on stderr as text (a bar on a terminal) or json lines");
-    add_run_plugins(d, r);
+    d.add_options()("input", po::value(&files)->composing(), "feature files (.npy, .safetensors), FILE#k for item k");
+    add_predict_options(d, r, a, "captions");
     po::positional_options_description pos;
     pos.add("run", 1).add("input", -1);
     if (!parse(args, d, &pos, "rnnflow caption RUN_DIR FILE... [-o OUT]")) return 0;
     if (files.empty()) throw Error("caption: no input file", "give feature files: rnnflow caption RUN_DIR a.npy ...");
-    const ProgressStyle style = progress_style(quiet, log_format);
+    const ProgressStyle style = progress_style(a.quiet, a.log_format);
     CompiledGraph g = load_run_graph(dir, c);
     std::vector<std::string> lines;  // the items, with paths made absolute: the run resolves from its own folder
     std::vector<std::string> shown;  // the same as the user wrote them
@@ -598,11 +604,10 @@ int cmd_caption(const std::vector<std::string>& args) {
                             (indexed ? item.substr(hash) : std::string()));
         }
     }
-    const std::vector<std::string> out = predict_lines(r, std::move(g), std::move(lines), stage, style);
+    const std::vector<std::string> out = predict_lines(r, std::move(g), std::move(lines), a.stage, style);
     std::string text;
     for (std::size_t i = 0; i < out.size(); ++i) text += shown[i] + "\t" + out[i] + "\n";
-    if (output.empty()) std::cout << text << std::flush;
-    else write_file_atomic(output, text);
+    write_lines(text, a.output);
     return 0;
 }
 
