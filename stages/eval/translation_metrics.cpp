@@ -396,7 +396,7 @@ void TranslationMetrics::write_bleu_by_length(const OutputContext& ctx) const {
     if (sentences[B] == 0) return;  // no references, or no source lengths
     std::string text = "bucket\tsentences\tsource_tokens\tbleu\tbleu_lc\n";
     for (std::size_t k = 0; k <= B; ++k) {
-        const std::int64_t lo = k == 0 ? 1 : length_bounds_[k - 1] + 1;
+        const std::int64_t lo = k == 0 || k == B ? 1 : length_bounds_[k - 1] + 1;  // "all" has no bounds
         const std::string name = k == B ? "all"
                                  : k + 1 == B ? detail::concat(lo, "+")
                                               : detail::concat(lo, "-", length_bounds_[k]);
