@@ -13,6 +13,7 @@
 #include "stages/data/note_sets.hpp"
 #include "stages/data/parallel_text.hpp"
 #include "stages/data/seq2seq_batches.hpp"
+#include "stages/data/series.hpp"
 #include "stages/data/shapes.hpp"
 #include "stages/data/subword.hpp"
 #include "stages/data/text_file.hpp"
@@ -23,8 +24,10 @@
 #include "stages/eval/classification_metrics.hpp"
 #include "stages/eval/entity_metrics.hpp"
 #include "stages/eval/frame_metrics.hpp"
+#include "stages/eval/frame_sampler.hpp"
 #include "stages/eval/perplexity.hpp"
 #include "stages/eval/sampler.hpp"
+#include "stages/eval/series_metrics.hpp"
 #include "stages/eval/translation_metrics.hpp"
 #include "stages/model/activation.hpp"
 #include "stages/model/attention_decoder.hpp"
@@ -41,6 +44,7 @@
 #include "stages/train/adam.hpp"
 #include "stages/train/binary_cross_entropy.hpp"
 #include "stages/train/crf.hpp"
+#include "stages/train/regression_loss.hpp"
 #include "stages/train/cross_entropy.hpp"
 #include "stages/train/sgd.hpp"
 
@@ -65,7 +69,9 @@ static void register_stages(Registry& r) {
     r.add<ClassifyBatches>();
     r.add<NoteSets>();        // polyphonic music: piano rolls and next-frame batches (issue 24)
     r.add<FrameBatches>();
+    r.add<Series>();          // numeric series: CSV or Mackey-Glass, normalised spans (issue 24)
     r.add<Sampler>();
+    r.add<FrameSampler>();    // music: frames sampled into MIDI and a piano roll (issue 24)
     r.add<Embedding>();
     r.add<Rnn>();
     r.add<Lstm>();
@@ -82,6 +88,7 @@ static void register_stages(Registry& r) {
     r.add<CrossEntropy>();
     r.add<Crf>();
     r.add<BinaryCrossEntropy>();  // multi-label frames (issue 24)
+    r.add<RegressionLoss>();      // real-valued frames: mse / mae (issue 24)
     r.add<Sgd>();
     r.add<Adam>();
     r.add<Perplexity>();
@@ -90,6 +97,7 @@ static void register_stages(Registry& r) {
     r.add<ClassificationMetrics>();
     r.add<EntityMetrics>();
     r.add<FrameMetrics>();    // music: NLL per time step, frame accuracy, repeat baseline (issue 24)
+    r.add<SeriesMetrics>();   // series: RMSE / MAE in original units, repeat baseline, forecasts (issue 24)
 }
 
 }  // namespace rnnflow::stages
