@@ -41,6 +41,10 @@ StageSchema Series::schema() {
         .param_int("window", 0, Range{0.0, 1e9},
                    "training items: windows of this many rows (0: the whole training span as one item)")
         .param_int("stride", 0, Range{0.0, 1e9}, "rows between training windows' starts; 0 = window (no overlap)")
+        .param_int("context", 0, Range{0.0, 1e9},
+                   "valid and test spans cut from one file start this many rows earlier (the rows before "
+                   "them, known when they are forecast), so the model is warmed up; series_metrics does "
+                   "not count those rows")
         .value("targets", "K, the number of target columns (out_dim: series.targets)")
         .value("width", "D, the frame width: targets and further features")
         .details("Spans in time order (no shuffling across time): train, valid, test; the normalisation "
@@ -65,7 +69,8 @@ Series::Series(const Params& p)
     : file_(p.get_string("file")), valid_file_(p.get_string("valid_file")), test_file_(p.get_string("test_file")),
       generate_(p.get_string("generate")), normalize_(p.get_string("normalize")), time_(p.get_string("time")),
       valid_part_(p.get_float("valid_part")), test_part_(p.get_float("test_part")), tau_(p.get_float("tau")),
-      length_(p.get_int("length")), window_(p.get_int("window")), stride_(p.get_int("stride")) {
+      length_(p.get_int("length")), window_(p.get_int("window")), stride_(p.get_int("stride")),
+      context_(p.get_int("context")) {
     csv_.delimiter = delimiter_char(p.get_string("delimiter"));
     csv_.header = p.get_bool("header");
     csv_.targets = p.get_list("targets");
@@ -374,10 +379,13 @@ void Series::put_span(PrepareContext& ctx, const Span& s, const SeriesScaling& s
     fs.dim = D;
     fs.origin = detail::concat(s.file, " (", s.split, ": lines ",
                                t.lines[static_cast<std::size_t>(s.begin)], "-", t.lines[static_cast<std::size_t>(s.end - 1)], ")");
-    const std::int64_t W = s.split == "train" && window_ > 0 ? std::min(window_, s.end - s.begin) : s.end - s.begin;
+    // Rows [from, s.end) go into the frames: the span, and for valid / test cut from the main file
+    // the `context` rows before it.
+    const std::int64_t from = s.split != "train" && s.table == main_ ? std::max<std::int64_t>(0, s.begin - context_) : s.begin;
+    const std::int64_t W = s.split == "train" && window_ > 0 ? std::min(window_, s.end - from) : s.end - from;
     const std::int64_t stride = stride_ > 0 ? stride_ : W;
     std::vector<std::int64_t> starts;
-    for (std::int64_t b = s.begin; b + W <= s.end; b += stride) starts.push_back(b);
+    for (std::int64_t b = from; b + W <= s.end; b += stride) starts.push_back(b);
     if (starts.back() + W < s.end) starts.push_back(s.end - W);  // the last rows, too
     for (std::int64_t b : starts) {
         FrameSplit::Item item;
@@ -419,6 +427,7 @@ void Series::prepare(PrepareContext& ctx) {
         for (std::size_t i = 1; i < tables.size(); ++i)
             RNNFLOW_CHECK(tables[i].names == tables[0].names, "series: the columns of the valid / test file differ from ",
                           file_, "'s");
+        main_ = &tables[0];
         const std::vector<Span> ss = spans(tables, names);
         if (ctx.mode() == PrepareMode::fit) {
             sc = fit_scaling(tables[0], ss[0].begin, ss[0].end, normalize_);
@@ -429,6 +438,7 @@ void Series::prepare(PrepareContext& ctx) {
             }
         }
         for (const auto& s : ss) put_span(ctx, s, sc);
+        main_ = nullptr;
     }
     for (const auto& split : ctx.splits()) {
         TextSplit cols;

@@ -11,7 +11,9 @@
 //                         "name\tshift\tscale", original = normalised · scale + shift; series_metrics
 //                         turns forecasts back into the file's units with it
 //   out times   (text)    per split: the time label of each row of the span (the `time` column's
-//                         text, or the 0-based data row number; t for Mackey-Glass)
+//                         text, or the 0-based data row number; t for Mackey-Glass); with context
+//                         the frames of valid and test are longer than their times: they start
+//                         with `context` rows before the span (see below)
 //   value targets  K, for a prediction layer's width (out_dim: series.targets)
 //   value width    D = K + extra features
 //
@@ -27,6 +29,10 @@
 // Splits: spans in time order train | valid | test of one file, `valid_part` and `test_part`
 // rows each (a value below 1 is a fraction of the rows, rounded; 1 and above a row count), the
 // rest is train; or separate files (valid_file, test_file), each a whole split.
+// context: C > 0 starts the valid and test items cut from the main file C rows before their span
+// (rows known when the span is forecast, so the recurrent state is warmed up rather than zero at
+// the span's first row); series_metrics counts only the rows of the span itself (an item longer
+// than the split's times starts with context). Separate valid / test files get no context.
 // Normalisation (per column, fitted on the training rows only): zscore (shift = mean, scale =
 // population standard deviation), minmax (shift = min, scale = max - min), none (0, 1); a
 // constant column gets scale 1. Fit mode saves it in RUN_DIR/state/<id>/normalization.tsv;
@@ -105,7 +111,8 @@ private:
     std::string file_, valid_file_, test_file_, generate_, normalize_, time_;
     SeriesCsvOptions csv_;
     double valid_part_, test_part_, tau_;
-    std::int64_t length_, window_, stride_;
+    std::int64_t length_, window_, stride_, context_;
+    const SeriesTable* main_ = nullptr;  // the main file's table, while prepare puts the spans
     std::int64_t targets_ = 0, width_ = 0;
 };
 

@@ -83,10 +83,14 @@ void SeriesMetrics::accumulate(const Inputs& in, const StepInfo& step) {
     const float* xd = x.data<float>();
     const float* yd = y.data<float>();
     const float* pd = prev ? prev->data<float>() : nullptr;
+    const auto times = times_.find(split_);
+    const std::int64_t rows = times == times_.end() ? -1 : std::ssize(times->second->items);
     for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t item = static_cast<std::size_t>(n) < step.item_ids.size() ? step.item_ids[static_cast<std::size_t>(n)] : n;
         std::vector<double>* keep = keep_ ? &forecasts_[item] : nullptr;
-        for (std::int64_t t = 0; t < std::min(T, y.length(n)); ++t) {
+        const std::int64_t L = std::min(T, y.length(n));
+        // More steps than the span has rows: the first ones forecast the reader's context rows.
+        for (std::int64_t t = rows >= 0 ? std::max<std::int64_t>(0, L - rows) : 0; t < L; ++t) {
             steps_ += 1;
             values_ += static_cast<double>(K);
             for (std::int64_t k = 0; k < K; ++k) {

@@ -10,7 +10,9 @@
 //   columns     text, optional: the series reader's normalisation (series.columns), one line per
 //               channel "name\tshift\tscale"; original = value · scale + shift. Unconnected: the
 //               values are taken as they are (names y0, y1, ...)
-//   times       text, optional: the time label of each row of the split's span (series.times)
+//   times       text, optional: the time label of each row of the split's span (series.times);
+//               a column with more steps than the span has rows starts with the reader's context
+//               rows (series context): its first steps, which forecast those, are not counted
 // Metrics over a pass (every counted step and target channel of the split, original units):
 //   ""              rmse = sqrt(mse) (main, lower is better)
 //   mse, mae        mean of (forecast - truth)², of |forecast - truth|
