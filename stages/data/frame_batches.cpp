@@ -19,21 +19,25 @@ StageSchema FrameBatches::schema() {
                    "training: windows are sorted by length within pools of this many batches")
         .param_bool("shuffle", true, "training: shuffle windows and batches every epoch (seeded)")
         .param_int("max_length", 0, Range{0.0, 1e9},
-                   "cut pieces into windows of at most this many predicted frames, each from zero state; "
-                   "0 = whole pieces")
+                   "training: cut pieces into windows of at most this many predicted frames, each from "
+                   "zero state; 0 = whole pieces")
+        .param_int("eval_max_length", 0, Range{0.0, 1e9},
+                   "the other splits (valid, test, infer): the same; 0 = whole pieces (the papers' "
+                   "evaluation, whatever max_length is)")
         .param_bool("predict_first", true,
                     "predict frame 0 too, from a zero start frame (the music papers' NLL per time step "
                     "averages over every frame); false: predict frames 1..T-1 from frames 0..T-2")
         .value("dropped", "pieces with no frame to predict (one frame long, predict_first: false)")
         .details("input[t] is the frame before target[t]; both (T, N, P), zero after each column's "
-                 "length. Windows (max_length) start from zero recurrent state; their input starts "
-                 "with the real frame before them. Batching as seq2seq_batches: sorted by length, "
-                 "training shuffled per epoch (seeded from the run seed and epoch) within pools.");
+                 "length. Windows (max_length for training, eval_max_length for the other splits) "
+                 "start from zero recurrent state; their input starts with the real frame before them. "
+                 "Batching as seq2seq_batches: sorted by length, training shuffled per epoch (seeded from the run seed and epoch) within pools.");
 }
 
 FrameBatches::FrameBatches(const Params& p)
     : batch_(p.get_int("batch")), batch_tokens_(p.get_int("batch_tokens")), pool_(p.get_int("pool")),
-      max_length_(p.get_int("max_length")), shuffle_(p.get_bool("shuffle")), predict_first_(p.get_bool("predict_first")) {}
+      max_length_(p.get_int("max_length")), eval_max_length_(p.get_int("eval_max_length")),
+      shuffle_(p.get_bool("shuffle")), predict_first_(p.get_bool("predict_first")) {}
 
 std::vector<FrameBatches::Window> FrameBatches::windows(const FrameSplit& frames, bool predict_first,
                                                         std::int64_t max_length, std::int64_t& dropped) {
@@ -65,7 +69,7 @@ void FrameBatches::prepare(PrepareContext& ctx) {
         s.frames = std::any_cast<const std::shared_ptr<const FrameSplit>&>(ctx.input_any("frames", name));
         RNNFLOW_CHECK(s.frames->dim == dim_, "split '", name, "' (", s.frames->origin, "): frames of width ",
                       s.frames->dim, ", the port says ", dim_);
-        s.windows = windows(*s.frames, predict_first_, max_length_, dropped_);
+        s.windows = windows(*s.frames, predict_first_, name == "train" ? max_length_ : eval_max_length_, dropped_);
         if (name == "train" && s.windows.empty())
             throw Error(detail::concat("no training piece has a frame to predict (", s.frames->items.size(), " pieces)"),
                         "pieces of one frame predict nothing with predict_first: false");

@@ -12,9 +12,11 @@
 // step averages over all T frames of each piece (Boulanger-Lewandowski et al. 2012; Chung et al.
 // 2014). predict_first: false predicts frames 1..T-1 from frames 0..T-2 (T - 1 targets; a piece
 // of one frame gives nothing and is left out, counted in 'dropped').
-// Windows: with max_length > 0 the predicted frames of a piece are cut into consecutive windows
-// of at most max_length frames; each window is a column of its own and starts from zero state
-// (its input still starts with the real frame before it). With max_length 0 a window is a piece.
+// Windows: with max_length > 0 the predicted frames of a training piece are cut into consecutive
+// windows of at most max_length frames; each window is a column of its own and starts from zero
+// state (its input still starts with the real frame before it). With max_length 0 a window is a
+// piece. Other splits (valid, test, infer) are cut by eval_max_length, 0 by default: they are
+// evaluated on whole pieces, as the papers do, however training was windowed.
 // Batching (stages/data/batch_common.hpp, as seq2seq_batches): windows sorted by (length,
 // index) into batches of at most `batch` windows and, with batch_tokens > 0, at most
 // batch_tokens padded frames N * T; training with shuffle reorders per epoch with a generator
@@ -56,7 +58,7 @@ private:
         std::shared_ptr<const FrameSplit> frames;
         std::vector<Window> windows;
     };
-    std::int64_t batch_, batch_tokens_, pool_, max_length_;
+    std::int64_t batch_, batch_tokens_, pool_, max_length_, eval_max_length_;
     bool shuffle_, predict_first_;
     std::int64_t dim_ = 0;
     std::uint64_t seed_ = 0;

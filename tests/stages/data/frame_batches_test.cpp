@@ -104,7 +104,7 @@ TEST_CASE("frame_batches: predict_first false and windows of max_length", "[stag
         REQUIRE(dropped == 0);
     }
     SECTION("a window's input starts with the real frame before it") {
-        Setup s({{"batch", std::int64_t(64)}, {"max_length", std::int64_t(2)}}, 7);
+        Setup s({{"batch", std::int64_t(64)}, {"eval_max_length", std::int64_t(2)}}, 7);
         const auto batches = s.pass("valid", 0);
         REQUIRE(batches.size() == 1);
         const Batch& b = batches[0];
@@ -117,6 +117,26 @@ TEST_CASE("frame_batches: predict_first false and windows of max_length", "[stag
             }
         }
         REQUIRE(found);
+    }
+}
+
+TEST_CASE("frame_batches: max_length cuts training pieces, eval_max_length the other splits", "[stage][data][frame_batches]") {
+    auto lengths = [](Setup& s, const std::string& split) {
+        std::multiset<std::int64_t> out;
+        for (const Batch& b : s.pass(split, 0))
+            for (std::int64_t n = 0; n < b.outputs[1].dim(1); ++n) out.insert(b.outputs[1].length(n));
+        return out;
+    };
+    const std::multiset<std::int64_t> whole{1, 4, 2, 5, 3, 1, 4}, cut{1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2};
+    SECTION("max_length alone: windows in training, whole pieces elsewhere") {
+        Setup s({{"batch", std::int64_t(64)}, {"max_length", std::int64_t(2)}}, 7);
+        REQUIRE(lengths(s, "train") == cut);
+        REQUIRE(lengths(s, "valid") == whole);
+    }
+    SECTION("eval_max_length alone: whole pieces in training, windows elsewhere") {
+        Setup s({{"batch", std::int64_t(64)}, {"eval_max_length", std::int64_t(2)}}, 7);
+        REQUIRE(lengths(s, "train") == whole);
+        REQUIRE(lengths(s, "valid") == cut);
     }
 }
 
