@@ -14,6 +14,7 @@ packages=(
   libsentencepiece-dev # the subword stage: BPE / unigram models (SentencePiece)
   gnuplot-nox          # sweep plots (plot.png)
   libplplot-dev plplot-driver-cairo   # run-folder plots (PLplot; PNGs through its cairo driver)
+  libsmf-dev           # generated music as Standard MIDI Files (frame_sampler; libsmf 1.3)
   graphviz             # `rnnflow report` draws the graph with dot (else it shows the DOT text)
   python3-yaml python3-jsonschema   # tests: graph files against `rnnflow schema`
   libopenmpi-dev openmpi-bin   # optional: sweeps across machines, data-parallel training (mpirun)

@@ -18,8 +18,9 @@
 
 // 3: PortType::frames (the values after it moved), FrameSplit, npy.hpp, safetensors.hpp,
 //    PortInfo::directions; version 0.3 (the minor version moves with the ABI)
-#define RNNFLOW_ABI_VERSION 3
-#define RNNFLOW_VERSION "0.3.0"
+// 4: SampleRequest's frame-sampler fields (prime_from, prime_frames, output), midi.hpp; 0.4
+#define RNNFLOW_ABI_VERSION 4
+#define RNNFLOW_VERSION "0.4.0"
 
 namespace rnnflow {
 

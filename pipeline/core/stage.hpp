@@ -309,19 +309,35 @@ public:
 class ModelRunner {
 public:
     virtual ~ModelRunner() = default;
-    // Run the model forward on ids (T, N); returns the sampler's `logits` input, (T, N, V).
-    // reset: start from zero recurrent state, else continue from the previous call.
-    virtual const Tensor& run(const Tensor& ids, bool reset) = 0;
+    // Run the model forward on `input`, fed in place of the batch source's outputs: ids (T, N)
+    // for a token model (sampler), f32 frames (T, N, C) for a frame model (frame_sampler);
+    // returns the sampler's `logits` input, (T, N, V). reset: start from zero recurrent state,
+    // else continue from the previous call.
+    virtual const Tensor& run(const Tensor& input, bool reset) = 0;
 };
 
+// Uniform double in [0, 1) from 53 random bits: the same on every standard library, so that a
+// sampler's seed gives the same output on every machine.
+inline double uniform01(std::mt19937_64& rng) {
+    return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+// What one generation asks for; a sampler takes its own parameter for what is left unset, and
+// ignores what is not its kind's (a text sampler has no frames to prime from, and so on).
 struct SampleRequest {
     std::string prime;            // text to condition on ("" = start from the sampler's default)
-    std::int64_t length = -1;     // tokens to generate; <= 0: the sampler's parameter
+    std::int64_t length = -1;     // tokens (frames) to generate; <= 0: the sampler's parameter
     std::int64_t seed = -1;       // -1: the sampler's own seed parameter
     double temperature = -1;      // < 0: the sampler's parameter
     std::int64_t top_k = -1;      // < 0: the sampler's parameter
+    // Frame samplers: the piece whose first frames start the sample, "SPLIT:INDEX" of the run's
+    // data or a note-set JSON file ("FILE" or "FILE:SPLIT:INDEX"); "" = the sampler's parameter,
+    // "none" = no priming. prime_frames < 0: the sampler's parameter.
+    std::string prime_from;
+    std::int64_t prime_frames = -1;
+    // Samplers that write files (MIDI, pictures) write OUTPUT.<ext>; empty: no files.
+    std::filesystem::path output;
 };
-
 class SamplerStage : public Stage {
 public:
     static constexpr Role stage_role = Role::sampler;

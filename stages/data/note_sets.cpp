@@ -20,6 +20,7 @@ StageSchema NoteSets::schema() {
                       "a note outside [low, high] or an empty piece: error stops with file:line:column; "
                       "skip drops it and warns with a count")
         .value("pitches", "P = high - low + 1, the width of a roll")
+        .value("low", "the MIDI note of unit 0 (the low parameter), for a frame sampler's low: notes.low")
         .value("skipped_notes", "notes outside [low, high] dropped (on_error: skip)")
         .value("empty_pieces", "pieces without time steps dropped (on_error: skip)")
         .details("The format of Boulanger-Lewandowski et al. 2012's JSB Chorales, Nottingham, MuseData and "
@@ -41,6 +42,7 @@ NoteSets::NoteSets(const Params& p)
 
 std::int64_t NoteSets::value(const std::string& name) const {
     if (name == "pitches") return high_ - low_ + 1;
+    if (name == "low") return low_;
     if (name == "skipped_notes") return skipped_notes_;
     if (name == "empty_pieces") return empty_pieces_;
     return Stage::value(name);

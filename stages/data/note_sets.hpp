@@ -8,6 +8,7 @@
 //                        roll[t][k] = 1 when note low + k sounds at step t, else 0;
 //                        P = high - low + 1 (PortInfo channels = P, known without data)
 //   value pitches        P, for an output layer's width (out_dim: notes.pitches)
+//   value low            the MIDI note of unit 0, for frame_sampler's low (low: notes.low)
 //   value skipped_notes  notes outside [low, high] dropped under on_error: skip (all splits)
 //   value empty_pieces   pieces without a step dropped under on_error: skip (all splits)
 //

@@ -37,15 +37,6 @@ void Sampler::prepare(PrepareContext& ctx) {
                     "set the output layer's out_dim to vocab.size");
 }
 
-namespace {
-
-// Uniform double in [0, 1) from 53 random bits: the same on every standard library.
-double uniform01(std::mt19937_64& rng) {
-    return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-}  // namespace
-
 std::string Sampler::generate(ModelRunner& model, const SampleRequest& req) {
     RNNFLOW_CHECK(vocab_ != nullptr, "sampler used before prepare");
     const Vocabulary& v = *vocab_;
@@ -55,6 +46,9 @@ std::string Sampler::generate(ModelRunner& model, const SampleRequest& req) {
     const double temperature = req.temperature >= 0 ? req.temperature : temperature_;
     const std::int64_t top_k = req.top_k >= 0 ? req.top_k : top_k_;
     RNNFLOW_CHECK(temperature <= 100.0, "temperature must be in [0, 100], got ", temperature);
+    if (!req.prime_from.empty() || req.prime_frames >= 0)
+        throw Error("this run's sampler generates text: it primes with text, not with frames of a piece",
+                    "give --prime TEXT; --prime-from and --prime-frames are for frame samplers (frame_sampler)");
     const auto V = v.size();
 
     std::vector<bool> allowed(static_cast<std::size_t>(V), true);
