@@ -135,7 +135,7 @@ struct Engine::Impl {
     // The step being executed (steps are serial).
     BatchMsg current;
     StepInfo step;
-    const Tensor* infer_ids = nullptr;  // infer phase: the ids fed in place of the source
+    const Tensor* infer_ids = nullptr;  // infer phase: the ids or frames fed in place of the source
 
     // Batch objects recycled between steps: no allocation once the pool is warm.
     std::mutex pool_mutex;
@@ -1248,7 +1248,9 @@ std::vector<std::string> Engine::predict(const std::string& stage_id) {
 std::string Engine::generate(const SampleRequest& req) {
     auto& im = *impl_;
     if (im.sampler_idx < 0)
-        throw Error("the graph has no sampler stage", "add one, e.g. `sample: {type: sampler, logits: logits, vocab: vocab.vocab}`");
+        throw Error("the graph has no sampler stage",
+                    "add one, e.g. `sample: {type: sampler, logits: logits, vocab: vocab.vocab}` for text or "
+                    "`sample: {type: frame_sampler, logits: logits, frames: notes.frames, low: notes.low}` for music");
     std::string text;
     im.arena->execute([&] {
         InferRunner runner(im);
@@ -1454,11 +1456,13 @@ struct Engine::TrainRun {
         }
     }
 
-    // train.sample_length: text from the sampler after each epoch, appended to samples.txt.
+    // train.sample_length: text from the sampler after each epoch, appended to samples.txt (a
+    // sampler that writes files, such as frame_sampler, writes RUN_DIR/generated.* and its summary).
     void write_samples(std::int64_t epoch) {
         if (td.sample_length <= 0 || im.sampler_idx < 0 || !writes) return;
         SampleRequest req;
         req.length = td.sample_length;
+        req.output = opt.run_dir / "generated";
         const std::string text = engine.generate(req);
         std::ofstream os(samples_file, std::ios::app);
         os << "=== epoch " << (epoch + 1) << " ===\n" << text << "\n";
