@@ -23,6 +23,7 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <regex>
 #include <sstream>
 
 #include <boost/program_options.hpp>
@@ -409,31 +410,45 @@ OpenedRun open_run(const RunFolderArgs& r, CompiledGraph g, RunOptions opt) {
     return run;
 }
 
+// rnnflow generate RUN_DIR: text from a text sampler (printed), or a piece from a frame sampler
+// (OUT.mid, OUT.png, OUT.json written, a summary printed). --prime-from SPLIT:INDEX reads the
+// run's data again (evaluate mode) to prime from that piece.
 int cmd_generate(const std::vector<std::string>& args) {
     RunFolderArgs r;
     auto& [dir, checkpoint, threads, c] = r;
-    std::string prime;
-    std::int64_t n = -1, top_k = -1, seed = -1;
+    std::string prime, prime_from, out = "generated";
+    std::int64_t n = -1, top_k = -1, seed = -1, prime_frames = -1;
     double temperature = -1;
     po::options_description d("generate options");
     add_run_dir(d, r);
     d.add_options()
         ("prime,p", po::value(&prime), "text to start from")
-        ("length,n", po::value(&n), "tokens to generate (default: the sampler's length)")
-        ("temperature", po::value(&temperature), "softmax temperature (default: the sampler's)")
+        ("length,n", po::value(&n), "tokens (frames) to generate (default: the sampler's length)")
+        ("temperature", po::value(&temperature), "softmax (frame: sigmoid) temperature (default: the sampler's)")
         ("top-k", po::value(&top_k), "sample among the k most likely tokens (0: all)")
-        ("seed", po::value(&seed), "random seed (default: the sampler's)");
+        ("seed", po::value(&seed), "random seed (default: the sampler's)")
+        ("prime-from", po::value(&prime_from), "frames: start from piece SPLIT:INDEX of the run's data (test:3), a "
+                                               "note-set JSON file (FILE or FILE:SPLIT:INDEX), or none")
+        ("prime-frames", po::value(&prime_frames), "frames: how many frames of that piece (default: the sampler's)")
+        ("out,o", po::value(&out), "frames: write OUT.mid, OUT.png and OUT.json (default: generated)");
     add_checkpoint_threads(d, r);
     add_run_plugins(d, r);
     po::positional_options_description pos;
     pos.add("run", 1);
-    if (!parse(args, d, &pos, "rnnflow generate RUN_DIR [--prime TEXT] [-n N] [--temperature T] [--top-k K] [--seed S]"))
+    if (!parse(args, d, &pos, "rnnflow generate RUN_DIR [--prime TEXT | --prime-from SPLIT:INDEX|FILE "
+                              "[--prime-frames K]] [-n N] [--temperature T] [--top-k K] [--seed S] [--out OUT]"))
         return 0;
+    if (prime_frames == 0 || prime_frames < -1) throw Error("--prime-frames must be at least 1", "give the frames to start from");
     RunOptions opt;
-    opt.mode = PrepareMode::restore;
+    // A piece of the run's data to prime from: the readers read the data files again.
+    static const std::regex split_piece("(train|valid|test):[0-9]+");
+    opt.mode = std::regex_match(prime_from, split_piece) ? PrepareMode::evaluate : PrepareMode::restore;
     OpenedRun run = open_run(r, load_run_graph(dir, c), std::move(opt));
     SampleRequest req;
     req.prime = prime;
+    req.prime_from = prime_from;
+    req.prime_frames = prime_frames;
+    req.output = out;
     req.length = n;
     req.temperature = temperature;
     req.top_k = top_k;

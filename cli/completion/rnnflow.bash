@@ -117,7 +117,9 @@ _rnnflow() {
             return ;;
         --plot|-p)
             _rnnflow_files "$cur" png; return ;;
-        --threads|-t|--threads-per-trial|--parallel|-j|--length|-n|--temperature|--top-k|--seed|--prime)
+        --prime-from)  # a note-set JSON file (or SPLIT:INDEX, typed)
+            _rnnflow_files "$cur" json; return ;;
+        --threads|-t|--threads-per-trial|--parallel|-j|--length|-n|--temperature|--top-k|--seed|--prime|--prime-frames)
             return ;;  # a value to type
     esac
 
