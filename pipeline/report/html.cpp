@@ -261,6 +261,34 @@ std::vector<fs::path> files_with(const fs::path& dir, const std::string& ext, co
     return out;
 }
 
+// Generated music (frame_sampler's generated.mid): each MIDI file as a download link, inlined as
+// a data URI so that the page stays self-contained, above its piano roll (the PNG of the same
+// name, added to `shown` so that the figures leave it out).
+std::string music_html(const std::vector<fs::path>& mids, const fs::path& run_dir, const HtmlOptions& opt,
+                       std::set<fs::path>& shown) {
+    std::ostringstream os;
+    for (const auto& m : mids) {
+        const std::string name = m.filename().string();
+        os << "<h3>" << html_escape(fs::relative(m, run_dir).string()) << "</h3>\n";
+        std::error_code ec;
+        const auto size = fs::file_size(m, ec);
+        if (ec || size > opt.max_image_bytes)
+            os << "<p class=\"muted\">" << (ec ? "unreadable" : std::to_string(size) + " bytes, too large to inline")
+               << "</p>\n";
+        else
+            os << "<p><a download=\"" << html_escape(name) << "\" href=\"data:audio/midi;base64,"
+               << base64(read_text(m)) << "\">" << html_escape(name) << "</a> (" << size
+               << " bytes; play it with <code>timidity " << html_escape(name) << "</code> or <code>fluidsynth</code>)</p>\n";
+        fs::path png = m;
+        png.replace_extension(".png");
+        if (fs::exists(png, ec)) {
+            os << figure_html(png, fs::relative(png, run_dir).string(), opt);
+            shown.insert(png);
+        }
+    }
+    return os.str();
+}
+
 std::string graph_html(const fs::path& dot_file, const HtmlOptions& opt) {
     if (!fs::exists(dot_file)) return "<p class=\"muted\">no graph.dot in the run folder</p>\n";
     if (!opt.dot.empty()) {
@@ -302,9 +330,11 @@ std::string run_report_html(const fs::path& run_dir, const HtmlOptions& opt) {
             // shown as text below all the same
         }
     }
-    const std::vector<std::pair<std::string, std::string>> nav{
+    std::vector<std::pair<std::string, std::string>> nav{
         {"curves", "curves"}, {"metrics", "metrics"}, {"graph", "graph"}, {"config", "configuration"},
         {"outputs", "outputs"}, {"figures", "figures"}};
+    const auto mids = files_with(run_dir, ".mid", {"checkpoints", "plots"}, 50);
+    if (!mids.empty()) nav.insert(nav.end() - 1, {"music", "music"});
     std::ostringstream os;
     os << page_start(experiment + " — rnnflow run", nav);
     os << "<p class=\"muted\">" << (description.empty() ? "" : html_escape(description) + " · ") << "run folder <code>"
@@ -363,10 +393,14 @@ std::string run_report_html(const fs::path& run_dir, const HtmlOptions& opt) {
     }
     if (n_text == 0) os << "<p class=\"muted\">no text outputs</p>\n";
 
+    std::set<fs::path> shown;  // PNGs drawn with the music
+    if (!mids.empty()) os << "<h2 id=\"music\">Music</h2>\n" << music_html(mids, run_dir, opt, shown);
+
     // Other figures: attention maps, confusion matrices, anything a stage drew.
     os << "<h2 id=\"figures\">Figures</h2>\n";
     int n_fig = 0;
     for (const auto& f : files_with(run_dir, ".png", skip, 200)) {
+        if (shown.count(f)) continue;
         os << figure_html(f, fs::relative(f, run_dir).string(), opt);
         ++n_fig;
     }

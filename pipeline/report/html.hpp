@@ -5,7 +5,9 @@
 // A run: summary, the curves (RUN_DIR/plots, drawn again from metrics.csv when absent), the
 // metrics table, the graph drawing (Graphviz `dot` as SVG when it is on PATH, else the DOT
 // text), the resolved YAML, samples.txt and every other *.txt a stage wrote (translations, ...),
-// and every other PNG in the folder (attention maps, confusion matrices in RUN_DIR/<stage>/).
+// generated music (each *.mid as a download link, inlined, with the PNG of its name: the piano
+// roll), and every other PNG in the folder (attention maps, confusion matrices in
+// RUN_DIR/<stage>/).
 // A sweep: the results table and the trials table (sortable by clicking a column), the
 // objective per epoch of every trial (PLplot), the best configuration.
 #pragma once
