@@ -27,7 +27,10 @@ StageSchema FrameBatches::schema() {
         .param_bool("predict_first", true,
                     "predict frame 0 too, from a zero start frame (the music papers' NLL per time step "
                     "averages over every frame); false: predict frames 1..T-1 from frames 0..T-2")
-        .value("dropped", "pieces with no frame to predict (one frame long, predict_first: false)")
+        .param_int("horizon", 1, Range{1.0, 1e6},
+                   "the input is the frame this many steps before the target: a forecast of horizon H "
+                   "(numeric series); 1 = the next frame")
+        .value("dropped", "pieces with no frame to predict (at most `horizon` frames long, predict_first: false)")
         .details("input[t] is the frame before target[t]; both (T, N, P), zero after each column's "
                  "length. Windows (max_length for training, eval_max_length for the other splits) "
                  "start from zero recurrent state; their input starts with the real frame before them. "
@@ -37,12 +40,14 @@ StageSchema FrameBatches::schema() {
 FrameBatches::FrameBatches(const Params& p)
     : batch_(p.get_int("batch")), batch_tokens_(p.get_int("batch_tokens")), pool_(p.get_int("pool")),
       max_length_(p.get_int("max_length")), eval_max_length_(p.get_int("eval_max_length")),
-      shuffle_(p.get_bool("shuffle")), predict_first_(p.get_bool("predict_first")) {}
+      shuffle_(p.get_bool("shuffle")), predict_first_(p.get_bool("predict_first")),
+      horizon_(p.get_int("horizon")) {}
 
 std::vector<FrameBatches::Window> FrameBatches::windows(const FrameSplit& frames, bool predict_first,
-                                                        std::int64_t max_length, std::int64_t& dropped) {
+                                                        std::int64_t max_length, std::int64_t& dropped,
+                                                        std::int64_t horizon) {
     std::vector<Window> out;
-    const std::int64_t first = predict_first ? 0 : 1;
+    const std::int64_t first = predict_first ? 0 : horizon;
     for (std::size_t i = 0; i < frames.items.size(); ++i) {
         const std::int64_t T = frames.items[i].rows;
         if (T <= first) {
@@ -69,7 +74,8 @@ void FrameBatches::prepare(PrepareContext& ctx) {
         s.frames = std::any_cast<const std::shared_ptr<const FrameSplit>&>(ctx.input_any("frames", name));
         RNNFLOW_CHECK(s.frames->dim == dim_, "split '", name, "' (", s.frames->origin, "): frames of width ",
                       s.frames->dim, ", the port says ", dim_);
-        s.windows = windows(*s.frames, predict_first_, name == "train" ? max_length_ : eval_max_length_, dropped_);
+        s.windows = windows(*s.frames, predict_first_, name == "train" ? max_length_ : eval_max_length_, dropped_,
+                            horizon_);
         if (name == "train" && s.windows.empty())
             throw Error(detail::concat("no training piece has a frame to predict (", s.frames->items.size(), " pieces)"),
                         "pieces of one frame predict nothing with predict_first: false");
@@ -126,7 +132,7 @@ bool FrameBatches::next(Batch& batch) {
         for (std::int64_t t = 0; t < w.length; ++t) {
             const std::int64_t f = w.start + t;  // the predicted frame
             std::memcpy(y + (t * N + n) * P, roll + f * P, row_bytes);
-            if (f > 0) std::memcpy(x + (t * N + n) * P, roll + (f - 1) * P, row_bytes);
+            if (f >= horizon_) std::memcpy(x + (t * N + n) * P, roll + (f - horizon_) * P, row_bytes);
         }
         input.lengths[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(w.length);
         batch.item_ids[static_cast<std::size_t>(n)] = p;

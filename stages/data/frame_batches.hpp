@@ -12,6 +12,10 @@
 // step averages over all T frames of each piece (Boulanger-Lewandowski et al. 2012; Chung et al.
 // 2014). predict_first: false predicts frames 1..T-1 from frames 0..T-2 (T - 1 targets; a piece
 // of one frame gives nothing and is left out, counted in 'dropped').
+// Horizon (numeric series, stages/data/series.hpp): with horizon H the input is H frames back,
+// input[t][n] = frame s_n + t - H (zero before frame 0), so the model forecasts H steps ahead of
+// everything it has read; predict_first: false then predicts frames H..T-1 (pieces of at most H
+// frames are dropped). H = 1 (default) is the next frame, as above.
 // Windows: with max_length > 0 the predicted frames of a training piece are cut into consecutive
 // windows of at most max_length frames; each window is a column of its own and starts from zero
 // state (its input still starts with the real frame before it). With max_length 0 a window is a
@@ -51,7 +55,7 @@ public:
     // The windows of the pieces of `frames`, in piece order (see above); `dropped` counts
     // pieces with nothing to predict.
     static std::vector<Window> windows(const FrameSplit& frames, bool predict_first, std::int64_t max_length,
-                                       std::int64_t& dropped);
+                                       std::int64_t& dropped, std::int64_t horizon = 1);
 
 private:
     struct Split {
@@ -60,6 +64,7 @@ private:
     };
     std::int64_t batch_, batch_tokens_, pool_, max_length_, eval_max_length_;
     bool shuffle_, predict_first_;
+    std::int64_t horizon_;
     std::int64_t dim_ = 0;
     std::uint64_t seed_ = 0;
     std::int64_t dropped_ = 0;

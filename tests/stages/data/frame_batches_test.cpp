@@ -1,5 +1,5 @@
 // frame_batches: input is the target shifted by one frame (zero before frame 0), windows of
-// max_length, predict_first: false, every window once per pass, deterministic shuffles.
+// max_length, predict_first: false, horizon, every window once per pass, deterministic shuffles.
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -152,4 +152,26 @@ TEST_CASE("frame_batches: shuffles are seeded by epoch and cover every piece onc
     REQUIRE(a != c);
     REQUIRE(std::set<std::int64_t>(a.begin(), a.end()).size() == 11);
     REQUIRE(std::set<std::int64_t>(c.begin(), c.end()).size() == 11);
+}
+
+TEST_CASE("frame_batches: horizon H reads the frame H steps back; predict_first: false predicts from frame H",
+          "[stage][data][frame_batches]") {
+    Setup s({{"batch", std::int64_t(8)}, {"horizon", std::int64_t(2)}, {"predict_first", false}}, 7);
+    REQUIRE(s.stage->value("dropped") == 6);  // pieces 0, 2, 5 (1, 2, 1 frames) of train and of valid
+    std::int64_t columns = 0;
+    for (const Batch& b : s.pass("valid", 0)) {
+        const Tensor& x = b.outputs[0];  // (T, N, P)
+        const Tensor& y = b.outputs[1];
+        for (std::int64_t n = 0; n < x.dim(1); ++n, ++columns) {
+            // item_ids number windows; the kept pieces are 1, 3, 4, 6 (4, 5, 3, 4 frames).
+            const std::vector<std::int64_t> kept{1, 3, 4, 6};
+            const std::int64_t piece = kept.at(static_cast<std::size_t>(b.item_ids[static_cast<std::size_t>(n)]));
+            REQUIRE(y.length(n) == (piece * 3) % 5 + 1 - 2);  // frames 2..T-1
+            for (std::int64_t t = 0; t < y.length(n); ++t) {
+                REQUIRE(at(y, t, n, 1) == float(t + 2 + 1));  // frame t + 2
+                REQUIRE(at(x, t, n, 1) == float(t + 1));      // frame t: two steps back
+            }
+        }
+    }
+    REQUIRE(columns == 7 - 3);
 }
