@@ -6,8 +6,8 @@
 # Checked: metrics finite and in the file's units, the model beating the baseline on test, the
 # normalisation fitted on the training rows only and saved, the forecast CSV (one line per test
 # row, in time order) and PNG, `rnnflow eval` on the run folder giving the same test numbers;
-# graphs/series_forecast.yaml (generated Mackey-Glass) at toy size; malformed CSV stops with
-# file:line:column and exit status 2.
+# graphs/series_forecast.yaml (generated Mackey-Glass) at toy size, and killed and resumed to the
+# same numbers; malformed CSV stops with file:line:column and exit status 2.
 set -euo pipefail
 rnnflow=$1; src=$2
 work=${KEEP_WORK:-$(mktemp -d)}; [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
@@ -75,6 +75,17 @@ PY
   --set rnn.hidden=8 --set train.epochs=2 --out "$work/mg" --quiet > /dev/null
 grep -q '"split":"test"' "$work/mg/metrics.jsonl"
 [ -s "$work/mg/forecast/test.forecast.csv" ] || { echo "no Mackey-Glass forecast"; exit 1; }
+
+# Killed mid-training and resumed: the resumed run refits the same normalisation (checked by the
+# engine) and ends with the same metrics, forecasts and checkpoints as the uninterrupted run.
+. "$src/tests/support/kill_resume.sh"
+scratch=$work; work=$scratch/resume; mkdir -p "$work"
+graph=$src/graphs/series_forecast.yaml
+opts=(--quiet --threads 1 --set series.length=400 --set series.context=10 --set rnn.hidden=8
+      --set batches.batch=1 --set train.epochs=3 --set train.checkpoint_every=3)
+reference
+kill_and_resume kill7 kill@batch:7           # epoch 2, after the checkpoint at batch 6
+work=$scratch
 
 bad=0
 expect_bad() {  # expect_bad CSV PATTERN: the run stops with exit 2 and the message
