@@ -267,13 +267,32 @@ SeriesTable mackey_glass(std::int64_t length, double tau) {
 // ---------------------------------------------------------------------------------------------
 // Normalisation
 
+std::string series_number(double v) {
+    char b[32];
+    *std::to_chars(b, b + sizeof b - 1, v).ptr = 0;
+    return b;
+}
+
+std::string csv_field(const std::string& s) {
+    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+    std::string out(1, '"');
+    for (char c : s) {
+        out += c;
+        if (c == '"') out += c;
+    }
+    out += '"';
+    return out;
+}
+
 std::vector<std::string> SeriesScaling::lines() const {
     std::vector<std::string> out;
     for (std::size_t d = 0; d < names.size(); ++d) {
-        char a[32], b[32];
-        *std::to_chars(a, a + sizeof a - 1, shift[d]).ptr = 0;
-        *std::to_chars(b, b + sizeof b - 1, scale[d]).ptr = 0;
-        out.push_back(names[d] + "\t" + a + "\t" + b);
+        std::string line = names[d];
+        line += '\t';
+        line += series_number(shift[d]);
+        line += '\t';
+        line += series_number(scale[d]);
+        out.push_back(std::move(line));
     }
     return out;
 }

@@ -88,6 +88,11 @@ struct SeriesScaling {
     static SeriesScaling parse(const std::vector<std::string>& lines, const std::string& origin);
 };
 
+// Writing CSV (the series stages' forecast files): the shortest text that reads back the same
+// double; a field quoted when it holds a comma, a quote or a line break.
+std::string series_number(double v);
+std::string csv_field(const std::string& s);
+
 // Fits `kind` (zscore, minmax, none) on rows [begin, end) of `t`.
 SeriesScaling fit_scaling(const SeriesTable& t, std::int64_t begin, std::int64_t end, const std::string& kind);
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 
 #include "pipeline/core/plot.hpp"
@@ -134,29 +133,11 @@ std::vector<MetricValue> SeriesMetrics::end() {
 
 namespace {
 
-std::string number(double v) {
-    char b[32];
-    *std::to_chars(b, b + sizeof b - 1, v).ptr = 0;
-    return b;
-}
-
 // A column name as part of a file name: letters, digits, '-', '.', '_' kept, the rest '_'.
 std::string file_part(const std::string& s) {
     std::string out = s;
     for (char& c : out)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') c = '_';
-    return out;
-}
-
-// A CSV field, quoted when it holds a comma, a quote or a line break.
-std::string csv_field(const std::string& s) {
-    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-    std::string out(1, '"');
-    for (char c : s) {
-        out += c;
-        if (c == '"') out += c;
-    }
-    out += '"';
     return out;
 }
 
@@ -192,7 +173,7 @@ void SeriesMetrics::write_csv(const OutputContext& ctx,
             for (std::int64_t j = 0; j < 3 * K_; ++j) {
                 const double v = rows[static_cast<std::size_t>(s * 3 * K_ + j)];
                 text += ',';
-                if (std::isfinite(v)) text += number(v);
+                if (std::isfinite(v)) text += series_number(v);
             }
             text += "\n";
         }
