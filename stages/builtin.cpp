@@ -28,6 +28,7 @@
 #include "stages/eval/perplexity.hpp"
 #include "stages/eval/sampler.hpp"
 #include "stages/eval/series_metrics.hpp"
+#include "stages/eval/series_rollout.hpp"
 #include "stages/eval/translation_metrics.hpp"
 #include "stages/model/activation.hpp"
 #include "stages/model/attention_decoder.hpp"
@@ -98,6 +99,7 @@ static void register_stages(Registry& r) {
     r.add<EntityMetrics>();
     r.add<FrameMetrics>();    // music: NLL per time step, frame accuracy, repeat baseline (issue 24)
     r.add<SeriesMetrics>();   // series: RMSE / MAE in original units, repeat baseline, forecasts (issue 24)
+    r.add<SeriesRollout>();   // series: autoregressive multi-step rollouts (rnnflow generate, issue 24)
 }
 
 }  // namespace rnnflow::stages
