@@ -6,8 +6,8 @@
 # Checked: metrics finite and in the file's units, the model beating the baseline on test, the
 # normalisation fitted on the training rows only and saved, the forecast CSV (one line per test
 # row, in time order) and PNG, `rnnflow eval` on the run folder giving the same test numbers;
-# graphs/series_forecast.yaml (generated Mackey-Glass) at toy size, and killed and resumed to the
-# same numbers; malformed CSV stops with file:line:column and exit status 2.
+# graphs/series_forecast.yaml (generated Mackey-Glass) at toy size, its autoregressive rollouts
+# (rnnflow generate), and killed and resumed to the same numbers; malformed CSV stops with file:line:column and exit status 2.
 set -euo pipefail
 rnnflow=$1; src=$2
 work=${KEEP_WORK:-$(mktemp -d)}; [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
@@ -75,6 +75,11 @@ PY
   --set rnn.hidden=8 --set train.epochs=2 --out "$work/mg" --quiet > /dev/null
 grep -q '"split":"test"' "$work/mg/metrics.jsonl"
 [ -s "$work/mg/forecast/test.forecast.csv" ] || { echo "no Mackey-Glass forecast"; exit 1; }
+# Autoregressive rollouts of 5 steps over its test span (series_rollout through rnnflow generate).
+"$rnnflow" generate "$work/mg" --prime-from test:0 -n 5 --out "$work/mg/rollout" > "$work/rollout.txt"
+grep -q "^rollouts of 5 steps from 10 origins: RMSE at step 1 " "$work/rollout.txt" || { cat "$work/rollout.txt"; exit 1; }
+[ "$(wc -l < "$work/mg/rollout.by_step.csv")" = 6 ] && [ "$(wc -l < "$work/mg/rollout.csv")" = 51 ] \
+  && [ -s "$work/mg/rollout.png" ] || { echo "rollout files missing or short"; exit 1; }
 
 # Killed mid-training and resumed: the resumed run refits the same normalisation (checked by the
 # engine) and ends with the same metrics, forecasts and checkpoints as the uninterrupted run.
