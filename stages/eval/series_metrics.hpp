@@ -27,7 +27,7 @@
 // plot.hpp) over the split's first item. A split read as one item (the series reader's valid and
 // test spans) has one line per row it forecasts, labelled by `times` (its last L rows, L the
 // forecast steps); other splits are labelled item:step.
-// Not supported: multi-step autoregressive rollouts (a model stage cannot run the model),
+// Not supported: autoregressive rollouts (a metric cannot run the model: series_rollout does),
 // per-channel metrics (K > 1 averages the channels in original units, so channels of different
 // units weigh by their units), MAPE.
 #pragma once
