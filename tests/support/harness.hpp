@@ -4,7 +4,9 @@
 // include only public headers here.
 #pragma once
 
+#include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -88,6 +90,16 @@ inline Grads make_diff_src(const StageSchema& s, std::vector<Tensor*> v) {
 inline Grads make_diff_dst(const StageSchema& s, std::vector<Tensor*> v) {
     v.resize(s.outputs().size(), nullptr);
     return Grads(&s, false, std::move(v));
+}
+
+// An f32 tensor of `shape` holding `v` (row-major; its size must be the tensor's), with lengths.
+// Throws std::logic_error on a size mismatch (safe in static initialisers, unlike REQUIRE).
+inline Tensor f32_tensor(Shape shape, const std::vector<float>& v, std::vector<std::int32_t> lengths = {}) {
+    Tensor t = Tensor::f32(std::move(shape));
+    if (static_cast<std::int64_t>(v.size()) != t.numel()) throw std::logic_error("f32_tensor: wrong value count");
+    std::copy(v.begin(), v.end(), t.data<float>());
+    t.lengths = std::move(lengths);
+    return t;
 }
 
 // Params from the schema's defaults with some values set: params_for(Lstm::schema(), {{"hidden", int64_t(8)}}).

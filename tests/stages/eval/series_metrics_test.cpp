@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <stdexcept>
 #include <filesystem>
 
 #include "metric_support.hpp"
@@ -18,14 +17,6 @@ using namespace rnnflow::test;
 using rnnflow::stages::SeriesMetrics;
 
 namespace {
-
-Tensor make(Shape shape, std::vector<float> v, std::vector<std::int32_t> lengths = {}) {
-    Tensor t = Tensor::f32(std::move(shape));
-    if (static_cast<std::int64_t>(v.size()) != t.numel()) throw std::logic_error("make: wrong value count");
-    std::copy(v.begin(), v.end(), t.data<float>());
-    t.lengths = std::move(lengths);
-    return t;
-}
 
 struct Metrics {
     StageSchema schema = SeriesMetrics::schema();
@@ -54,10 +45,10 @@ struct Metrics {
 
 // T = 3, N = 2, K = 1, D = 2; column 1 has length 2, so (2, 1) is padding. Normalised values;
 // original = 2 v + 10. Errors (normalised): col 0: 0.5, -1, 0; col 1: 2, 0.25.
-const Tensor kX = make({3, 2, 1}, {1.5f, 2.f, 0.f, 0.25f, 3.f, 99.f});
-const Tensor kY = make({3, 2, 2}, {1.f, 7.f, 0.f, 7.f, 1.f, 7.f, 0.f, 7.f, 3.f, 7.f, -99.f, 7.f}, {3, 2});
+const Tensor kX = f32_tensor({3, 2, 1}, {1.5f, 2.f, 0.f, 0.25f, 3.f, 99.f});
+const Tensor kY = f32_tensor({3, 2, 2}, {1.f, 7.f, 0.f, 7.f, 1.f, 7.f, 0.f, 7.f, 3.f, 7.f, -99.f, 7.f}, {3, 2});
 // Baseline errors (normalised): col 0: 0.5 - 1 = -0.5, 1 - 1 = 0, 0 - 3 = -3; col 1: 1, -1.
-const Tensor kPrev = make({3, 2, 2}, {0.5f, 0.f, 1.f, 0.f, 1.f, 0.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f}, {3, 2});
+const Tensor kPrev = f32_tensor({3, 2, 2}, {0.5f, 0.f, 1.f, 0.f, 1.f, 0.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f}, {3, 2});
 
 }  // namespace
 
@@ -113,9 +104,9 @@ TEST_CASE("series_metrics: context rows not counted; forecasts as CSV in time or
     // context row of the reader and is not counted.
     Metrics m(true, {"t5", "t6"});
     m.stage.begin("test");
-    const Tensor x = make({3, 1, 1}, {100.f, 1.f, 2.f});
-    const Tensor y = make({3, 1, 2}, {0.f, 0.f, 1.5f, 0.f, 2.f, 0.f}, {3});
-    const Tensor prev = make({3, 1, 2}, {0.f, 0.f, 0.f, 0.f, 1.5f, 0.f}, {3});
+    const Tensor x = f32_tensor({3, 1, 1}, {100.f, 1.f, 2.f});
+    const Tensor y = f32_tensor({3, 1, 2}, {0.f, 0.f, 1.5f, 0.f, 2.f, 0.f}, {3});
+    const Tensor prev = f32_tensor({3, 1, 2}, {0.f, 0.f, 0.f, 0.f, 1.5f, 0.f}, {3});
     m.add(x, y, &prev, {0});
     const auto v = m.stage.end();
     REQUIRE(metric(v, "steps") == 2);

@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <stdexcept>
 #include <random>
 
 #include "stages/train/regression_loss.hpp"
@@ -17,14 +16,6 @@ using namespace rnnflow::test;
 using rnnflow::stages::RegressionLoss;
 
 namespace {
-
-Tensor make(Shape shape, std::vector<float> v, std::vector<std::int32_t> lengths = {}) {
-    Tensor t = Tensor::f32(std::move(shape));
-    if (static_cast<std::int64_t>(v.size()) != t.numel()) throw std::logic_error("make: wrong value count");
-    std::copy(v.begin(), v.end(), t.data<float>());
-    t.lengths = std::move(lengths);
-    return t;
-}
 
 Tensor random_tensor(Shape shape, std::uint64_t seed) {
     Tensor t = Tensor::f32(std::move(shape));
@@ -56,8 +47,8 @@ struct Run {
 
 // T = 2, N = 2, K = 1 against D = 2 (the second target channel is an input-only feature);
 // column 1 has length 1, so (1, 1) is padding.
-const Tensor kX = make({2, 2, 1}, {1.5f, -1.f, 0.f, 50.f});
-const Tensor kY = make({2, 2, 2}, {1.f, 9.f, 1.f, 9.f, 0.f, 9.f, -50.f, 9.f}, {2, 1});
+const Tensor kX = f32_tensor({2, 2, 1}, {1.5f, -1.f, 0.f, 50.f});
+const Tensor kY = f32_tensor({2, 2, 2}, {1.f, 9.f, 1.f, 9.f, 0.f, 9.f, -50.f, 9.f}, {2, 1});
 
 }  // namespace
 
@@ -73,7 +64,7 @@ TEST_CASE("regression_loss: schema and channel check", "[stage][regression_loss]
     REQUIRE(error_text([&] { loss.prepare(ctx); }) ==
             "regression_loss: 'prediction' has 3 channels but 'target' only 2 (hint: out_dim: series.targets)");
     Run r("mse");
-    const Tensor wrong = make({1, 2, 1}, {0, 0});
+    const Tensor wrong = f32_tensor({1, 2, 1}, {0, 0});
     REQUIRE(error_text([&] { r.forward(wrong, kY); }) ==
             "regression_loss: 'prediction' (1, 2, 1) and 'target' (2, 2, 2) must be (T, N, K) and (T, N, D) with K <= D");
 }
