@@ -730,7 +730,7 @@ const float* Recurrent::initial_state_source(const Inputs& in, const StepInfo& s
                       ", got ", to_string(st.dtype()), " ", shape_str(st.shape()));
         return st.data<float>();
     }
-    if (carry_state_ && !step.reset_state) {
+    if (carries(step) && !step.reset_state) {
         auto it = carried_.find(step.split);
         if (it != carried_.end() && !it->second.empty()) {
             RNNFLOW_CHECK(it->second.dim(2) == N, "carry_state: this batch has ", N,
@@ -1094,10 +1094,10 @@ void Recurrent::forward(const Inputs& in, Outputs& out, Saved& saved, const Step
     out.at("out").lengths = x.lengths;
 
     const bool want_state = out.has("state");
-    if (want_state || carry_state_) {
+    if (want_state || carries(step)) {
         Tensor& fs = want_state ? out.at("state") : carried_[step.split];
         final_state_forward(b, fs);
-        if (carry_state_ && want_state) carried_[step.split] = fs;  // copy reuses the allocation
+        if (carries(step) && want_state) carried_[step.split] = fs;  // copy reuses the allocation
     }
 }
 

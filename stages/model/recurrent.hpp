@@ -27,7 +27,8 @@
 //         state  (optional input) f32 (S, L*D, N, H): initial state; S = 2 for lstm (h, c) else
 //                1; row l*D + d is layer l, direction d (0 = left-to-right, 1 = right-to-left);
 //                with projection h uses channels [0, P) and ignores the rest. Absent: zeros (or
-//                the carried state).
+//                the carried state: with carry_state, and in the infer phase, where a sampler's
+//                calls continue one another, unless the step resets it).
 //         out    f32 (T, N, Y) + lengths, Y = H' (or 2H' for concat), H' = P with projection else
 //                H; 0 at padded steps
 //         state  f32 (S, L*D, N, H): every sequence's final state: after ITS OWN last valid step
@@ -168,6 +169,10 @@ private:
     bool peephole_ = false, lbr_ = true;
     double dropout_;
     bool carry_state_;
+    // Whether a batch of this step starts from (unless it resets) and leaves the split's carried
+    // state: with carry_state, and always in the infer phase, where a sampler's
+    // ModelRunner::run(reset = false) continues the previous call one token or frame at a time.
+    bool carries(const StepInfo& step) const { return carry_state_ || step.phase == Phase::infer; }
     bool bf16_ = false;           // dtype bf16
     std::size_t es_ = 4;          // bytes per element of the packed activations and h
     std::string init_;

@@ -314,6 +314,31 @@ TEST_CASE("lstm: carried state continues the sequence", "[stage][lstm]") {
     CHECK_THROWS_WITH(r.forward(wider, s1, step), Catch::Contains("this batch has 3 columns"));
 }
 
+TEST_CASE("lstm: in the infer phase the state continues without carry_state", "[stage][lstm]") {
+    // A sampler feeds one token or frame per ModelRunner::run; each call must continue the last.
+    const std::map<std::string, ParamValue> set{{"hidden", std::int64_t(3)}, {"init_scale", 0.5}};
+    Rig r(set, 2, 6), whole(set, 2, 6);
+    Tensor x = random_tensor({6, 1, 2}, 18);
+    Tensor a = Tensor::f32({5, 1, 2}), b = Tensor::f32({1, 1, 2});
+    std::copy(x.data<float>(), x.data<float>() + 10, a.data<float>());
+    std::copy(x.data<float>() + 10, x.data<float>() + 12, b.data<float>());
+    Saved s0, s1, s2, s3;
+    StepInfo step;
+    step.phase = Phase::infer;
+    step.split = "infer";
+    const Tensor y = whole.forward(x, s0, step);
+    (void)r.forward(a, s1, step);  // reset_state: from zeros
+    step.reset_state = false;
+    const Tensor yb = r.forward(b, s2, step);
+    for (std::int64_t e = 0; e < yb.numel(); ++e)
+        CHECK(close(yb.data<float>()[e], y.data<float>()[5 * 3 + e], kPadRtol, kPadAtol));
+    // Not in training without carry_state: the same call starts from zeros (and differs).
+    StepInfo train;
+    train.reset_state = false;
+    const Tensor fresh = r.forward(b, s3, train);
+    CHECK(std::abs(fresh.data<float>()[0] - yb.data<float>()[0]) > 1e-4);
+}
+
 TEST_CASE("lstm: a padded batch gives each sequence's own outputs and gradients", "[stage][lstm]") {
     const std::map<std::string, ParamValue> set{
         {"hidden", std::int64_t(4)}, {"layers", std::int64_t(2)}, {"init_scale", 0.5}};
