@@ -430,7 +430,9 @@ int cmd_generate(const std::vector<std::string>& args) {
         ("prime-from", po::value(&prime_from), "frames: start from piece SPLIT:INDEX of the run's data (test:3), a "
                                                "note-set JSON file (FILE or FILE:SPLIT:INDEX), or none")
         ("prime-frames", po::value(&prime_frames), "frames: how many frames of that piece (default: the sampler's)")
-        ("out,o", po::value(&out), "frames: write OUT.mid, OUT.png and OUT.json (default: generated)");
+        ("out,o", po::value(&out), "frames: write OUT.mid, OUT.png and OUT.json (default: generated)")
+        ("set", po::value(&c.sets)->composing(), "override a value of the run's graph, e.g. base_dir=DIR (a run "
+                                                 "folder from elsewhere, primed from its data)");
     add_checkpoint_threads(d, r);
     add_run_plugins(d, r);
     po::positional_options_description pos;
