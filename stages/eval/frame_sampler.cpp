@@ -54,22 +54,6 @@ FrameSampler::FrameSampler(const Params& p)
                     "give 1, 2, 3, 4, 5, 6, 8, 10, 12, 15 or 16");
 }
 
-void FrameSampler::prepare(PrepareContext& ctx) {
-    P_ = ctx.input_info("logits").channels;
-    if (P_ > 0 && low_ + P_ - 1 > 127)
-        throw Error(detail::concat("low ", low_, " + ", P_, " units reaches MIDI note ", low_ + P_ - 1,
-                                   ", above 127"),
-                    "set low to the reader's low (low: notes.low)");
-    if (!ctx.connected("frames")) return;
-    const std::int64_t width = ctx.input_info("frames").channels;
-    if (P_ > 0 && width > 0 && width != P_)
-        throw Error(detail::concat("frames are ", width, " units wide, the logits ", P_),
-                    "prime from the frames the model was trained on");
-    for (const auto& split : ctx.splits())
-        if (ctx.has_input("frames", split))
-            splits_[split] = std::any_cast<const std::shared_ptr<const FrameSplit>&>(ctx.input_any("frames", split));
-}
-
 namespace {
 
 // "SPLIT:INDEX" with SPLIT train, valid or test and INDEX 0-based.
@@ -93,7 +77,36 @@ std::vector<float> first_rows(const FrameSplit::Item& item, std::int64_t frames,
 
 }  // namespace
 
-std::vector<float> FrameSampler::prime_rows(const std::string& from, std::int64_t frames, std::int64_t P) const {
+void FrameSampler::prepare(PrepareContext& ctx) {
+    P_ = ctx.input_info("logits").channels;
+    if (P_ > 0 && low_ + P_ - 1 > 127)
+        throw Error(detail::concat("low ", low_, " + ", P_, " units reaches MIDI note ", low_ + P_ - 1,
+                                   ", above 127"),
+                    "set low to the reader's low (low: notes.low)");
+    if (!ctx.connected("frames")) return;
+    const std::int64_t width = ctx.input_info("frames").channels;
+    if (P_ > 0 && width > 0 && width != P_)
+        throw Error(detail::concat("frames are ", width, " units wide, the logits ", P_),
+                    "prime from the frames the model was trained on");
+    for (const auto& split : ctx.splits())
+        if (ctx.has_input("frames", split))
+            splits_[split] = std::any_cast<const std::shared_ptr<const FrameSplit>&>(ctx.input_any("frames", split));
+    check_prime(ctx);
+}
+
+// A prime the graph names: read now (a piece of the data only when the run read the data).
+void FrameSampler::check_prime(const PrepareContext& ctx) {
+    base_dir_ = ctx.base_dir();
+    std::string split;
+    std::int64_t index = 0;
+    const bool of_data = split_index(prime_from_, split, index);
+    if (prime_from_.empty() || prime_from_ == "none" || P_ <= 0 || (of_data && splits_.empty())) return;
+    (void)prime_rows(prime_from_, base_dir_, prime_frames_, P_);
+}
+
+
+std::vector<float> FrameSampler::prime_rows(const std::string& from, const std::filesystem::path& base,
+                                            std::int64_t frames, std::int64_t P) const {
     std::string split = "test";
     std::int64_t index = 0;
     if (split_index(from, split, index)) {  // the run's data
@@ -123,7 +136,7 @@ std::vector<float> FrameSampler::prime_rows(const std::string& from, std::int64_
         const auto c1 = from.rfind(':', c2 - 1);
         if (c1 != std::string::npos && c1 > 0 && split_index(from.substr(c1 + 1), split, index)) file = from.substr(0, c1);
     }
-    const std::string text = read_text_file(std::filesystem::path(), file, "prime note sets");
+    const std::string text = read_text_file(base, file, "prime note sets");
     NoteSetRolls rolls = parse_note_sets(text, file, {split}, low_, low_ + P - 1, false);
     const auto& items = rolls.splits.at(0).second.items;
     if (index >= static_cast<std::int64_t>(items.size()))
@@ -151,7 +164,9 @@ FrameSampler::Piece FrameSampler::sample(ModelRunner& model, const SampleRequest
     Piece piece;
     piece.P = P;
     piece.prime_from = from;
-    if (!from.empty()) piece.roll = prime_rows(from, prime_frames, P);
+    // The parameter's file is relative to the graph's folder, a request's to the current one.
+    if (!from.empty()) piece.roll = prime_rows(from, req.prime_from.empty() ? base_dir_ : std::filesystem::path(),
+                                               prime_frames, P);
     piece.primed = static_cast<std::int64_t>(piece.roll.size()) / P;
     piece.frames = piece.primed + length;
     piece.roll.resize(static_cast<std::size_t>(piece.frames * P), 0.f);

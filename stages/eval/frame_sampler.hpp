@@ -17,7 +17,10 @@
 // Priming: "SPLIT:INDEX" takes piece INDEX (0-based) of the run's split from the `frames`
 // input (the data is read in training and when `rnnflow generate` is given --prime-from
 // SPLIT:INDEX); "FILE" or "FILE:SPLIT:INDEX" reads a note-set JSON file (note_sets' format and
-// checks; the notes must lie in [low, low + P - 1]), piece 0 of split "test" when not given.
+// checks; the notes must lie in [low, low + P - 1]), piece 0 of split "test" when not given; as
+// a parameter relative to the graph file's folder, in a request to the current folder. A prime the
+// parameter names is read at prepare (a piece of the data when the run read it), so that a bad
+// one stops a run before training rather than after its first epoch.
 // A piece shorter than prime_frames primes with all of it.
 // Files (SampleRequest::output, e.g. RUN_DIR/generated): OUTPUT.mid (midi.hpp: format 0,
 // `tempo` bpm, a frame = 1 / steps_per_beat quarter notes, note pitch = low + unit, a unit on over
@@ -57,12 +60,16 @@ public:
     void write_files(const Piece& piece, const std::filesystem::path& output) const;
 
 private:
-    std::vector<float> prime_rows(const std::string& from, std::int64_t frames, std::int64_t P) const;
+    void check_prime(const PrepareContext& ctx);
+    // The first `frames` rows of the piece `from` names; a file is read relative to `base`.
+    std::vector<float> prime_rows(const std::string& from, const std::filesystem::path& base, std::int64_t frames,
+                                  std::int64_t P) const;
 
     double temperature_, tempo_;
     std::int64_t seed_, length_, prime_frames_, low_, steps_per_beat_, velocity_;
     std::string prime_from_;
     std::int64_t P_ = -1;  // the logits' width, when known at prepare
+    std::filesystem::path base_dir_;  // the graph file's folder: prime_from files given as parameters
     std::map<std::string, std::shared_ptr<const FrameSplit>> splits_;  // from `frames`, by split
 };
 

@@ -255,6 +255,30 @@ TEST_CASE("frame_sampler: priming reproduces the primed frames and starts from t
     }
 }
 
+TEST_CASE("frame_sampler: a prime the parameters name is read at prepare, a file from the graph's folder",
+          "[stage][eval]") {
+    static const StageSchema s = FrameSampler::schema();
+    auto prepare_with = [&](const std::string& from, const fs::path& base, bool data) {
+        FrameSampler stage(params_for(s, {{"low", std::int64_t(60)}, {"prime_from", from}}));
+        FakePrepare ctx(s);
+        ctx.base(base);
+        ctx.info("logits", PortInfo{PortType::tensor, kP, -1, nullptr});
+        ctx.info("frames", PortInfo{PortType::frames, kP, -1, nullptr});
+        if (data) ctx.data<FrameSplit>("frames", "test", test_pieces());
+        stage.prepare(ctx);
+        return stage;
+    };
+    REQUIRE(error_text([&] { (void)prepare_with("test:5", ".", true); }) ==
+            "prime_from 'test:5': split 'test' has 3 pieces (0..2)");
+    REQUIRE_NOTHROW(prepare_with("test:5", ".", false));  // a restored run: generate says what to do
+    TempDir dir("rnnflow_fs");
+    std::ofstream(dir.path / "p.json") << R"({"test": [[[61], [62]]]})";
+    FrameSampler stage = prepare_with("p.json", dir.path, false);
+    FakeFrameModel model(rising(40.f));
+    REQUIRE(stage.sample(model, request(1)).primed == 2);
+    REQUIRE_THROWS_WITH(prepare_with("missing.json", dir.path, false), Catch::Contains("'missing.json' not found"));
+}
+
 TEST_CASE("frame_sampler: bad requests are clear", "[stage][eval]") {
     FakeFrameModel model(rising(40.f));
     SampleRequest req = request(4);
