@@ -238,3 +238,17 @@ TEST_CASE("sampler: prime tokens outside the vocabulary", "[stage][eval]") {
                             "model gave logits (1, 1, 5), the sampler expects (1, 1, 8)");
     }
 }
+
+TEST_CASE("sampler: frames to prime with are refused", "[stage][eval]") {
+    // rnnflow generate --prime-from on a text model: say which option fits instead.
+    auto v = make_vocab();
+    FakeModel model(kV, cycle(5.f));
+    SampleRequest req = request("a", 2);
+    req.prime_from = "test:3";
+    REQUIRE_THROWS_WITH(sample(v, model, {}, req),
+                        "this run's sampler generates text: it primes with text, not with frames of a piece");
+    req.prime_from.clear();
+    req.prime_frames = 4;
+    REQUIRE_THROWS_WITH(sample(v, model, {}, req), Catch::StartsWith("this run's sampler generates text"));
+    REQUIRE(model.calls.empty());
+}
