@@ -51,6 +51,7 @@ int cmd_sweep(const std::vector<std::string>& args);
 // `rnnflow report DIR`, `rnnflow compare RUN_A RUN_B ...` (cli/report.cpp).
 int cmd_report(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
+int cmd_runs(const std::vector<std::string>& args);
 // `rnnflow ensemble RUN_A RUN_B ...` (cli/ensemble.cpp).
 int cmd_ensemble(const std::vector<std::string>& args);
 

@@ -1,6 +1,6 @@
 // rnnflow: the command-line front end over the engine.
 //
-//   rnnflow run FILE [--set path=value ...] [--out RUN_DIR] [--threads N] [--quiet]
+//   rnnflow run FILE [--set path=value ...] [--out RUN_DIR] [--threads N] [--quiet [--headline]]
 //   rnnflow run [FILE] --resume RUN_DIR [--threads N]    continue an interrupted run exactly
 //   rnnflow validate FILE [--set ...]
 //   rnnflow graph FILE --dot [--set ...]
@@ -10,6 +10,7 @@
 //   rnnflow new-stage NAME [--dir DIR]
 //   rnnflow sweep FILE [--parallel K] [--threads-per-trial M] [--out DIR] [--resume]   (cli/sweep.cpp)
 //   rnnflow report DIR [--out FILE]; rnnflow compare RUN_A RUN_B ... [--plot FILE]      (cli/report.cpp)
+//   rnnflow runs [DIR ...] [--sort COLUMN] [--experiment NAME] [--format tsv|json] [--html FILE]
 //   mpirun -np N rnnflow run FILE ...   data-parallel training (cli/mpi.cpp)
 //
 // Exit status: 0 success, 1 the run failed, 2 bad input (command line, graph file, data),
@@ -33,6 +34,7 @@
 #include "pipeline/core/text.hpp"
 #include "pipeline/exec/engine.hpp"
 #include "pipeline/exec/metrics_log.hpp"
+#include "pipeline/exec/per_class.hpp"
 #include "pipeline/exec/progress.hpp"
 #include "pipeline/exec/resume.hpp"
 #include "pipeline/graph/graph.hpp"
@@ -171,6 +173,14 @@ void print_run_start(const fs::path& run_dir, const std::string& log_format, int
                   << (ranks > 1 ? " on each of " + std::to_string(ranks) + " MPI ranks" : std::string()) << ")\n";
 }
 
+// The command that continues the run in `run_dir` (status.json records it; an interrupted run
+// prints it).
+std::string resume_command(const fs::path& run_dir, int threads, const Common& c) {
+    std::string cmd = "rnnflow run --resume " + shell_word(run_dir.string()) + " --threads " + std::to_string(threads);
+    for (const auto& p : c.plugins) cmd += " --plugin " + shell_word(p);
+    return cmd;
+}
+
 // Train; a stop by signal or a failed run is reported here and gives the exit status.
 std::optional<int> train_or_report(Engine& engine, TrainResult& res, const fs::path& run_dir,
                                    const Common& c, const MpiSession& mpi) {
@@ -178,14 +188,10 @@ std::optional<int> train_or_report(Engine& engine, TrainResult& res, const fs::p
         res = engine.train();
     } catch (const Interrupted& e) {
         std::cerr << "\n" << e.format() << "\n";
-        if (!e.checkpoint().empty()) {
-            std::string cmd = "rnnflow run --resume " + shell_word(run_dir.string()) + " --threads " +
-                              std::to_string(engine.threads());
-            for (const auto& p : c.plugins) cmd += " --plugin " + shell_word(p);
-            std::cerr << "resume with: " << cmd << "\n";
-        } else {
+        if (!e.checkpoint().empty())
+            std::cerr << "resume with: " << resume_command(run_dir, engine.threads(), c) << "\n";
+        else
             std::cerr << "no checkpoint was written; start the run again in a new folder\n";
-        }
         return 128 + e.signal();
     } catch (Error& e) {
         std::cerr << e.format() << "\n";
@@ -197,23 +203,37 @@ std::optional<int> train_or_report(Engine& engine, TrainResult& res, const fs::p
     return std::nullopt;
 }
 
-void print_run_done(const TrainResult& res, const Engine& engine, const fs::path& run_dir) {
+// The run's last lines: where it is, the headline, the test pass without its per-class values
+// (those are in SPLIT.per_class.tsv). --quiet: nothing, or the headline on one line.
+void print_run_done(const TrainResult& res, const Engine& engine, const fs::path& run_dir, bool quiet,
+                    bool headline) {
+    if (quiet) {
+        if (headline) std::cout << res.headline_line << std::endl;
+        return;
+    }
     std::ostringstream os;
     os << "done in " << format_number(std::round(res.seconds * 10) / 10) << " s, "
-       << format_number(std::round(res.items_per_second)) << " tokens/s in training; run folder " << run_dir.string();
+       << format_number(std::round(res.items_per_second)) << " tokens/s in training; run folder " << run_dir.string()
+       << "\n" << res.headline;
     for (const auto& row : res.rows)
         if (row.epoch == 0)
-            os << "\ntest:" << metrics_text(row, engine.metric_labels(), [](const std::string& k) {
-                return k != "seconds" && k != "items_per_second";
-            });
-    std::cout << os.str() << "\n";
+            os << "test:" << metrics_text(row, engine.metric_labels(), [](const std::string& k) {
+                return k != "seconds" && k != "items_per_second" && !is_per_class_key(k);
+            }) << "\n";
+    std::error_code ec;
+    for (const char* split : {"test", "valid"})
+        if (const fs::path t = run_dir / (std::string(split) + ".per_class.tsv"); fs::exists(t, ec)) {
+            os << "per-class values: " << t.string() << "\n";
+            break;
+        }
+    std::cout << os.str() << std::flush;
 }
 
 int cmd_run(const std::vector<std::string>& args) {
     Common c;
     std::string file, out, log_format = "text", resume;
     int threads = 0;
-    bool quiet = false, want_mpi = false;
+    bool quiet = false, headline = false, want_mpi = false;
     po::options_description d("run options");
     d.add_options()
         ("file", po::value(&file), "graph file (YAML); with --resume, default RUN_DIR/resolved.yaml")
@@ -221,7 +241,9 @@ int cmd_run(const std::vector<std::string>& args) {
         ("resume", po::value(&resume), "continue the run in RUN_DIR from its last checkpoint, exactly as if it had not "
                                        "stopped (same graph and --set values; the same --threads for bit-identical numbers)")
         ("threads,t", po::value(&threads), "threads for oneTBB and oneDNN (default: train.threads, else every core)")
-        ("quiet,q", po::bool_switch(&quiet), "print only the final metrics")
+        ("quiet,q", po::bool_switch(&quiet), "print only errors (with --headline, also the result on one line)")
+        ("headline", po::bool_switch(&headline), "with --quiet: print the result on one line (test metric, best "
+                                                 "validation value and epoch, time, parameters)")
         ("log-format", po::value(&log_format), "text or json")
         ("mpi", po::bool_switch(&want_mpi), "data-parallel over MPI even if no launcher (mpirun, srun) is detected");
     add_graph_options(d, c);
@@ -261,7 +283,10 @@ int cmd_run(const std::vector<std::string>& args) {
     // different steps, so the default action stays).
     if (mpi.size() == 1) install_interrupt_handlers();
     Engine engine(std::move(g), opt);
-    if (writer) write_run_command(run_dir, args, opt.resume);
+    if (writer) {
+        engine.set_resume_command(resume_command(run_dir, engine.threads(), c));
+        write_run_command(run_dir, args, opt.resume);
+    }
     if (!quiet) print_run_start(run_dir, log_format, engine.threads(), mpi.size());
     try {
         engine.prepare();
@@ -273,7 +298,7 @@ int cmd_run(const std::vector<std::string>& args) {
     TrainResult res;
     if (const auto failed = train_or_report(engine, res, run_dir, c, mpi)) return *failed;
     if (!writer) return 0;
-    print_run_done(res, engine, run_dir);
+    print_run_done(res, engine, run_dir, quiet, headline);
     return 0;
 }
 
@@ -782,6 +807,8 @@ const Command kCommands[] = {
     {"report", "report DIR", "one self-contained HTML page about a run or sweep folder", cmd_report},
     {"compare", "compare RUN...", "runs side by side: metrics table, validation curves, configuration differences",
      cmd_compare},
+    {"runs", "runs [DIR...]", "one table of the runs under folders (default runs/): state, epochs, metric, time",
+     cmd_runs},
     {"ensemble", "ensemble RUN...", "average the class probabilities of trained classifiers and score the result",
      cmd_ensemble},
     {"version", "version", "print the version", cmd_version},

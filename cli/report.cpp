@@ -4,6 +4,7 @@
 // report: one self-contained HTML page about a run or a sweep (pipeline/report/html.hpp).
 // compare: a table of the runs' metrics on standard output, one PNG of their validation curves,
 // and the paths of resolved.yaml where they differ (pipeline/report/compare.hpp).
+// runs: one table of every run under the folders (pipeline/report/runs.hpp).
 #include <fstream>
 #include <iostream>
 
@@ -13,6 +14,7 @@
 #include "pipeline/core/safetensors.hpp"
 #include "pipeline/report/compare.hpp"
 #include "pipeline/report/html.hpp"
+#include "pipeline/report/runs.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -76,6 +78,41 @@ int cmd_compare(const std::vector<std::string>& args) {
     report::write_comparison_plot(c, png);
     std::cout << text << "\nplot: " << png.string() << "\n";
     if (!out.empty()) std::cout << "text: " << (fs::path(out) / "compare.txt").string() << "\n";
+    return 0;
+}
+
+int cmd_runs(const std::vector<std::string>& args) {
+    std::vector<std::string> dirs;
+    std::string sort, experiment, format = "text", html;
+    bool reverse = false;
+    po::options_description d("runs options");
+    d.add_options()
+        ("dir", po::value(&dirs)->composing(), "folders holding run folders, searched recursively (default runs/)")
+        ("sort", po::value(&sort), "sort by a column: experiment, started, status, epochs, metric, best_valid, "
+                                   "best_epoch, test, wall_s, folder (default: start time)")
+        ("reverse,r", po::bool_switch(&reverse), "the other way round")
+        ("experiment,e", po::value(&experiment), "only the runs of this experiment")
+        ("format,f", po::value(&format), "text (aligned columns), tsv or json")
+        ("html", po::value(&html), "also write the table as an HTML page linking each run's report "
+                                   "(writes the report.html of runs that have none)");
+    po::positional_options_description pos;
+    pos.add("dir", -1);
+    if (!parse_options(args, d, pos, "rnnflow runs [DIR ...] [--sort COLUMN] [--experiment NAME] [--format text|tsv|json] "
+                                     "[--html FILE]"))
+        return 0;
+    if (format != "text" && format != "tsv" && format != "json")
+        throw Error("--format " + format + ": not a format", "text, tsv or json");
+    if (dirs.empty()) dirs.push_back("runs");
+    const std::vector<fs::path> roots(dirs.begin(), dirs.end());
+    const report::RunsTable t = report::runs_table(report::find_runs(roots), experiment, sort, reverse);
+    std::cout << (format == "json" ? report::runs_json(t) : format == "tsv" ? report::runs_tsv(t) : report::runs_text(t));
+    if (!html.empty()) {
+        for (const auto& dir : t.dirs)
+            if (!fs::exists(dir / "report.html")) report::write_report(dir);
+        const fs::path page(html);
+        write_file_atomic(page, report::runs_html(t, page.has_parent_path() ? page.parent_path() : fs::path(".")));
+        std::cerr << "wrote " << page.string() << "\n";
+    }
     return 0;
 }
 

@@ -101,6 +101,15 @@ _rnnflow() {
             _rnnflow_files "$cur" so; return ;;
         --log-format)
             COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+        --format|-f)  # rnnflow runs
+            COMPREPLY=($(compgen -W "text tsv json" -- "$cur")); return ;;
+        --sort)  # rnnflow runs: a column
+            COMPREPLY=($(compgen -W "experiment started status epochs metric best_valid best_epoch test wall_s folder" -- "$cur"))
+            return ;;
+        --html)
+            _rnnflow_files "$cur" html; return ;;
+        --experiment|-e)
+            return ;;  # a name to type
         --checkpoint)
             _rnnflow_files "$cur" safetensors
             mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -W "best last" -- "$cur")
@@ -130,7 +139,7 @@ _rnnflow() {
     case $cmd in
         run|validate|graph|sweep)  # a YAML file
             _rnnflow_files "$cur" yaml yml ;;
-        generate|report|compare|vectors)   # run or sweep folders
+        generate|report|compare|vectors|runs)   # run or sweep folders (runs: folders of runs)
             _rnnflow_dirs "$cur" ;;
         ensemble)  # run folders or predictions files
             _rnnflow_files "$cur" tsv ;;

@@ -29,6 +29,7 @@
 #include "metrics_log.hpp"
 #include "progress.hpp"
 #include "resume.hpp"
+#include "run_status.hpp"
 #include "shard.hpp"
 
 namespace rnnflow {
@@ -147,6 +148,7 @@ struct Engine::Impl {
     std::int64_t pass_steps = 0, pass_items = 0;
 
     std::unique_ptr<MetricsLog> metrics_log;
+    RunStatusFile status;  // status.json (fit mode in a run folder)
     std::unique_ptr<oneapi::tbb::task_arena> arena;
 
     // Resume, checkpoints and numerical guards (docs/resume.md; helpers in resume.cpp, guards.cpp).
@@ -835,8 +837,22 @@ Engine::Engine(CompiledGraph graph, RunOptions options)
         write_file_atomic(opt_.run_dir / "resolved.yaml", graph_.def.resolved_yaml);
         write_file_atomic(opt_.run_dir / "graph.dot", to_dot(graph_));
         impl_->metrics_log = std::make_unique<MetricsLog>(opt_.run_dir);
+        impl_->status.start(opt_.run_dir, graph_.def.experiment, graph_.def.train.epochs, opt_.resume);
     }
 }
+
+void Engine::set_resume_command(std::string command) { impl_->status.set_resume_command(std::move(command)); }
+
+namespace {
+// What status.json says stopped a run: the message as the program prints it.
+std::string failure_text(const std::exception& e) {
+    const auto* err = dynamic_cast<const Error*>(&e);
+    std::string text = err ? err->format() : std::string(e.what());
+    if (text.rfind("error: ", 0) == 0) text.erase(0, 7);
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+}
+}  // namespace
 
 Engine::~Engine() = default;
 
@@ -999,6 +1015,15 @@ std::uint64_t stage_seed(std::int64_t seed, const std::string& id) {
 }  // namespace
 
 void Engine::prepare() {
+    try {
+        prepare_stages();
+    } catch (const std::exception& e) {
+        impl_->status.failed(failure_text(e), false);
+        throw;
+    }
+}
+
+void Engine::prepare_stages() {
     auto& im = *impl_;
     const auto& def = graph_.def;
     im.nodes.resize(def.stages.size());
@@ -1419,6 +1444,7 @@ struct Engine::TrainRun {
         const MetricsRow va = validate(epoch, trained, metric_sums);
         if (!va.values.empty()) record(va);
         if (opt.after_epoch) opt.after_epoch(result.rows, td.keep_metric);
+        im.status.epoch_done(epoch + 1, headline());
         if (keep.keeps_best() && keep.improves(va, im.higher_is_better) && writes)
             engine.save_checkpoint(ckpt_dir / "best.safetensors", epoch + 1);
         write_samples(epoch);
@@ -1475,6 +1501,7 @@ struct Engine::TrainRun {
         result.items_per_second = train_seconds > 0 ? static_cast<double>(result.train_items) / train_seconds : 0;
         if (!writes) {
             if (td.test) test_pass();
+            finish_headline("");
             return;
         }
         const auto kept = keep.kept(ckpt_dir);
@@ -1484,8 +1511,33 @@ struct Engine::TrainRun {
             test_pass();
             engine.load_checkpoint(last_file);
         }
-        if (im.metrics_log) im.metrics_log->write_summary(result.rows, result.seconds, result.items_per_second,
-                                                          kept.string(), engine.metric_labels());
+        finish_headline(kept.string());
+        if (im.metrics_log) im.metrics_log->write_summary(result.rows, result.headline, kept.string(), engine.metric_labels());
+    }
+    // The run's headline so far: train.keep's metric (else the first metric of the rows, else
+    // the loss) on train.keep's split and on test.
+    Headline headline() const {
+        std::string m = keep.keeps_best() ? td.keep_metric : main_metric(result.rows);
+        if (m.empty()) m = "loss";
+        const auto hib = im.higher_is_better.find(m);
+        return make_headline(result.rows, m, metric_label(m, engine.metric_labels()),
+                             hib != im.higher_is_better.end() && hib->second, td.keep_split);
+    }
+    std::int64_t parameter_count() const {
+        std::int64_t n = 0;
+        for (const auto& [name, p] : im.trainable) n += p->value.numel();
+        return n;
+    }
+    // The headline of the finished run, into the result and status.json.
+    void finish_headline(const std::string& kept) {
+        Headline h = headline();
+        h.seconds = result.seconds;
+        h.items_per_second = result.items_per_second;
+        h.parameters = result.parameters = parameter_count();
+        h.kept_checkpoint = kept;
+        for (const auto& line : headline_lines(h)) result.headline += line + "\n";
+        result.headline_line = headline_line(h);
+        im.status.finished(h);
     }
     void test_pass() {
         MetricsRow te = engine.evaluate("test", td.epochs - 1);
@@ -1495,14 +1547,24 @@ struct Engine::TrainRun {
 };
 
 TrainResult Engine::train() {
-    RNNFLOW_CHECK(impl_->optim_idx >= 0, "the graph has no optimiser stage; nothing to train");
-    TrainRun run(*this);  // its end removes the after-step hook
-    run.check_keep_split();
-    if (opt_.resume) run.resume();
-    run.start();
-    impl_->arena->execute([&] { run.run_epochs(); });
-    run.finish();
-    return std::move(run.result);
+    const bool checkpoint = !opt_.run_dir.empty();
+    const std::filesystem::path last = opt_.run_dir / "checkpoints" / "last.safetensors";
+    try {
+        RNNFLOW_CHECK(impl_->optim_idx >= 0, "the graph has no optimiser stage; nothing to train");
+        TrainRun run(*this);  // its end removes the after-step hook
+        run.check_keep_split();
+        if (opt_.resume) run.resume();
+        run.start();
+        impl_->arena->execute([&] { run.run_epochs(); });
+        run.finish();
+        return std::move(run.result);
+    } catch (const Interrupted& e) {
+        impl_->status.interrupted(failure_text(e), !e.checkpoint().empty());
+        throw;
+    } catch (const std::exception& e) {
+        impl_->status.failed(failure_text(e), checkpoint && std::filesystem::exists(last));
+        throw;
+    }
 }
 
 }  // namespace rnnflow

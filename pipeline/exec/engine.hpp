@@ -94,6 +94,9 @@ struct TrainResult {
     std::int64_t train_items = 0;  // tokens seen in training
     double items_per_second = 0;
     std::string best_checkpoint;   // path, if a run folder exists
+    std::int64_t parameters = 0;   // trainable parameters (numbers, not tensors)
+    std::string headline;          // the few lines of summary.txt's top (run_status.hpp), one per line
+    std::string headline_line;     // the same on one line
 };
 
 class Engine {
@@ -103,11 +106,16 @@ public:
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
 
-    // Construct and prepare every stage in topological order. Errors name the stage.
+    // Construct and prepare every stage in topological order. Errors name the stage. In a run
+    // folder, a failure is recorded in status.json (run_status.hpp) before it is thrown on.
     void prepare();
     // Epochs of training with validation after each; keeps last/best checkpoints; then the test
-    // split (with the kept checkpoint) if the graph has one.
+    // split (with the kept checkpoint) if the graph has one. status.json follows it: after each
+    // epoch, and finished, failed or interrupted at the end.
     TrainResult train();
+    // The command status.json gives for continuing this run when it is interrupted or fails after
+    // a checkpoint (the program knows its own options).
+    void set_resume_command(std::string command);
     // One forward pass over a split; metric values by name.
     MetricsRow evaluate(const std::string& split, std::int64_t epoch = 0);
     // Prediction run (restore mode with RunOptions::infer_lines): one pass over split "infer"
@@ -138,6 +146,7 @@ private:
     void save_checkpoint(const std::filesystem::path& file, const RunPosition& at,
                          const std::map<int, StageState>* metric_sums = nullptr) const;
     RunPosition load_resume(const std::filesystem::path& file);
+    void prepare_stages();
     void load_weights(const TensorFile& tf, const std::string& where);
     struct TrainRun;  // one call of train(): its state and steps (engine.cpp)
 

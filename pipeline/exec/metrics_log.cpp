@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "../core/safetensors.hpp"
+#include "per_class.hpp"
 
 namespace rnnflow {
 
@@ -140,18 +142,35 @@ void MetricsLog::write_csv() const {
     write_file_atomic(dir_ / "metrics.csv", csv.str());
 }
 
-void MetricsLog::write_summary(const std::vector<MetricsRow>& rows, double seconds, double items_per_second,
+void MetricsLog::write_summary(const std::vector<MetricsRow>& rows, const std::string& headline,
                                const std::string& kept_checkpoint, const MetricLabels& labels) {
     std::ostringstream os;
-    os << "wall time: " << format_number(std::round(seconds * 10) / 10) << " s\n";
-    os << "training throughput: " << format_number(std::round(items_per_second)) << " items/s\n";
+    os << headline;
     os << "kept checkpoint: " << kept_checkpoint << "\n";
     for (const auto& [key, label] : labels)
         os << label << ": the main metric of stage '" << key << "', key '" << key
            << "' in metrics.jsonl and metrics.csv\n";
+    // Per-class tables: the final test, and each other evaluation split's last pass.
+    std::map<std::string, const MetricsRow*> last;
     for (const auto& r : rows)
+        if (r.split != "train" && (r.epoch == 0 || !last.count(r.split) || last[r.split]->epoch != 0)) last[r.split] = &r;
+    std::string tables;
+    for (const auto& [split, r] : last) {
+        const auto per = per_class_rows(*r, dir_);
+        if (per.empty()) continue;
+        write_file_atomic(dir_ / (split + ".per_class.tsv"), per_class_tsv(per));
+        tables += (tables.empty() ? "" : ", ") + split + ".per_class.tsv";
+    }
+    if (!tables.empty()) os << "per-class values: " << tables << "\n";
+    os << "\n";
+    auto line = [&](const MetricsRow& r) {
         os << (r.epoch > 0 ? "epoch " + std::to_string(r.epoch) : std::string("final")) << " " << r.split << ":"
-           << metrics_text(r, labels) << "\n";
+           << metrics_text(r, labels, [](const std::string& k) { return !is_per_class_key(k); }) << "\n";
+    };
+    for (const auto& r : rows)
+        if (r.epoch == 0) line(r);
+    for (const auto& r : rows)
+        if (r.epoch != 0) line(r);
     write_file_atomic(dir_ / "summary.txt", os.str());
 }
 

@@ -19,9 +19,12 @@ public:
     // A resumed run: the rows its checkpoint recorded replace both files (rows written after
     // that checkpoint, by the interrupted process, are dropped).
     void restore(const std::vector<MetricsRow>& rows);
-    // summary.txt, for people: values by format_metric, main metrics by their labels (with a
-    // line per label saying which key it is in metrics.jsonl and metrics.csv).
-    void write_summary(const std::vector<MetricsRow>& rows, double seconds, double items_per_second,
+    // summary.txt, for people: the headline (run_status.hpp: headline_lines, one per line), the
+    // kept checkpoint, a line per label saying which key it is in metrics.jsonl and metrics.csv,
+    // then a line per pass (final test first) without the per-class values; those go to
+    // SPLIT.per_class.tsv (per_class.hpp) for the final test and the last pass over each other
+    // evaluation split. Values by format_metric, main metrics by their labels.
+    void write_summary(const std::vector<MetricsRow>& rows, const std::string& headline,
                        const std::string& kept_checkpoint, const MetricLabels& labels = {});
 
 private:

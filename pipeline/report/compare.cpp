@@ -11,6 +11,7 @@
 #include "pipeline/core/plot.hpp"
 #include "pipeline/report/run_folder.hpp"
 #include "pipeline/report/run_plots.hpp"
+#include "pipeline/exec/run_status.hpp"
 #include "pipeline/sweep/spec.hpp"
 
 namespace rnnflow::report {
@@ -32,49 +33,33 @@ std::string num(double v) {
     return buf;
 }
 
-// "wall time: 31.2 s" and "training throughput: 36000 items/s" from summary.txt.
-std::pair<double, double> summary_figures(const fs::path& run_dir) {
-    double wall = NAN, rate = NAN;
-    if (!fs::exists(run_dir / "summary.txt")) return {wall, rate};
-    std::istringstream in(read_text(run_dir / "summary.txt", 64 * 1024));
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("wall time: ", 0) == 0) wall = std::strtod(line.c_str() + 11, nullptr);
-        if (line.rfind("training throughput: ", 0) == 0) rate = std::strtod(line.c_str() + 21, nullptr);
-    }
-    return {wall, rate};
-}
-
 std::string shorten(const std::string& s, std::size_t n = 48) {
     return s.size() <= n ? s : s.substr(0, n - 3) + "...";
 }
 
-// Columns padded to their widest cell (UTF-8 aware), two spaces apart.
-std::string aligned(const std::vector<std::vector<std::string>>& rows) {
-    auto width = [](const std::string& s) {
-        std::size_t n = 0;
-        for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-        return n;
-    };
-    std::vector<std::size_t> w;
-    for (const auto& r : rows)
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            if (w.size() <= i) w.resize(i + 1, 0);
-            w[i] = std::max(w[i], width(r[i]));
+// A run folder's metrics, state and experiment.
+ComparedRun read_compared_run(const fs::path& d) {
+    // A run that failed before its first pass has status.json and no metrics.csv: a row all the same.
+    const bool has_metrics = fs::exists(d / "metrics.csv");
+    if (!has_metrics && !fs::exists(d / "status.json"))
+        throw Error(d.string() + ": not a run folder (no metrics.csv)", "give folders that `rnnflow run` wrote");
+    ComparedRun r;
+    r.dir = d;
+    const fs::path abs = fs::absolute(d).lexically_normal();
+    r.name = (abs.has_filename() ? abs : abs.parent_path()).filename().string();
+    if (has_metrics) r.rows = read_metrics(d);
+    const auto status = read_run_status(d);
+    r.state = status ? status->state : std::string("unknown");
+    if (fs::exists(d / "resolved.yaml")) {
+        try {
+            const YAML::Node y = YAML::LoadFile((d / "resolved.yaml").string());
+            if (y["experiment"] && y["experiment"].IsScalar()) r.experiment = y["experiment"].Scalar();
+        } catch (const YAML::Exception& e) {
+            throw Error((d / "resolved.yaml").string() + ": " + e.what());
         }
-    std::ostringstream os;
-    for (const auto& r : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            line += r[i];
-            if (i + 1 < r.size()) line += std::string(w[i] - width(r[i]) + 2, ' ');
-        }
-        while (!line.empty() && line.back() == ' ') line.pop_back();
-        os << line << "\n";
     }
-    return os.str();
+    return r;
 }
-
 }  // namespace
 
 Comparison compare_runs(const std::vector<fs::path>& run_dirs) {
@@ -83,21 +68,7 @@ Comparison compare_runs(const std::vector<fs::path>& run_dirs) {
     std::map<std::string, int> name_count;
     for (const auto& d : run_dirs) {
         if (!fs::is_directory(d)) throw Error(d.string() + ": no such folder");
-        if (!fs::exists(d / "metrics.csv"))
-            throw Error(d.string() + ": not a run folder (no metrics.csv)", "give folders that `rnnflow run` wrote");
-        ComparedRun r;
-        r.dir = d;
-        const fs::path abs = fs::absolute(d).lexically_normal();
-        r.name = (abs.has_filename() ? abs : abs.parent_path()).filename().string();
-        r.rows = read_metrics(d);
-        if (fs::exists(d / "resolved.yaml")) {
-            try {
-                const YAML::Node y = YAML::LoadFile((d / "resolved.yaml").string());
-                if (y["experiment"] && y["experiment"].IsScalar()) r.experiment = y["experiment"].Scalar();
-            } catch (const YAML::Exception& e) {
-                throw Error((d / "resolved.yaml").string() + ": " + e.what());
-            }
-        }
+        ComparedRun r = read_compared_run(d);
         ++name_count[r.name];
         c.runs.push_back(std::move(r));
     }
@@ -110,27 +81,32 @@ Comparison compare_runs(const std::vector<fs::path>& run_dirs) {
         }
 
     // The split of the curves and the metric every run has on it.
+    // The first run with metrics leads.
+    const ComparedRun* lead = &c.runs.front();
+    for (const auto& r : c.runs)
+        if (!r.rows.empty()) { lead = &r; break; }
     c.split = "valid";
     bool have_valid = false;
-    for (const auto& row : c.runs.front().rows) have_valid = have_valid || (row.split == "valid" && row.epoch > 0);
+    for (const auto& row : lead->rows) have_valid = have_valid || (row.split == "valid" && row.epoch > 0);
     if (!have_valid)
-        for (const auto& row : c.runs.front().rows)
+        for (const auto& row : lead->rows)
             if (row.epoch > 0 && row.split != "train") { c.split = row.split; break; }
     auto every_run_has = [&](const std::string& m) {
         for (const auto& r : c.runs) {
+            if (r.rows.empty()) continue;  // a failed run has nothing to compare
             bool found = false;
             for (const auto& row : r.rows) found = found || (row.split == c.split && row.epoch > 0 && has(row, m));
             if (!found) return false;
         }
         return true;
     };
-    c.metric = main_metric(c.runs.front().rows);
+    c.metric = main_metric(lead->rows);
     if (c.metric.empty() || !every_run_has(c.metric)) c.metric = "loss";
     c.minimize = metric_minimized(c.metric);
 
     const std::string m = c.metric + "." + c.split;
     c.header = {"run", "experiment", "epochs", c.minimize ? "best " + m : std::string(), "last " + m,
-                "test " + c.metric, "test loss", "wall s", "train tok/s"};
+                "test " + c.metric, "test loss", "wall s", "train tok/s", "status"};
     for (const auto& r : c.runs) {
         std::int64_t epochs = 0;
         double best = NAN, last = NAN, test_m = NAN, test_loss = NAN;
@@ -152,7 +128,7 @@ Comparison compare_runs(const std::vector<fs::path>& run_dirs) {
         const auto [wall, rate] = summary_figures(r.dir);
         c.table.push_back({r.name, r.experiment, std::to_string(epochs),
                            std::isnan(best) ? "" : num(best) + " (epoch " + std::to_string(best_epoch) + ")",
-                           num(last), num(test_m), num(test_loss), num(wall), num(std::round(rate))});
+                           num(last), num(test_m), num(test_loss), num(wall), num(std::round(rate)), r.state});
     }
     if (!c.minimize) {  // no "best" column when the metric's direction is unknown
         c.header.erase(c.header.begin() + 3);
@@ -194,7 +170,7 @@ std::string comparison_text(const Comparison& c) {
         for (const auto& s : r) cells.push_back(s.empty() ? "-" : s);
         rows.push_back(cells);
     }
-    os << aligned(rows);
+    os << aligned_columns(rows);
     os << "\nconfiguration differences (resolved.yaml, paths as --set takes them):\n";
     if (c.config_diff.empty()) {
         os << "  none\n";
@@ -208,7 +184,7 @@ std::string comparison_text(const Comparison& c) {
             for (std::size_t i = 1; i < row.size(); ++i) cells.push_back(row[i].empty() ? "(absent)" : shorten(row[i]));
             d.push_back(cells);
         }
-        os << aligned(d);
+        os << aligned_columns(d);
     }
     return os.str();
 }
@@ -219,6 +195,7 @@ void write_comparison_plot(const Comparison& c, const fs::path& file) {
     chart.x_label = "epoch";
     chart.y_label = c.metric;
     for (const auto& r : c.runs) {
+        if (r.rows.empty()) continue;  // a failed run: no curve
         plot::Series s{r.name, {}, {}};
         for (const auto& row : r.rows)
             if (row.epoch > 0 && row.split == c.split && has(row, c.metric)) {

@@ -15,7 +15,8 @@ struct ComparedRun {
     std::filesystem::path dir;
     std::string name;        // the folder's name (with its parent's when two runs share one)
     std::string experiment;  // from resolved.yaml
-    std::vector<MetricsRow> rows;
+    std::vector<MetricsRow> rows;  // empty for a run that failed before its first pass
+    std::string state;             // status.json's: finished, failed, interrupted, running; unknown without one
 };
 
 struct Comparison {
@@ -30,7 +31,8 @@ struct Comparison {
     std::vector<std::vector<std::string>> config_diff;
 };
 
-// Reads the runs (each needs metrics.csv; resolved.yaml for the configuration). Throws
+// Reads the runs (each needs metrics.csv or status.json; resolved.yaml for the configuration);
+// the table's last column is each run's state, so a failed or interrupted run stands out. Throws
 // rnnflow::Error naming the folder that is not a run.
 Comparison compare_runs(const std::vector<std::filesystem::path>& run_dirs);
 

@@ -22,6 +22,9 @@
 #include "pipeline/core/plot.hpp"
 #include "pipeline/report/run_folder.hpp"
 #include "pipeline/report/run_plots.hpp"
+#include "pipeline/report/runs.hpp"
+#include "pipeline/exec/per_class.hpp"
+#include "pipeline/exec/run_status.hpp"
 
 extern char** environ;
 
@@ -127,6 +130,10 @@ figure img { max-width: 100%; border: 1px solid #e2e2e0; }
 figure.curve img { width: 540px; }  /* two curves side by side on a wide screen */
 figcaption { font-size: 13px; color: #555; }
 .graph img { max-width: 100%; }
+#headline { border: 1px solid #ccd; background: #f7f8fc; padding: 0.6em 1em; margin: 0.8em 0; }
+#headline ul { margin: 0.3em 0; padding-left: 1.2em; } #headline li { margin: 0.1em 0; }
+#headline .state { font-weight: 600; } .failed { color: #a00; } .interrupted, .running { color: #a60; }
+details summary { cursor: pointer; color: #335; margin: 0.4em 0; }
 )";
 
 // Sorts a table.sortable by the clicked column: numbers as numbers (a leading number counts, as
@@ -300,6 +307,93 @@ std::string graph_html(const fs::path& dot_file, const HtmlOptions& opt) {
            "(<code>dot -Tsvg graph.dot</code> draws it).</p>\n" + pre_file(dot_file, opt);
 }
 
+// The page's first block: the run's state (and why it failed or stopped), then its headline —
+// from status.json, or (a run of an older rnnflow) worked out from the metrics rows.
+std::string headline_html(const fs::path& run_dir, const std::vector<MetricsRow>& rows, const std::string& keep_metric) {
+    const RunEntry e = read_run_entry(run_dir, rows, keep_metric);
+    std::ostringstream os;
+    os << "<section id=\"headline\"><div class=\"state " << html_escape(e.status.state) << "\">";
+    if (e.status.state == "failed") os << "failed: " << html_escape(e.status.error);
+    else if (e.status.state == "interrupted") os << "interrupted: " << html_escape(e.status.error);
+    else if (e.status.state == "running") os << "running";
+    else if (e.status.state == "finished") os << "finished";
+    else os << "state unknown (no status.json)";
+    if (e.status.epochs > 0)
+        os << " <span class=\"muted\">· " << e.status.epochs_done << " of " << e.status.epochs << " epochs</span>";
+    os << "</div>\n";
+    if (!e.status.resume_command.empty())
+        os << "<p>resume with: <code>" << html_escape(e.status.resume_command) << "</code></p>\n";
+    const auto lines = headline_lines(e.status.headline);
+    if (!lines.empty()) {
+        os << "<ul>";
+        for (const auto& l : lines) os << "<li>" << html_escape(l) << "</li>";
+        os << "</ul>\n";
+    }
+    os << "</section>\n";
+    return os.str();
+}
+
+// metrics.csv as two tables: the headline columns (no per-class value), sortable, and the
+// per-class columns in a collapsed section.
+std::string metrics_tables_html(const CsvTable& t) {
+    std::vector<std::size_t> main_cols, per_cols;
+    for (std::size_t i = 0; i < t.header.size(); ++i)
+        (i >= 2 && is_per_class_key(t.header[i]) ? per_cols : main_cols).push_back(i);
+    auto project = [&](std::vector<std::size_t> cols, bool with_key) {
+        CsvTable to;
+        if (with_key) cols.insert(cols.begin(), {0, 1});
+        for (std::size_t i : cols) to.header.push_back(t.header[i]);
+        for (const auto& r : t.rows) {
+            std::vector<std::string> row;
+            for (std::size_t i : cols) row.push_back(r[i]);
+            to.rows.push_back(std::move(row));
+        }
+        return to;
+    };
+    std::string out = table_html(project(main_cols, false), true, "metrics-table");
+    if (!per_cols.empty())
+        out += "<details id=\"metrics-per-class\"><summary>per-class columns (" + std::to_string(per_cols.size()) +
+               ")</summary>\n" + table_html(project(per_cols, true), true, "metrics-per-class-table") + "</details>\n";
+    return out;
+}
+
+// The run folder's SPLIT.per_class.tsv files as sortable tables.
+std::string per_class_html(const fs::path& run_dir) {
+    static const std::string suffix = ".per_class.tsv";
+    std::ostringstream os;
+    std::error_code ec;
+    std::vector<fs::path> files;
+    for (const auto& it : fs::directory_iterator(run_dir, ec)) {
+        const std::string name = it.path().filename().string();
+        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            files.push_back(it.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+        const std::string name = f.filename().string(), split = name.substr(0, name.size() - suffix.size());
+        CsvTable t;
+        std::istringstream in(read_text(f, 4u << 20));
+        std::string line;
+        while (std::getline(in, line)) {
+            std::vector<std::string> cells;
+            std::size_t from = 0;
+            for (std::size_t tab; (tab = line.find('\t', from)) != std::string::npos; from = tab + 1)
+                cells.push_back(line.substr(from, tab - from));
+            cells.push_back(line.substr(from));
+            if (t.header.empty()) {
+                t.header = std::move(cells);
+                continue;
+            }
+            cells.resize(t.header.size());
+            t.rows.push_back(std::move(cells));
+        }
+        os << "<h3>" << html_escape(split) << " <span class=\"muted\">(" << html_escape(name) << ", " << t.rows.size()
+           << " rows; click a column to sort)</span></h3>\n"
+           << table_html(t, true, "per-class-" + split);
+    }
+    return os.str();
+}
+
 struct TempDir {
     fs::path path;
     TempDir() {
@@ -339,6 +433,9 @@ std::string run_report_html(const fs::path& run_dir, const HtmlOptions& opt) {
     os << page_start(experiment + " — rnnflow run", nav);
     os << "<p class=\"muted\">" << (description.empty() ? "" : html_escape(description) + " · ") << "run folder <code>"
        << html_escape(fs::absolute(run_dir).lexically_normal().string()) << "</code></p>\n";
+    std::vector<MetricsRow> rows;
+    if (fs::exists(run_dir / "metrics.csv")) rows = read_metrics(run_dir);
+    os << headline_html(run_dir, rows, keep_metric);
     if (fs::exists(run_dir / "command.txt"))
         os << "<pre>" << html_escape(read_text(run_dir / "command.txt", 4096)) << "</pre>\n";
     if (fs::exists(run_dir / "summary.txt")) os << "<h2 id=\"summary\">Summary</h2>\n" << pre_file(run_dir / "summary.txt", opt);
@@ -346,8 +443,6 @@ std::string run_report_html(const fs::path& run_dir, const HtmlOptions& opt) {
     // Curves: the engine's PNGs, or drawn now from metrics.csv (a run that stopped early, or
     // written by an older rnnflow).
     os << "<h2 id=\"curves\">Curves</h2>\n";
-    std::vector<MetricsRow> rows;
-    if (fs::exists(run_dir / "metrics.csv")) rows = read_metrics(run_dir);
     std::optional<TempDir> tmp;
     fs::path plots = run_dir / "plots";
     if (!fs::exists(plots / "loss.png") && !rows.empty()) {
@@ -370,10 +465,12 @@ std::string run_report_html(const fs::path& run_dir, const HtmlOptions& opt) {
     os << "<h2 id=\"metrics\">Metrics</h2>\n";
     if (fs::exists(run_dir / "metrics.csv")) {
         os << "<p class=\"muted\">One row per pass; epoch 0 is the final test with the kept checkpoint.</p>\n"
-           << table_html(read_csv(run_dir / "metrics.csv"), true, "metrics-table");
+           << metrics_tables_html(read_csv(run_dir / "metrics.csv"));
     } else {
         os << "<p class=\"muted\">no metrics.csv</p>\n";
     }
+    if (const std::string per_class = per_class_html(run_dir); !per_class.empty())
+        os << "<h2 id=\"per-class\">Per class</h2>\n" << per_class;
 
     os << "<h2 id=\"graph\">Graph</h2>\n" << graph_html(run_dir / "graph.dot", opt);
     os << "<h2 id=\"config\">Resolved configuration</h2>\n";
@@ -477,6 +574,34 @@ std::string sweep_report_html(const fs::path& sweep_dir, const HtmlOptions& opt)
         os << "<p class=\"muted\"><code>rnnflow run best.yaml</code> trains it again.</p>\n" << pre_file(sweep_dir / "best.yaml", opt);
     else os << "<p class=\"muted\">no finished trial</p>\n";
     os << page_end();
+    return os.str();
+}
+
+std::string runs_html(const RunsTable& t, const fs::path& page_dir) {
+    std::ostringstream os;
+    os << page_start("runs — rnnflow", {});
+    os << "<p class=\"muted\">" << t.rows.size() << " runs; click a column to sort, a folder to open its report.</p>\n"
+       << "<div class=\"scroll\"><table class=\"sortable\" id=\"runs-table\"><thead><tr>";
+    for (const auto& h : t.header) os << "<th class=\"text\">" << html_escape(h) << "</th>";
+    os << "</tr></thead><tbody>\n";
+    const std::size_t folder = t.header.size() - 1;  // the last column
+    for (std::size_t i = 0; i < t.rows.size(); ++i) {
+        os << "<tr>";
+        for (std::size_t c = 0; c < t.header.size(); ++c) {
+            const std::string& v = t.rows[i][c];
+            const bool number = looks_numeric(v);
+            os << "<td" << (number ? "" : " class=\"text\"") << ">";
+            if (c == folder) {
+                const fs::path link = fs::absolute(t.dirs[i] / "report.html").lexically_relative(fs::absolute(page_dir));
+                os << "<a href=\"" << html_escape(link.generic_string()) << "\">" << html_escape(v) << "</a>";
+            } else {
+                os << html_escape(v);
+            }
+            os << "</td>";
+        }
+        os << "</tr>\n";
+    }
+    os << "</tbody></table></div>\n" << page_end();
     return os.str();
 }
 

@@ -1,5 +1,6 @@
 #include "pipeline/report/run_folder.hpp"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -143,6 +144,45 @@ bool is_sweep_dir(const fs::path& dir) {
 
 bool is_run_dir(const fs::path& dir) {
     return fs::exists(dir / "resolved.yaml") || fs::exists(dir / "metrics.csv");
+}
+
+// "wall time: 31.2 s" and "training throughput: 36000 items/s" from summary.txt.
+std::pair<double, double> summary_figures(const fs::path& run_dir) {
+    double wall = NAN, rate = NAN;
+    if (!fs::exists(run_dir / "summary.txt")) return {wall, rate};
+    std::istringstream in(read_text(run_dir / "summary.txt", 64 * 1024));
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("wall time: ", 0) == 0) wall = std::strtod(line.c_str() + 11, nullptr);
+        if (line.rfind("training throughput: ", 0) == 0) rate = std::strtod(line.c_str() + 21, nullptr);
+    }
+    return {wall, rate};
+}
+
+// Columns padded to their widest cell (UTF-8 aware), two spaces apart.
+std::string aligned_columns(const std::vector<std::vector<std::string>>& rows) {
+    auto width = [](const std::string& s) {
+        std::size_t n = 0;
+        for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+        return n;
+    };
+    std::vector<std::size_t> w;
+    for (const auto& r : rows)
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            if (w.size() <= i) w.resize(i + 1, 0);
+            w[i] = std::max(w[i], width(r[i]));
+        }
+    std::ostringstream os;
+    for (const auto& r : rows) {
+        std::string line;
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            line += r[i];
+            if (i + 1 < r.size()) line += std::string(w[i] - width(r[i]) + 2, ' ');
+        }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        os << line << "\n";
+    }
+    return os.str();
 }
 
 }  // namespace rnnflow::report

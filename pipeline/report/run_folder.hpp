@@ -31,6 +31,13 @@ std::map<std::string, std::string> flatten_yaml(const std::filesystem::path& fil
 std::string read_text(const std::filesystem::path& file, std::size_t limit = std::string::npos,
                       bool* truncated = nullptr);
 
+// "wall time: 31.2 s" and "training throughput: 36000 items/s" from RUN_DIR/summary.txt (NaN
+// when absent).
+std::pair<double, double> summary_figures(const std::filesystem::path& run_dir);
+
+// Rows of cells as text columns padded to their widest cell (UTF-8 aware), two spaces apart.
+std::string aligned_columns(const std::vector<std::vector<std::string>>& rows);
+
 bool is_sweep_dir(const std::filesystem::path& dir);  // sweep.db or results.csv + trials.csv
 bool is_run_dir(const std::filesystem::path& dir);    // resolved.yaml or metrics.csv
 

@@ -1,5 +1,7 @@
 #include "state.hpp"
 
+#include "../exec/run_status.hpp"
+
 #include <sqlite3.h>
 
 #include <cmath>
@@ -50,15 +52,6 @@ private:
     sqlite3* db_;
     sqlite3_stmt* s_ = nullptr;
 };
-
-std::string now_text() {
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 std::vector<std::string> split_lines(const std::string& s) {
     std::vector<std::string> out;
@@ -208,7 +201,7 @@ std::vector<int> SweepState::reset_failed() {
 void SweepState::mark_running(int id, const std::string& run_dir, const std::string& worker) {
     Stmt s(db_, "UPDATE trials SET status = 'running', run_dir = ?, worker = ?, attempts = attempts + 1, "
                 "started = ? WHERE id = ?");
-    s.bind(1, run_dir).bind(2, worker).bind(3, now_text()).bind(4, id);
+    s.bind(1, run_dir).bind(2, worker).bind(3, utc_now()).bind(4, id);
     s.step();
 }
 
@@ -235,7 +228,7 @@ void SweepState::finish(int id, const std::string& status, const std::string& er
     s.bind(1, status);
     if (error.empty()) s.bind_null(2);
     else s.bind(2, error);
-    s.bind(3, objective).bind(4, best_epoch).bind(5, epochs).bind(6, seconds).bind(7, now_text()).bind(8, id);
+    s.bind(3, objective).bind(4, best_epoch).bind(5, epochs).bind(6, seconds).bind(7, utc_now()).bind(8, id);
     s.step();
 }
 

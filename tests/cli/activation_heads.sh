@@ -29,7 +29,7 @@ mlp "$ex/toy_ner.yaml" "$work/tag.yaml" \
     "s|train: train.txt, valid: valid.txt, test: test.txt|train: $ex/train.txt, valid: $ex/valid.txt, test: $ex/test.txt|"
 
 # The classifier with relu: well above chance (0.5) after 2 epochs; predict labels new lines.
-"$rnnflow" run "$work/cls.yaml" --out "$work/cls" --quiet --set train.epochs=2 > "$work/cls.txt"
+"$rnnflow" run "$work/cls.yaml" --out "$work/cls" --quiet --headline --set train.epochs=2 > "$work/cls.txt"
 acc=$(sed -n 's/^test:.* acc.accuracy=\([0-9.]*\).*/\1/p' "$work/cls.txt")
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.85) }' || { echo "classifier test accuracy '$acc' < 0.85"; cat "$work/cls.txt"; exit 1; }
 printf '%s\n' "the movie was really good" "the movie was not good" | "$rnnflow" predict "$work/cls" > "$work/pred.txt"
@@ -38,7 +38,7 @@ printf '%s\n' "the movie was really good" "the movie was not good" | "$rnnflow" 
 # The tagger, per token on ragged batches, with each function: a high entity F1 after 2 epochs,
 # finite losses, and each function its own numbers (the setting reaches the stage).
 for f in relu leaky_relu tanh sigmoid gelu; do
-  "$rnnflow" run "$work/tag.yaml" --out "$work/tag_$f" --quiet --set train.epochs=2 \
+  "$rnnflow" run "$work/tag.yaml" --out "$work/tag_$f" --quiet --headline --set train.epochs=2 \
     --set act.function=$f > "$work/tag_$f.txt"
   f1=$(sed -n 's/^test:.* ner.f1=\([0-9.]*\).*/\1/p' "$work/tag_$f.txt")
   awk -v v="$f1" 'BEGIN { exit !(v >= 0.9) }' || { echo "$f: tagger test entity F1 '$f1' < 0.9"; cat "$work/tag_$f.txt"; exit 1; }

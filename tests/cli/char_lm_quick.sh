@@ -3,7 +3,7 @@
 set -euo pipefail
 rnnflow=$1; src=$2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-"$rnnflow" run "$src/graphs/char_lm.yaml" --out "$work/run" --quiet \
+"$rnnflow" run "$src/graphs/char_lm.yaml" --out "$work/run" --quiet --headline \
   --set train.epochs=2 --set train.max_batches=8 --set rnn.hidden=64 --set train.sample_length=50 > "$work/out.txt"
 grep -q "done in" "$work/out.txt"
 grep -q "^test:" "$work/out.txt"

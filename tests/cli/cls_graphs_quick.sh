@@ -11,12 +11,12 @@ for f in sst2/glue_phrases_alps/train.tsv ud_english_ewt/en_ewt-ud-train.conllu;
   fi
 done
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-"$rnnflow" run "$src/graphs/sst2_bilstm.yaml" --out "$work/sst" --quiet --set train.epochs=1 \
+"$rnnflow" run "$src/graphs/sst2_bilstm.yaml" --out "$work/sst" --quiet --headline --set train.epochs=1 \
   --set train.max_batches=4 --set vars.hidden=16 --set vars.dim=16 > "$work/sst.txt"
 grep -q "^test: .* acc.accuracy=" "$work/sst.txt"
 [ -s "$work/sst/acc/test.confusion.tsv" ]
 [ "$(echo "a gorgeous , witty , seductive movie ." | "$rnnflow" predict "$work/sst" | grep -cx '[01]')" = 1 ]
-"$rnnflow" run "$src/graphs/ud_pos_bilstm.yaml" --out "$work/ud" --quiet --set train.epochs=1 \
+"$rnnflow" run "$src/graphs/ud_pos_bilstm.yaml" --out "$work/ud" --quiet --headline --set train.epochs=1 \
   --set train.max_batches=4 --set vars.hidden=16 --set embed.dim=16 --set chars.hidden=8 > "$work/ud.txt"
 grep -q "^test: .* acc.accuracy=" "$work/ud.txt"
 # One tag per word of the input line.

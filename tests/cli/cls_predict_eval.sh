@@ -24,7 +24,7 @@ def write(name, n):
             f.write("\n")
 write("train.conllu", 240); write("dev.conllu", 40); write("test.conllu", 40)
 PY
-"$rnnflow" run "$src/tests/cli/tiny_tagger.yaml" --set vars.data="$work" --out "$work/run" --quiet > "$work/out.txt"
+"$rnnflow" run "$src/tests/cli/tiny_tagger.yaml" --set vars.data="$work" --out "$work/run" --quiet --headline > "$work/out.txt"
 grep -q "^test:" "$work/out.txt"
 for f in state/words/vocab.tsv state/tags/vocab.tsv state/batch/chars.tsv acc/test.confusion.tsv acc/test.confusion.png acc/test.predictions.tsv; do
   [ -s "$work/run/$f" ] || { echo "missing $f in the run folder"; exit 1; }

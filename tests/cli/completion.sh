@@ -40,7 +40,7 @@ expect_only() {  # expect_only "LINE" WORD...: exactly these
 }
 
 cd "$src"
-expect "rnnflow " run validate graph stages generate schema new-stage sweep report compare vectors ensemble
+expect "rnnflow " run validate graph stages generate schema new-stage sweep report compare runs vectors ensemble
 expect_only "rnnflow rep" report
 expect_only "rnnflow run --q" --quiet
 expect "rnnflow run --" --set --out --threads --log-format --plugin --help
@@ -48,6 +48,9 @@ if completions "rnnflow run --" | grep -qx -- "--file"; then echo "FAIL: --file 
 expect_only "rnnflow run graphs/char_lm.yaml --log-format " json text
 expect_only "rnnflow sweep --par" --parallel
 expect "rnnflow compare --" --plot --out
+expect "rnnflow runs --" --sort --experiment --format --html --reverse
+expect_only "rnnflow runs --format " json text tsv
+expect_only "rnnflow runs --sort best" best_epoch best_valid
 expect "rnnflow stages " lstm gru rnn embedding sampler
 expect_only "rnnflow stages ls" lstm
 expect_only "rnnflow run graphs/char_l" graphs/char_lm.yaml

@@ -34,7 +34,7 @@ def write(name, n):
             f.write("\n")
 write("train.conllu", 240); write("dev.conllu", 40); write("test.conllu", 40)
 PY
-"$rnnflow" run "$src/tests/cli/crf_tagger.yaml" --set vars.data="$work" --out "$work/run" --quiet > "$work/out.txt"
+"$rnnflow" run "$src/tests/cli/crf_tagger.yaml" --set vars.data="$work" --out "$work/run" --quiet --headline > "$work/out.txt"
 grep -q "^test:" "$work/out.txt"
 "$rnnflow" eval "$work/run" --split valid --log-format json > "$work/eval.json"
 /usr/bin/python3 - "$work/run/metrics.jsonl" "$work/eval.json" <<'PY'

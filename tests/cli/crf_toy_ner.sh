@@ -12,7 +12,7 @@ sed -e "s|train: train.txt, valid: valid.txt, test: test.txt|train: $ex/train.tx
     -e 's|minimize: loss|minimize: loss.loss|' \
     -e 's|{type: entity_metrics, logits: logits,|{type: entity_metrics, logits: loss.decoded,|' "$ex/toy_ner.yaml" > "$work/crf.yaml"
 [ "$(grep -c 'type: crf\|loss\.loss\|loss\.decoded' "$work/crf.yaml")" = 3 ] || { echo "the example changed: update the sed lines"; exit 1; }
-"$rnnflow" run "$work/crf.yaml" --out "$work/run" --quiet --set train.epochs=2 > "$work/out.txt"
+"$rnnflow" run "$work/crf.yaml" --out "$work/run" --quiet --headline --set train.epochs=2 > "$work/out.txt"
 f1=$(sed -n 's/^test:.* ner.f1=\([0-9.]*\).*/\1/p' "$work/out.txt")
 [ -n "$f1" ] || { echo "no test entity F1 in:"; cat "$work/out.txt"; exit 1; }
 awk -v f="$f1" 'BEGIN { exit !(f >= 0.9) }' || { echo "test entity F1 $f1 < 0.9"; cat "$work/out.txt"; exit 1; }

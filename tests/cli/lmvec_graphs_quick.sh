@@ -22,7 +22,7 @@ bash "$src/scripts/lm_corpus.sh" "$data" "$work/corpus" > /dev/null
 if grep -q -- '-lrb-\|	' "$work/corpus/sst2_train.txt" "$work/corpus/ud_ewt_train.txt"; then
   echo "FAIL: lm_corpus.sh left -lrb- or a tab"; exit 1
 fi
-small=(--quiet --set train.epochs=1 --set train.max_batches=3)
+small=(--quiet --headline --set train.epochs=1 --set train.max_batches=3)
 "$rnnflow" run "$src/graphs/lm_embeddings.yaml" --out "$work/lm" "${small[@]}" --set vars.corpus="$work/corpus" \
   --set vars.dim=16 --set vars.hidden=16 > /dev/null
 "$rnnflow" vectors "$work/lm" --out "$work/vec.txt" 2> "$work/vec.err"

@@ -82,7 +82,7 @@ schema=$("$rf" schema --plugin highway)
 grep -q '"stage.highway"' <<< "$schema" || fail "schema --plugin lacks the plug-in's type"
 
 step "train with each plug-in graph (installed rnnflow, a few batches)"
-short=(--quiet --set train.epochs=1 --set train.max_batches=3 --set vars.hidden=32 --set train.sample_length=20)
+short=(--quiet --headline --set train.epochs=1 --set train.max_batches=3 --set vars.hidden=32 --set train.sample_length=20)
 for g in "$src/plugins/highway/char_lm_highway.yaml" "$src/plugins/token_noise/char_lm_noise.yaml" \
          "$work/chan_scale/chan_scale.yaml"; do
   name=$(basename "$g" .yaml)

@@ -88,10 +88,16 @@ assert [(m["epoch"], m["split"]) for m in metrics] == [(1, "train"), (1, "valid"
 print("json: %d events" % len(events))
 PY
 
-# 4. --quiet: nothing on standard error, the result on standard output.
+# 4. --quiet: nothing at all on success; with --headline, the result on one line of standard output.
 "$rnnflow" run "$src/graphs/char_lm.yaml" --out "$work/quiet" "${small[@]}" --quiet > "$work/quiet.out" 2> "$work/quiet.err"
 [ ! -s "$work/quiet.err" ] || { echo "FAIL (quiet): stderr not empty"; cat "$work/quiet.err"; exit 1; }
-grep -q "done in" "$work/quiet.out"
+[ ! -s "$work/quiet.out" ] || { echo "FAIL (quiet): stdout not empty"; cat "$work/quiet.out"; exit 1; }
+"$rnnflow" run "$src/graphs/char_lm.yaml" --out "$work/quiet1" "${small[@]}" --quiet --headline > "$work/quiet.out" 2> "$work/quiet.err"
+[ ! -s "$work/quiet.err" ] || { echo "FAIL (quiet --headline): stderr not empty"; cat "$work/quiet.err"; exit 1; }
+[ "$(wc -l < "$work/quiet.out")" = 1 ] || { echo "FAIL (quiet --headline): not one line"; cat "$work/quiet.out"; exit 1; }
+# (no test split here: train.test is false)
+grep -Eq "^best valid ppl[.a-z]*=[0-9.]+ at epoch [12] \| done in [0-9.]+ s, [0-9]+ items/s \| [0-9]+ parameters$" "$work/quiet.out" \
+  || { echo "FAIL (quiet --headline): unexpected line"; cat "$work/quiet.out"; exit 1; }
 
 # A bad --log-format is refused before any work.
 if "$rnnflow" run "$src/graphs/char_lm.yaml" --out "$work/bad" --log-format xml 2> "$work/bad.err"; then exit 1; fi

@@ -11,7 +11,7 @@ if [ ! -f "$data/ptb.train.txt" ]; then
 fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 for g in small medium; do
-  "$rnnflow" run "$src/graphs/ptb_$g.yaml" --out "$work/$g" --quiet \
+  "$rnnflow" run "$src/graphs/ptb_$g.yaml" --out "$work/$g" --quiet --headline \
     --set train.epochs=1 --set train.max_batches=3 --set vars.hidden=16 > "$work/$g.out"
   grep -q "done in" "$work/$g.out" || { cat "$work/$g.out"; exit 1; }
   grep -q '"split":"valid"' "$work/$g/metrics.jsonl"

@@ -39,7 +39,8 @@ done
 
 # check.py BROWSER PAGE MIN_IMAGES [SORT_TABLE_ID]: loads a copy of PAGE with a probe script placed first
 # in <head> (it records errors and console.error calls, and after load every image's decoded
-# size, and optionally sorts a table by clicking its headers), in headless Chromium with every
+# size, where a run's headline ends against the window's height (it must be on the first
+# screen), and optionally sorts a table by clicking its headers), in headless Chromium with every
 # host name unresolvable, then reads the probe's result from the dumped DOM.
 cat > "$work/check.py" <<'PY'
 import html, json, os, re, subprocess, sys
@@ -57,6 +58,9 @@ window.addEventListener('load', function () {
   Array.prototype.forEach.call(document.images, function (img) {
     result.images.push({alt: img.alt, w: img.naturalWidth, h: img.naturalHeight, complete: img.complete});
   });
+  var headline = document.getElementById('headline');
+  if (headline) result.headline = {bottom: headline.getBoundingClientRect().bottom, height: window.innerHeight,
+                                   text: headline.textContent};
   var t = document.getElementById('TABLE');
   if (t) {
     var col = function (i) { return Array.prototype.map.call(t.tBodies[0].rows, function (r) { return r.cells[i].textContent; }); };
@@ -87,6 +91,13 @@ r = json.loads(html.unescape(m.group(1)))
 if r["errors"]: print("FAIL: errors in", page, r["errors"]); sys.exit(1)
 bad = [i for i in r["images"] if not (i["complete"] and i["w"] > 0 and i["h"] > 0)]
 if bad: print("FAIL: images not decoded in", page, bad); sys.exit(1)
+if 'id="curves"' in text:  # a run's page: its headline is on the first screen
+    h = r.get("headline")
+    if not h: print("FAIL: no headline in", page); sys.exit(1)
+    if h["bottom"] > h["height"]:
+        print("FAIL: the headline ends at %dpx, below the first screen (%dpx) in %s" % (h["bottom"], h["height"], page)); sys.exit(1)
+    if "finished" not in h["text"] or "best valid" not in h["text"] or "wall time" not in h["text"]:
+        print("FAIL: the headline of", page, "reads", h["text"]); sys.exit(1)
 if len(r["images"]) < min_images:
     print("FAIL: %d images in %s, expected at least %d" % (len(r["images"]), page, min_images)); sys.exit(1)
 if table:
@@ -97,7 +108,9 @@ if table:
         print("FAIL: clicking the objective column does not sort it:", s); sys.exit(1)
     if [int(v) for v in s["byConfig"]] != sorted(int(v) for v in s["byConfig"]) or s["arrow"] != "ascending":
         print("FAIL: sorting by config:", s); sys.exit(1)
-print("%s: %d images decoded, no errors" % (page.rsplit("/", 1)[-1], len(r["images"])))
+h = r.get("headline")
+print("%s: %d images decoded, no errors%s" % (page.rsplit("/", 1)[-1], len(r["images"]),
+      ", headline on the first screen (%d of %dpx)" % (h["bottom"], h["height"]) if h else ""))
 PY
 # A run: 4 curves + the graph (SVG, when dot is installed) + the stage's figure.
 min_run=5; command -v dot > /dev/null && min_run=6

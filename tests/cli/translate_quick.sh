@@ -3,7 +3,7 @@
 set -euo pipefail
 rnnflow=$1; src=$2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-"$rnnflow" run "$src/graphs/date_translation.yaml" --out "$work/run" --quiet \
+"$rnnflow" run "$src/graphs/date_translation.yaml" --out "$work/run" \
   --set train.epochs=1 --set dates.train=640 --set dates.valid=40 --set dates.test=30 \
   --set vars.hidden=16 --set train.max_batches=10 > "$work/out.txt"
 # The last line and summary.txt name the main metric (BLEU) and round values (issue 20:

@@ -1,6 +1,7 @@
 // pipeline/exec/metrics_log: metric values and names for people (the terminal, summary.txt),
 // full precision in metrics.jsonl and metrics.csv.
 #include "pipeline/exec/metrics_log.hpp"
+#include "pipeline/exec/run_status.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -71,14 +72,32 @@ TEST_CASE("metrics log: summary.txt is rounded and names the main metric, metric
     const MetricsRow test{0, "test", {{"loss", 0.2}, {"metrics", 100.00000000000004}}};
     log.append(valid);
     log.append(test);
-    log.write_summary({valid, test}, 12.34, 3456.7, "checkpoints/best.safetensors", {{"metrics", "metrics.bleu"}});
+    Headline h = make_headline({valid, test}, "metrics", "metrics.bleu", true, "valid");
+    h.seconds = 12.34;
+    h.items_per_second = 3456.7;
+    h.parameters = 1234;
+    h.kept_checkpoint = "checkpoints/best.safetensors";
+    std::string headline;
+    for (const auto& l : headline_lines(h)) headline += l + "\n";
+    log.write_summary({valid, test}, headline, "checkpoints/best.safetensors", {{"metrics", "metrics.bleu"}});
     CHECK(slurp(dir / "summary.txt") ==
+          "test metrics.bleu: 100 (kept checkpoint best.safetensors)\n"
+          "best valid metrics.bleu: 33.41 at epoch 1 (higher is better)\n"
+          "test loss: 0.2\n"
           "wall time: 12.3 s\n"
           "training throughput: 3457 items/s\n"
+          "parameters: 1234\n"
           "kept checkpoint: checkpoints/best.safetensors\n"
           "metrics.bleu: the main metric of stage 'metrics', key 'metrics' in metrics.jsonl and metrics.csv\n"
-          "epoch 1 valid: loss=0.1235 metrics.bleu=33.41\n"
-          "final test: loss=0.2 metrics.bleu=100\n");
+          "\n"
+          "final test: loss=0.2 metrics.bleu=100\n"
+          "epoch 1 valid: loss=0.1235 metrics.bleu=33.41\n");
+    CHECK(headline_line(h) == "test: metrics.bleu=100 loss=0.2 | best valid metrics.bleu=33.41 at epoch 1 | done in 12.3 s, 3457 items/s"
+                              " | 1234 parameters");
+    h.test = std::numeric_limits<double>::quiet_NaN();  // train.test: false
+    h.parameters = -1;
+    CHECK(headline_line(h) == "best valid metrics.bleu=33.41 at epoch 1 | done in 12.3 s, 3457 items/s");
+    CHECK_FALSE(fs::exists(dir / "test.per_class.tsv"));  // no per-class values, no table
     const std::string jsonl = slurp(dir / "metrics.jsonl");
     CHECK(jsonl.find("\"metrics\":100.00000000000004") != std::string::npos);
     CHECK(jsonl.find("\"loss\":0.123456789") != std::string::npos);

@@ -8,7 +8,7 @@ items_per_second -- excepted), checkpoints/last and checkpoints/best hold the sa
 (names, dtypes, shapes and bytes; metadata, which records timings, is not compared), and every
 other file -- samples.txt, the metric stages' outputs (predictions, confusion matrices), fitted
 state -- is byte-identical, except the ones that record the clock or the command (summary.txt,
-command.txt, metrics.csv, plots/). Prints the first difference and exits 1, else exits 0.
+command.txt, status.json, metrics.csv, plots/). Prints the first difference and exits 1, else exits 0.
 """
 import json
 import os
@@ -16,7 +16,7 @@ import struct
 import sys
 
 # Compared another way, or holding wall-clock times and command lines.
-SKIP = {"metrics.jsonl", "metrics.csv", "summary.txt", "command.txt"}
+SKIP = {"metrics.jsonl", "metrics.csv", "summary.txt", "command.txt", "status.json"}
 SKIP_DIRS = {"checkpoints", "plots"}
 
 CLOCK = {"seconds", "items_per_second"}
