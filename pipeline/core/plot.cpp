@@ -548,6 +548,7 @@ HeatmapLayout heatmap_layout(const Heatmap& map, int width, int height) {
                              : (std::max(map.rows, map.cols) <= 20 ? 26.0 : 17.0);
     l.left_px = kCharPx * (l.row_chars + 3.5);
     l.bottom_px = kCharPx * (l.col_chars + 3.5);
+    if (!map.colour_bar) l.right_px = 2.0 * kCharPx;
     l.width = width != 0 ? width
                          : static_cast<int>(std::max(420.0, l.left_px + l.cell_px * static_cast<double>(map.cols) + l.right_px));
     l.height = height != 0 ? height
@@ -650,7 +651,8 @@ void write_png(const Heatmap& map, const std::filesystem::path& file, int width,
     draw_heatmap_cells(map, l.vmin, l.span);
     draw_heatmap_labels(map, l);
     const double bar_x0 = std::max(vx0 + 0.05, vx1) + 1.2 * char_px / width;
-    draw_colour_bar(l.vmin, l.span, bar_x0, bar_x0 + 1.2 * char_px / width, vy0, std::max(vy0 + 0.05, vy1));
+    if (map.colour_bar)
+        draw_colour_bar(l.vmin, l.span, bar_x0, bar_x0 + 1.2 * char_px / width, vy0, std::max(vy0 + 0.05, vy1));
 
     stream.check("drawing");
     stream.finish();

@@ -26,6 +26,8 @@ struct Heatmap {
     std::int64_t rows = 0, cols = 0;
     std::vector<double> values;           // rows*cols, row-major
     bool annotate = false;                // print each cell's value (small matrices, e.g. confusion)
+    bool colour_bar = true;               // the value scale on the right (false: a picture whose
+                                          // few values the title explains, e.g. a piano roll)
 };
 // Write a PNG. Throws rnnflow::Error naming the file on failure. Thread-safe (PLplot has global
 // state: serialise internally). width/height 0: a size chosen from the content.

@@ -230,10 +230,11 @@ plot::Heatmap roll_heatmap(const FrameSampler::Piece& piece, std::int64_t low) {
     lo = std::max<std::int64_t>(0, lo - 2);
     hi = std::min(piece.P - 1, hi + 2);
     plot::Heatmap map;
-    map.title = detail::concat("piano roll: ", piece.frames, " frames",
+    map.title = detail::concat("piano roll: ", piece.frames, " frames (notes yellow)",
                                piece.primed > 0 ? detail::concat(", the first ", piece.primed, " from ", piece.prime_from,
                                                                  " (green)")
                                                 : std::string());
+    map.colour_bar = false;  // three values, which the title names
     map.x_label = "frame";
     map.y_label = "MIDI note";
     map.rows = hi - lo + 1;

@@ -173,6 +173,16 @@ TEST_CASE("plot: heatmaps with UTF-8 labels, annotation and sizes from the conte
     numbered.annotate = true;
     plot::write_png(numbered, dir.path / "numbered.png");
     read_png(dir.path / "numbered.png");
+
+    // Without its colour bar (a piano roll: the title names its few values) the picture loses
+    // the bar's margin: narrower by default, and the same height.
+    plot::Heatmap roll = attention(20, 30);
+    plot::write_png(roll, dir.path / "with_bar.png");
+    roll.colour_bar = false;
+    plot::write_png(roll, dir.path / "without_bar.png");
+    const auto with_bar = read_png(dir.path / "with_bar.png"), without_bar = read_png(dir.path / "without_bar.png");
+    CHECK(without_bar.width < with_bar.width);
+    CHECK(without_bar.height == with_bar.height);
 }
 
 TEST_CASE("plot: errors name the file", "[plot]") {
