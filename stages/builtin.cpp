@@ -42,10 +42,12 @@
 #include "stages/model/pool.hpp"
 #include "stages/model/rnn.hpp"
 #include "stages/model/word_dropout.hpp"
+#include "stages/train/adagrad.hpp"
 #include "stages/train/adam.hpp"
 #include "stages/train/binary_cross_entropy.hpp"
 #include "stages/train/crf.hpp"
 #include "stages/train/regression_loss.hpp"
+#include "stages/train/rmsprop.hpp"
 #include "stages/train/cross_entropy.hpp"
 #include "stages/train/sgd.hpp"
 
@@ -92,6 +94,8 @@ static void register_stages(Registry& r) {
     r.add<RegressionLoss>();      // real-valued frames: mse / mae (issue 24)
     r.add<Sgd>();
     r.add<Adam>();
+    r.add<Rmsprop>();  // issue 25
+    r.add<Adagrad>();  // issue 25
     r.add<Perplexity>();
     r.add<TranslationMetrics>();
     r.add<AttentionImages>();  // attention over image patches, shapes task (issue 23)

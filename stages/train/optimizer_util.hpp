@@ -1,5 +1,5 @@
-// Pieces sgd and adam share: the learning-rate schedule, global-norm clipping and the
-// parameters that describe them. Not a stage.
+// Pieces the optimisers (sgd, adam, rmsprop, adagrad) share: the learning-rate schedule,
+// global-norm clipping, the parameters that describe them, and per-parameter state. Not a stage.
 #pragma once
 
 #include <algorithm>
@@ -85,5 +85,93 @@ inline void restore(const std::map<std::string, Tensor>& state,
     }
     for (const auto& [key, t] : dst) *t = state.at(key);
 }
+
+// One state tensor per trainable parameter (an empty tensor for a frozen one), saved in the
+// checkpoint as "<param><suffix>" (e.g. "embed.weight.square_avg").
+struct PerParam {
+    std::string suffix;
+    std::vector<Tensor> t;  // per attached param, in attach order
+
+    void shape_like(const Attached& params, float init) {
+        t.clear();
+        for (const auto& [name, p] : params) {
+            t.push_back(p->trainable ? Tensor::f32(p->value.shape()) : Tensor());
+            if (init != 0.f && !t.back().empty())
+                std::fill_n(t.back().data<float>(), t.back().numel(), init);
+        }
+    }
+    void list(const Attached& params, std::vector<std::pair<std::string, const Tensor*>>& out) const {
+        for (std::size_t i = 0; i < params.size(); ++i)
+            if (!t[i].empty()) out.emplace_back(params[i].first + suffix, &t[i]);
+    }
+    void targets(const Attached& params, std::vector<std::pair<std::string, Tensor*>>& out) {
+        for (std::size_t i = 0; i < params.size(); ++i)
+            if (!t[i].empty()) out.emplace_back(params[i].first + suffix, &t[i]);
+    }
+};
+
+// After an update: a trainable param's gradient is released (zeroed, or left stale for a stage
+// that overwrites it); a frozen one's is cleared.
+inline void finish_grad(Param& p) {
+    if (p.trainable) {
+        release_grad(p);
+    } else {
+        p.grad.zero();
+        p.grad_rows.clear();
+    }
+}
+
+// The frame of an optimiser with one state tensor per parameter and an elementwise update
+// (rmsprop, adagrad): the schedule, clipping, frozen parameters, released gradients and the
+// state in checkpoints; the class gives `update`, the rule for n elements of one parameter.
+class OneStateOptimizer : public OptimizerStage {
+public:
+    void attach(std::vector<std::pair<std::string, Param*>> params) override {
+        check_attached(params, type_);
+        params_ = std::move(params);
+        state_.shape_like(params_, init_);
+    }
+    void begin_epoch(std::int64_t epoch) override { lr_ = schedule_.at(epoch); }
+    double learning_rate() const override { return lr_; }
+    double step(const StepInfo&) override {
+        const double norm = global_norm(params_);
+        const float scale = clip_scale(norm, clip_norm_, type_);
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            Param& p = *params_[i].second;
+            if (p.trainable)
+                update(p.value.data<float>(), p.grad.data<float>(), state_.t[i].data<float>(), p.grad.numel(), scale,
+                       static_cast<float>(lr_));
+            finish_grad(p);
+        }
+        return norm;
+    }
+    std::vector<std::pair<std::string, const Tensor*>> state() const override {
+        std::vector<std::pair<std::string, const Tensor*>> s;
+        state_.list(params_, s);
+        return s;
+    }
+    void load_state(const std::map<std::string, Tensor>& state) override {
+        std::vector<std::pair<std::string, Tensor*>> dst;
+        state_.targets(params_, dst);
+        restore(state, dst, type_);
+    }
+
+protected:
+    // `type`: the stage type for messages; the state is saved as "<param><suffix>", starting at `init`.
+    OneStateOptimizer(const Params& p, std::string type, std::string suffix, float init)
+        : schedule_{p.get_float("lr"), p.get_float("lr_decay"), p.get_int("decay_after")},
+          clip_norm_(p.get_float("clip_norm")), lr_(schedule_.at(0)), type_(std::move(type)),
+          init_(init), state_{std::move(suffix), {}} {}
+    // w (n), its gradient g (n) before clipping, its state s (n); the clipping factor, the rate.
+    virtual void update(float* w, const float* g, float* s, std::int64_t n, float scale, float lr) const = 0;
+
+private:
+    Schedule schedule_;
+    double clip_norm_, lr_;
+    std::string type_;
+    float init_;
+    Attached params_;
+    PerParam state_;
+};
 
 }  // namespace rnnflow::stages::optim
