@@ -443,7 +443,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     auto& [dir, checkpoint, threads, c] = r;
     std::string prime, prime_from, out = "generated";
     std::int64_t n = -1, top_k = -1, seed = -1, prime_frames = -1;
-    double temperature = -1;
+    double temperature = -1, top_p = -1;
     po::options_description d("generate options");
     add_run_dir(d, r);
     d.add_options()
@@ -451,6 +451,8 @@ int cmd_generate(const std::vector<std::string>& args) {
         ("length,n", po::value(&n), "tokens (frames) to generate (default: the sampler's length)")
         ("temperature", po::value(&temperature), "softmax (frame: sigmoid) temperature (default: the sampler's)")
         ("top-k", po::value(&top_k), "sample among the k most likely tokens (0: all)")
+        ("top-p", po::value(&top_p), "nucleus: sample among the fewest most likely tokens whose "
+                                     "probabilities sum to at least P, in [0, 1] (1: all)")
         ("seed", po::value(&seed), "random seed (default: the sampler's)")
         ("prime-from", po::value(&prime_from), "frames: start from piece SPLIT:INDEX of the run's data (test:3), a "
                                                "note-set JSON file (FILE or FILE:SPLIT:INDEX), or none")
@@ -463,8 +465,10 @@ int cmd_generate(const std::vector<std::string>& args) {
     po::positional_options_description pos;
     pos.add("run", 1);
     if (!parse(args, d, &pos, "rnnflow generate RUN_DIR [--prime TEXT | --prime-from SPLIT:INDEX|FILE "
-                              "[--prime-frames K]] [-n N] [--temperature T] [--top-k K] [--seed S] [--out OUT]"))
+                              "[--prime-frames K]] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--out OUT]"))
         return 0;
+    if (top_p != -1 && !(top_p >= 0 && top_p <= 1))
+        throw Error(detail::concat("--top-p must be in [0, 1], got ", top_p), "give the nucleus' probability mass, e.g. 0.9");
     if (prime_frames == 0 || prime_frames < -1) throw Error("--prime-frames must be at least 1", "give the frames to start from");
     RunOptions opt;
     // A piece of the run's data to prime from: the readers read the data files again.
@@ -479,6 +483,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     req.length = n;
     req.temperature = temperature;
     req.top_k = top_k;
+    req.top_p = top_p;
     req.seed = seed;
     if (req.length < 0) req.length = -1;
     std::cout << run.engine->generate(req) << "\n";

@@ -18,7 +18,8 @@
 
 // 3: PortType::frames (the values after it moved), FrameSplit, npy.hpp, safetensors.hpp,
 //    PortInfo::directions; version 0.3 (the minor version moves with the ABI)
-// 4: SampleRequest's frame-sampler fields (prime_from, prime_frames, output), midi.hpp; 0.4
+// 4: SampleRequest's frame-sampler fields (prime_from, prime_frames, output), top_p (#25,
+//    folded into 4: 0.4 is unreleased), midi.hpp; 0.4
 #define RNNFLOW_ABI_VERSION 4
 #define RNNFLOW_VERSION "0.4.0"
 

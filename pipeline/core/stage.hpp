@@ -337,6 +337,9 @@ struct SampleRequest {
     std::int64_t prime_frames = -1;
     // Samplers that write files (MIDI, pictures) write OUTPUT.<ext>; empty: no files.
     std::filesystem::path output;
+    // Nucleus sampling (after top_k; < 0: the sampler's parameter). Last, so the members before
+    // it keep their offsets (ABI 4 of the unreleased 0.4: registry.hpp).
+    double top_p = -1;
 };
 class SamplerStage : public Stage {
 public:

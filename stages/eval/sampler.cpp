@@ -7,6 +7,56 @@
 
 namespace rnnflow::stages {
 
+namespace {
+
+// One step's choice of the next id from its logits row (V), over the ids the sampler may draw.
+struct Draw {
+    std::int64_t top_k;
+    double temperature, top_p;
+    std::vector<std::int32_t> order;  // scratch, reused across steps
+    std::vector<double> weight;       // scratch: cumulative weights
+
+    std::int32_t next(const float* row, const std::vector<std::int32_t>& candidates, std::mt19937_64& rng) {
+        // Keep the top_k candidates by logit, best first (ties: lower id first).
+        order = candidates;
+        std::size_t k = order.size();
+        if (top_k > 0 && static_cast<std::size_t>(top_k) < k) k = static_cast<std::size_t>(top_k);
+        auto better = [&](std::int32_t a, std::int32_t b) { return row[a] != row[b] ? row[a] > row[b] : a < b; };
+        std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), better);
+        order.resize(k);
+        if (temperature == 0) return order.front();  // greedy
+        const double mx = static_cast<double>(row[order.front()]);
+        RNNFLOW_CHECK(std::isfinite(mx), "model gave non-finite logits");
+        auto w = [&](std::int32_t id) { return std::exp((static_cast<double>(row[id]) - mx) / temperature); };
+        if (top_p < 1) keep_nucleus(w);
+        std::sort(order.begin(), order.end());  // CDF in id order: independent of sort details
+        weight.assign(order.size(), 0.0);
+        double total = 0;
+        for (std::size_t i = 0; i < order.size(); ++i) {
+            total += w(order[i]);
+            weight[i] = total;  // cumulative
+        }
+        const double u = uniform01(rng) * total;
+        for (std::size_t i = 0; i < order.size(); ++i)
+            if (weight[i] > u) return order[i];
+        return order.back();
+    }
+
+    // `order` best first: keep its shortest prefix whose probability mass reaches top_p (at
+    // least one id). Ties at the edge are cut by id, as the order is.
+    template <class Weight>
+    void keep_nucleus(const Weight& w) {
+        double total = 0;
+        for (const auto id : order) total += w(id);
+        double mass = 0;
+        std::size_t keep = 0;
+        while (keep < order.size() && (keep == 0 || mass < top_p * total)) mass += w(order[keep++]);
+        order.resize(keep);
+    }
+};
+
+}  // namespace
+
 StageSchema Sampler::schema() {
     return StageSchema("sampler", "generates text from a language model by sampling", Role::sampler)
         .input("logits", PortType::tensor, "f32 (T, N, V): next-token scores from the model")
@@ -14,17 +64,21 @@ StageSchema Sampler::schema() {
         .param_float("temperature", 1.0, Range{0.01, 100.0},
                      "divides the logits: below 1 sharper and safer, above 1 more varied")
         .param_int("top_k", 0, Range{0.0, 1e6}, "draw only among the k most likely tokens; 0 = all")
+        .param_float("top_p", 1.0, Range{0.0, 1.0},
+                     "nucleus: draw only among the fewest most likely tokens whose probabilities "
+                     "sum to at least top_p (after top_k and temperature); 1 = all, 0 = the most likely")
         .param_int("seed", 1, Range{0.0, 2147483648.0}, "random seed: same seed, same text")
         .param_int("length", 200, Range{1.0, 1e6}, "tokens to generate")
         .param_string("prime", "", "text to start from; \"\" = start after <eos> (or a random token)")
-        .details("Draws from softmax(logits / temperature) over the top_k tokens with a "
+        .details("Draws from softmax(logits / temperature) over the top_k tokens, cut to the top_p "
+                 "nucleus (Holtzman et al. 2020), with a "
                  "std::mt19937_64 and a double-precision CDF. Never draws <pad>, <unk> or <sos>; "
                  "<eos> is written as a newline.");
 }
 
 Sampler::Sampler(const Params& p)
     : temperature_(p.get_float("temperature")), top_k_(p.get_int("top_k")), seed_(p.get_int("seed")),
-      length_(p.get_int("length")), prime_(p.get_string("prime")) {}
+      length_(p.get_int("length")), prime_(p.get_string("prime")), top_p_(p.get_float("top_p")) {}
 
 void Sampler::prepare(PrepareContext& ctx) {
     vocab_ = ctx.input_info("vocab").vocab;
@@ -45,7 +99,9 @@ std::string Sampler::generate(ModelRunner& model, const SampleRequest& req) {
     const std::int64_t seed = req.seed >= 0 ? req.seed : seed_;
     const double temperature = req.temperature >= 0 ? req.temperature : temperature_;
     const std::int64_t top_k = req.top_k >= 0 ? req.top_k : top_k_;
+    const double top_p = req.top_p >= 0 ? req.top_p : top_p_;
     RNNFLOW_CHECK(temperature <= 100.0, "temperature must be in [0, 100], got ", temperature);
+    RNNFLOW_CHECK(top_p <= 1.0, "top_p must be in [0, 1], got ", top_p);
     if (!req.prime_from.empty() || req.prime_frames >= 0)
         throw Error("this run's sampler generates text: it primes with text, not with frames of a piece",
                     "give --prime TEXT; --prime-from and --prime-frames are for frame samplers (frame_sampler)");
@@ -98,39 +154,9 @@ std::string Sampler::generate(ModelRunner& model, const SampleRequest& req) {
     logits_ok(*logits, static_cast<std::int64_t>(context.size()));
     std::int64_t last = static_cast<std::int64_t>(context.size()) - 1;
 
-    std::vector<std::int32_t> order(candidates);
-    std::vector<double> weight;
+    Draw draw{top_k, temperature, top_p, {}, {}};
     for (; produced < length; ++produced) {
-        const float* row = logits->data<float>() + last * V;  // (V) at the last step
-        // Keep the top_k candidates by logit (ties: lower id first).
-        order = candidates;
-        std::size_t k = order.size();
-        if (top_k > 0 && static_cast<std::size_t>(top_k) < k) k = static_cast<std::size_t>(top_k);
-        auto better = [&](std::int32_t a, std::int32_t b) {
-            return row[a] != row[b] ? row[a] > row[b] : a < b;
-        };
-        std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), better);
-        order.resize(k);
-        std::sort(order.begin(), order.end());  // CDF in id order: independent of sort details
-        std::int32_t next = order.front();
-        if (temperature == 0) {
-            next = *std::min_element(order.begin(), order.end(), better);
-        } else {
-            double mx = -std::numeric_limits<double>::infinity();
-            for (auto id : order) mx = std::max(mx, static_cast<double>(row[id]));
-            RNNFLOW_CHECK(std::isfinite(mx), "model gave non-finite logits");
-            weight.assign(order.size(), 0.0);
-            double total = 0;
-            for (std::size_t i = 0; i < order.size(); ++i) {
-                total += std::exp((static_cast<double>(row[order[i]]) - mx) / temperature);
-                weight[i] = total;  // cumulative
-            }
-            const double u = uniform01(rng) * total;
-            std::size_t pick = order.size() - 1;
-            for (std::size_t i = 0; i < order.size(); ++i)
-                if (weight[i] > u) { pick = i; break; }
-            next = order[pick];
-        }
+        const std::int32_t next = draw.next(logits->data<float>() + last * V, candidates, rng);  // row (V)
         out_tokens.push_back(v.token(next));
         context.push_back(next);
         if (produced + 1 == length) break;

@@ -252,3 +252,86 @@ TEST_CASE("sampler: frames to prime with are refused", "[stage][eval]") {
     REQUIRE_THROWS_WITH(sample(v, model, {}, req), Catch::StartsWith("this run's sampler generates text"));
     REQUIRE(model.calls.empty());
 }
+
+namespace {
+
+// Fixed probabilities a 0.5, b 0.3, c 0.15, d 0.05 whatever is fed; specials never drawn.
+std::vector<float> fixed_row(std::int32_t) {
+    std::vector<float> r(kV, -1e30f);
+    const double p[] = {0.5, 0.3, 0.15, 0.05};
+    for (int i = 0; i < 4; ++i) r[static_cast<std::size_t>(kA + i)] = static_cast<float>(std::log(p[i]));
+    return r;
+}
+
+// Letter counts of `n` tokens drawn after the prime "a".
+std::map<char, int> counts(const Set& set, std::int64_t n, double req_top_p = -1) {
+    auto v = make_vocab();
+    FakeModel model(kV, fixed_row);
+    SampleRequest r = request("a", n);
+    r.top_p = req_top_p;
+    const std::string text = sample(v, model, set, r);
+    std::map<char, int> c;
+    for (std::size_t i = 1; i < text.size(); ++i) ++c[text[i]];
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("sampler: top_p draws only inside the nucleus", "[stage][eval][top_p]") {
+    REQUIRE(default_params(Sampler::schema()).get_float("top_p") == 1.0);
+    REQUIRE(StageSchema::check(*Sampler::schema().find_param("top_p"), ParamValue(1.5)) ==
+            "must be in [0, 1], got 1.5");
+    const std::int64_t n = 4000;
+    SECTION("0.7: a and b (0.5 + 0.3 reach it), renormalised to 5/8, 3/8") {
+        auto c = counts({{"top_p", 0.7}}, n);
+        REQUIRE(c.size() == 2);
+        REQUIRE(c['a'] + c['b'] == n);
+        // Tolerance: 4 standard deviations of a binomial(4000, 0.625) frequency ≈ 0.031.
+        REQUIRE(std::abs(c['a'] / static_cast<double>(n) - 0.625) < 0.031);
+    }
+    SECTION("0.9: a, b, c; never d") {
+        auto c = counts({{"top_p", 0.9}}, n);
+        REQUIRE(c.size() == 3);
+        REQUIRE(c.count('d') == 0);
+    }
+    SECTION("0 keeps only the most likely token") {
+        REQUIRE(counts({{"top_p", 0.0}}, 50) == std::map<char, int>{{'a', 50}});
+    }
+    SECTION("1 cuts nothing: the same draws as without the parameter, d included") {
+        auto v = make_vocab();
+        FakeModel m1(kV, fixed_row), m2(kV, fixed_row);
+        const std::string with = sample(v, m1, {{"top_p", 1.0}}, request("a", 500));
+        REQUIRE(with == sample(v, m2, {}, request("a", 500)));
+        REQUIRE(with.find('d') != std::string::npos);
+    }
+    SECTION("after top_k: top_k 2 wins over a wider nucleus, a narrow nucleus inside top_k 3 wins") {
+        auto c = counts({{"top_p", 0.9}, {"top_k", std::int64_t{2}}}, 500);
+        REQUIRE(c.size() == 2);
+        REQUIRE(c['a'] + c['b'] == 500);
+        // Within top_k 3 a has 0.5 / 0.95 = 0.526 >= 0.5: a alone.
+        REQUIRE(counts({{"top_p", 0.5}, {"top_k", std::int64_t{3}}}, 50) == std::map<char, int>{{'a', 50}});
+    }
+    SECTION("on the tempered distribution: temperature 2 flattens it, 0.7 then needs c too") {
+        // ∝ sqrt(p): a 0.379, b 0.294, c 0.208, d 0.120; a + b = 0.673 < 0.7.
+        auto c = counts({{"top_p", 0.7}, {"temperature", 2.0}}, n);
+        REQUIRE(c.size() == 3);
+        REQUIRE(c.count('d') == 0);
+        // Temperature 0 stays greedy whatever top_p.
+        REQUIRE(counts({{"top_p", 0.7}}, 20, -1).size() == 2);
+        auto v = make_vocab();
+        FakeModel model(kV, fixed_row);
+        SampleRequest r = request("a", 20);
+        r.temperature = 0;
+        r.top_p = 0.9;
+        REQUIRE(sample(v, model, {}, r) == std::string(21, 'a'));
+    }
+    SECTION("the request's top_p overrides the parameter; out of range is an error") {
+        auto c = counts({{"top_p", 1.0}}, n, 0.7);
+        REQUIRE(c.size() == 2);
+        auto v = make_vocab();
+        FakeModel model(kV, fixed_row);
+        SampleRequest r = request("a", 5);
+        r.top_p = 1.5;
+        REQUIRE_THROWS_WITH(sample(v, model, {}, r), "top_p must be in [0, 1], got 1.5");
+    }
+}
