@@ -34,6 +34,31 @@ struct VectorsCount {
 };
 std::string embedding_vectors_text(const Vocabulary& vocab, const Tensor& weight, VectorsCount* count = nullptr);
 
+// `score` (cli/score.cpp): each line's log-probability under a language model run on its ids.
+// With <eos> in the vocabulary a line is fed as <eos> w1 ... wn from a zero state (the model saw
+// <eos> before every sentence) and w1 ... wn <eos> are scored: n + 1 tokens, as a language model
+// with append_eos counts them; without <eos>, w1 is given and w2 ... wn are scored (n - 1).
+// Tokens not in the vocabulary are scored as <unk> (LineScore::unknown lists them); an empty
+// line, or one with nothing to predict, is an error naming WHERE:LINE.
+struct ScoreOptions {
+    std::int64_t next = 0;  // > 0: the K most probable next tokens after each line
+    bool carry = false;     // carry the recurrent state from line to line (as an evaluation
+                            // pass over the lines as one text does), instead of a zero state
+};
+struct LineScore {
+    std::int64_t tokens = 0;   // scored tokens, <eos> included
+    double logprob = 0;        // Σ ln p(token | what came before), in nats
+    std::vector<std::string> unknown;  // tokens scored as <unk>
+    std::vector<std::pair<std::int32_t, double>> next;  // (id, probability), most probable first
+};
+std::vector<LineScore> score_lines(ModelRunner& model, const Vocabulary& vocab, const std::vector<std::string>& lines,
+                                   const ScoreOptions& opt, const std::string& where);
+// A TSV table: "line tokens unk logprob bits ppl text" per line (logprob natural log, bits =
+// log2 p, ppl = exp(-logprob / tokens)), "next RANK TOKEN PROB" rows after a line with --next,
+// then a "total" row over all lines.
+std::string score_text(const std::vector<LineScore>& scores, const std::vector<std::string>& lines,
+                       const Vocabulary& vocab);
+
 }  // namespace rnnflow
 
 #include <filesystem>

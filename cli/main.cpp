@@ -40,6 +40,7 @@
 #include "pipeline/graph/graph.hpp"
 #include "pipeline/report/run_plots.hpp"
 #include "stages/data/features.hpp"
+#include "stages/data/vocabulary.hpp"
 #include "stages/model/embedding.hpp"
 
 // LeakSanitizer (sanitizer builds): fontconfig's process-lifetime caches are not leaks of ours
@@ -559,6 +560,31 @@ void write_lines(const std::string& text, const std::string& output) {
     else write_file_atomic(output, text);
 }
 
+// The lines of FILE, or of standard input when `input` is empty: '\r' before '\n' and a UTF-8
+// byte-order mark dropped, each checked to be UTF-8 (file:line:column).
+std::vector<std::string> read_input_lines(const std::string& input) {
+    std::vector<std::string> lines;
+    std::ifstream file;
+    if (!input.empty()) {
+        file.open(input, std::ios::binary);
+        if (!file) throw Error(input + ": cannot open", "check the path");
+    }
+    std::istream& is = input.empty() ? std::cin : file;
+    std::string line;
+    while (std::getline(is, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        lines.push_back(line);
+    }
+    const std::string where = input.empty() ? std::string("standard input") : input;
+    if (is.bad()) throw Error(where + ": read error");
+    // Checked here, where the line numbers are the user's: the engine leaves blank lines out
+    // of what the readers see, so their own check would count only the others.
+    if (!lines.empty() && lines[0].rfind("\xEF\xBB\xBF", 0) == 0) lines[0].erase(0, 3);
+    for (std::size_t i = 0; i < lines.size(); ++i)
+        check_utf8(lines[i], where, static_cast<std::int64_t>(i) + 1, "input");
+    return lines;
+}
+
 // A restored run's predictions for input lines (Engine::predict), one per line.
 std::vector<std::string> predict_lines(const RunFolderArgs& r, CompiledGraph g, std::vector<std::string> lines,
                                        const std::string& stage, const ProgressStyle& style) {
@@ -586,27 +612,7 @@ int cmd_predict(const std::vector<std::string>& args, const char* name) {
     if (!parse(args, d, &pos, std::string("rnnflow ") + name + " RUN_DIR [FILE] [-o OUT]")) return 0;
     const ProgressStyle style = progress_style(a.quiet, a.log_format);
     CompiledGraph g = load_run_graph(dir, c);
-    std::vector<std::string> lines;
-    {
-        std::ifstream file;
-        if (!input.empty()) {
-            file.open(input, std::ios::binary);
-            if (!file) throw Error(input + ": cannot open", "check the path");
-        }
-        std::istream& is = input.empty() ? std::cin : file;
-        std::string line;
-        while (std::getline(is, line)) {
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            lines.push_back(line);
-        }
-        const std::string where = input.empty() ? std::string("standard input") : input;
-        if (is.bad()) throw Error(where + ": read error");
-        // Checked here, where the line numbers are the user's: the engine leaves blank lines out
-        // of what the readers see, so their own check would count only the others.
-        if (!lines.empty() && lines[0].rfind("\xEF\xBB\xBF", 0) == 0) lines[0].erase(0, 3);
-        for (std::size_t i = 0; i < lines.size(); ++i)
-            check_utf8(lines[i], where, static_cast<std::int64_t>(i) + 1, "input");
-    }
+    std::vector<std::string> lines = read_input_lines(input);
     if (lines.empty()) return 0;
     const std::vector<std::string> out = predict_lines(r, std::move(g), std::move(lines), a.stage, style);
     std::string text;
@@ -739,6 +745,66 @@ int cmd_vectors(const std::vector<std::string>& args) {
     return 0;
 }
 
+// rnnflow score RUN_DIR [FILE]: each line's log-probability, token count and perplexity under a
+// language-model run (cli/score.cpp), and a total; --next K: the most probable next tokens.
+int cmd_score(const std::vector<std::string>& args) {
+    RunFolderArgs r;
+    auto& [dir, checkpoint, threads, c] = r;
+    std::string input;
+    ScoreOptions so;
+    po::options_description d("score options");
+    add_run_dir(d, r);
+    d.add_options()
+        ("input", po::value(&input), "a file with one sentence per line (default: standard input)")
+        ("next", po::value(&so.next), "also list the K most probable next tokens after each line")
+        ("carry", po::bool_switch(&so.carry), "carry the model's state from line to line (the lines as one text, "
+                                              "as an evaluation pass reads them), instead of a zero state per line");
+    add_checkpoint_threads(d, r);
+    add_run_plugins(d, r);
+    po::positional_options_description pos;
+    pos.add("run", 1).add("input", 1);
+    if (!parse(args, d, &pos, "rnnflow score RUN_DIR [FILE] [--next K] [--carry] [--checkpoint best|last|FILE]\n\n"
+                              "Prints per line: tokens scored (<eos> included when the vocabulary has it), tokens\n"
+                              "scored as <unk>, log-probability (natural log), the same in bits (log2), perplexity\n"
+                              "exp(-logprob / tokens), the line; then a total row."))
+        return 0;
+    if (so.next < 0) throw Error("--next must be at least 0", "give how many next tokens to list");
+    CompiledGraph g = load_run_graph(dir, c);
+    std::vector<std::string> vocabs;
+    bool lm = false;
+    for (const auto& sd : g.def.stages) {
+        if (sd.type == "vocabulary") vocabs.push_back(sd.id);
+        lm = lm || sd.type == "lm_batches" || sd.type == "sampler";
+    }
+    if (!lm || vocabs.size() != 1)
+        throw Error(dir + ": not a language-model run (score needs a graph with lm_batches or a sampler, and one "
+                          "vocabulary stage)",
+                    "give the folder of a language model's run, e.g. one of graphs/ptb_small.yaml");
+    const std::vector<std::string> lines = read_input_lines(input);
+    if (lines.empty())
+        throw Error((input.empty() ? std::string("standard input") : input) + ": no lines to score",
+                    "give one sentence per line");
+    RunOptions opt;
+    opt.mode = PrepareMode::restore;
+    OpenedRun run = open_run(r, std::move(g), std::move(opt));
+    const auto* vs = dynamic_cast<const stages::Vocabulary*>(run.engine->stage(vocabs.front()));
+    RNNFLOW_ASSERT(vs != nullptr && vs->vocab() != nullptr);
+    std::vector<LineScore> scores;
+    run.engine->run_model([&](ModelRunner& m) {
+        scores = score_lines(m, *vs->vocab(), lines, so, input.empty() ? std::string("standard input") : input);
+    });
+    std::cout << score_text(scores, lines, *vs->vocab()) << std::flush;
+    std::int64_t unk = 0;
+    for (const auto& s : scores) unk += static_cast<std::int64_t>(s.unknown.size());
+    if (unk > 0) {
+        std::cerr << unk << " token" << (unk == 1 ? "" : "s") << " not in the vocabulary scored as <unk>:";
+        for (const auto& s : scores)
+            for (const auto& t : s.unknown) std::cerr << " " << t;
+        std::cerr << "\n";
+    }
+    return 0;
+}
+
 int cmd_new_stage(const std::vector<std::string>& args) {
     std::string name, dir;
     po::options_description d("new-stage options");
@@ -803,6 +869,8 @@ const Command kCommands[] = {
     {"translate", "translate DIR", "the same, for translation graphs", cmd_translate},
     {"caption", "caption DIR FILE...", "caption feature files (every item, or FILE#k) with a trained run",
      cmd_caption},
+    {"score", "score DIR", "log-probability and perplexity of each line under a trained language model",
+     cmd_score},
     {"vectors", "vectors DIR", "write a trained run's word embedding as a GloVe text file (for pretrained:)",
      cmd_vectors},
     {"schema", "schema", "JSON Schema of graph files, for editors (--plugin adds plug-in types)", cmd_schema},

@@ -128,7 +128,7 @@ _rnnflow() {
             _rnnflow_files "$cur" png; return ;;
         --prime-from)  # a note-set JSON file (or SPLIT:INDEX, typed)
             _rnnflow_files "$cur" json; return ;;
-        --threads|-t|--threads-per-trial|--parallel|-j|--length|-n|--temperature|--top-k|--seed|--prime|--prime-frames)
+        --threads|-t|--threads-per-trial|--parallel|-j|--length|-n|--temperature|--top-k|--top-p|--next|--seed|--prime|--prime-frames)
             return ;;  # a value to type
     esac
 
@@ -141,6 +141,8 @@ _rnnflow() {
             _rnnflow_files "$cur" yaml yml ;;
         generate|report|compare|vectors|runs)   # run or sweep folders (runs: folders of runs)
             _rnnflow_dirs "$cur" ;;
+        score)  # a run folder, then a text file
+            _rnnflow_files "$cur" ;;
         ensemble)  # run folders or predictions files
             _rnnflow_files "$cur" tsv ;;
         stages)

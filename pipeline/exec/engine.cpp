@@ -124,6 +124,9 @@ struct Engine::Impl {
     int loss_port = -1;
     int sampler_idx = -1;
     int sampler_logits_port = -1;  // the sampler's role port role_port::sampler_logits
+    // What the infer phase computes (ModelRunner::run): the output feeding the sampler's logits,
+    // else the minimised loss's first tensor input from a model stage (a language model's logits).
+    int infer_stage = -1, infer_port = -1;
     std::vector<int> metric_idx;
     std::vector<bool> in_backward;  // B: stages that run backward in training
     std::vector<std::pair<std::string, Param*>> trainable;  // what the optimiser updates
@@ -243,6 +246,22 @@ struct Engine::Impl {
             sampler_logits_port = role_port_index(*nodes[static_cast<std::size_t>(sampler_idx)].schema,
                                                   role_port::sampler_logits);
             RNNFLOW_ASSERT(sampler_logits_port >= 0 && input_conn(sampler_idx, sampler_logits_port) != nullptr);
+        }
+        find_infer_output();
+    }
+
+    void find_infer_output() {
+        const Connection* c = sampler_idx >= 0 ? input_conn(sampler_idx, sampler_logits_port) : nullptr;
+        if (!c && loss_idx >= 0) {
+            const auto& ports = nodes[static_cast<std::size_t>(loss_idx)].schema->inputs();
+            for (std::size_t i = 0; !c && i < ports.size(); ++i) {
+                const Connection* in = input_conn(loss_idx, static_cast<int>(i));
+                if (in && is_model(in->from_stage) && ports[i].type == PortType::tensor) c = in;
+            }
+        }
+        if (c) {
+            infer_stage = c->from_stage;
+            infer_port = c->from_port;
         }
     }
 
@@ -496,7 +515,7 @@ struct Engine::Impl {
     std::vector<int> pass_targets(PassKind kind, const std::vector<int>& metrics) const {
         std::vector<int> targets;
         if (kind == PassKind::infer) {
-            targets.push_back(input_conn(sampler_idx, sampler_logits_port)->from_stage);
+            targets.push_back(infer_stage);
         } else {
             if (loss_idx >= 0 && kind != PassKind::predict) targets.push_back(loss_idx);
             for (int m : metrics) targets.push_back(m);
@@ -1222,8 +1241,7 @@ public:
         im_.current = {};
         im_.run_pass(Engine::Impl::PassKind::infer, "infer", 0, 0, nullptr);
         im_.infer_ids = nullptr;
-        const Connection* c = im_.input_conn(im_.sampler_idx, im_.sampler_logits_port);
-        return im_.nodes[static_cast<std::size_t>(c->from_stage)].outputs[static_cast<std::size_t>(c->from_port)];
+        return im_.nodes[static_cast<std::size_t>(im_.infer_stage)].outputs[static_cast<std::size_t>(im_.infer_port)];
     }
 
 private:
@@ -1283,6 +1301,17 @@ std::string Engine::generate(const SampleRequest& req) {
         guarded(*sn.def, "generate", [&] { text = sn.sampler->generate(runner, req); });
     });
     return text;
+}
+
+void Engine::run_model(const std::function<void(ModelRunner&)>& fn) {
+    auto& im = *impl_;
+    if (im.infer_stage < 0)
+        throw Error("the graph has no sampler and no loss reading a model stage's scores: nothing to run on ids",
+                    "score a language model's run (a cross_entropy loss over the model's logits)");
+    im.arena->execute([&] {
+        InferRunner runner(im);
+        fn(runner);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -126,6 +126,11 @@ public:
     std::vector<std::string> predict(const std::string& stage_id = "");
     // Text from the graph's sampler stage.
     std::string generate(const SampleRequest& req);
+    // `fn` with the model fed ids (T, N) of the caller's in place of the batch source's outputs,
+    // as a sampler is fed: the runner returns the sampler's logits, or without a sampler the
+    // tensor the minimised loss reads from a model stage (a language model's logits, (T, N, V)).
+    // For `rnnflow score`.
+    void run_model(const std::function<void(ModelRunner&)>& fn);
 
     void save_checkpoint(const std::filesystem::path& file, std::int64_t epoch) const;
     void load_checkpoint(const std::filesystem::path& file);

@@ -40,7 +40,7 @@ expect_only() {  # expect_only "LINE" WORD...: exactly these
 }
 
 cd "$src"
-expect "rnnflow " run validate graph stages generate schema new-stage sweep report compare runs vectors ensemble
+expect "rnnflow " run validate graph stages generate schema new-stage sweep report compare runs vectors ensemble score
 expect_only "rnnflow rep" report
 expect_only "rnnflow run --q" --quiet
 expect "rnnflow run --" --set --out --threads --log-format --plugin --help
@@ -68,6 +68,12 @@ expect "rnnflow vectors --" --stage --out --checkpoint
 expect_only "rnnflow ensemble --" --help --out --split --stage
 touch "$work/runs/a1.tsv" "$work/runs/a1.txt"
 expect_only "rnnflow ensemble $work/runs/a" "$work/runs/a1" "$work/runs/a1.tsv" "$work/runs/a2"
+# score: a run folder, then a text file (any name); --next and --top-p take a number to type.
+expect_only "rnnflow score $work/runs/a1 $work/runs/a1." "$work/runs/a1.tsv" "$work/runs/a1.txt"
+expect "rnnflow score --" --next --carry --checkpoint
+expect_only "rnnflow score $work/runs/a1 --next " ""
+expect "rnnflow generate --" --top-p --top-k
+expect_only "rnnflow generate $work/runs/a1 --top-p " ""
 # vectors --stage: the embedding stages of the run folder's resolved.yaml.
 printf 'stages:\n  words: {type: embedding, in: batch.ids, dim: 4}\n  rnn: {type: lstm, in: words, hidden: 4}\n  chars: {type: embedding, in: batch.chars, dim: 4}\ntrain: {epochs: 1}\n' > "$work/runs/a1/resolved.yaml"
 expect_only "rnnflow vectors $work/runs/a1 --stage " chars words
