@@ -411,3 +411,24 @@ TEST_CASE("guards: nonfinite: skip_batch drops the update, counts it, and stops 
                                         ", fail_in: nan_forward, fail_epoch: 1, fail_batch: 2, fail_count: 5"), dir / "many")->train(); }) ==
           "3 training batches in a row had a non-finite loss or gradient (the last: train epoch 1 batch 4)");
 }
+
+TEST_CASE("resume: rmsprop's and adagrad's state is saved, and an interrupted run resumes bit for bit", "[resume][e2e][rmsprop][adagrad]") {
+    const std::string type = GENERATE(std::string("rmsprop"), std::string("adagrad"));
+    INFO(type);
+    const fs::path dir = scratch("optim_" + type);
+    const fs::path text = corpus(dir);
+    std::string g = graph(text, "{type: test_windows, in: vocab.out, batch: 4, bptt: 8}", ", checkpoint_every: 3, max_batches: 10");
+    g.replace(g.find("type: adam"), 10, "type: " + type);
+    const TrainResult ref = engine(g, dir / "ref")->train();
+    const auto last = tensor_bytes(dir / "ref" / "checkpoints" / "last.safetensors");
+    const std::string suffix = type == "rmsprop" ? ".square_avg" : ".sum";
+    CHECK(last.count("optim.embed.weight" + suffix) == 1);
+    const fs::path run = dir / "at14";
+    set_fault("interrupt@batch:14");
+    CHECK_THROWS_AS(engine(g, run)->train(), Interrupted);
+    set_fault("");
+    request_interrupt(0);
+    const TrainResult res = engine(g, run, true)->train();
+    CHECK(rows_text(res.rows) == rows_text(ref.rows));
+    CHECK(tensor_bytes(run / "checkpoints" / "last.safetensors") == last);
+}
