@@ -33,6 +33,12 @@ struct VectorsCount {
     std::int64_t rows = 0, specials = 0, unwritable = 0;
 };
 std::string embedding_vectors_text(const Vocabulary& vocab, const Tensor& weight, VectorsCount* count = nullptr);
+// `vectors --neighbours WORD`: the k tokens whose rows are nearest to WORD's by cosine similarity
+// (in double), most similar first (ties in id order); WORD (tokenised as the vocabulary's
+// tokenizer does, so lower-cased when it lower-cases) must be one token of the vocabulary. WORD
+// itself, the specials and zero rows are left out.
+std::vector<std::pair<std::string, double>> nearest_neighbours(const Vocabulary& vocab, const Tensor& weight,
+                                                              const std::string& word, std::int64_t k);
 
 // `score` (cli/score.cpp): each line's log-probability under a language model run on its ids.
 // With <eos> in the vocabulary a line is fed as <eos> w1 ... wn from a zero state (the model saw

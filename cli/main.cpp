@@ -670,22 +670,28 @@ int cmd_caption(const std::vector<std::string>& args) {
 int cmd_vectors(const std::vector<std::string>& args) {
     RunFolderArgs r;
     auto& [dir, checkpoint, threads, c] = r;
-    std::string stage, output;
+    std::string stage, output, neighbours;
+    std::int64_t k = 10;
     po::options_description d("vectors options");
     add_run_dir(d, r);
     d.add_options()
         ("stage", po::value(&stage), "the embedding stage to export (default: the graph's only one)")
-        ("out,o", po::value(&output), "write the vectors to this file (atomically) instead of standard output");
+        ("out,o", po::value(&output), "write the vectors to this file (atomically) instead of standard output")
+        ("neighbours", po::value(&neighbours), "instead: the tokens nearest to this one by cosine similarity")
+        (",k", po::value(&k), "with --neighbours: how many (default 10)");
     add_checkpoint_threads(d, r);
     add_run_plugins(d, r);
     po::positional_options_description pos;
     pos.add("run", 1);
-    if (!parse(args, d, &pos, "rnnflow vectors RUN_DIR [--stage ID] [--out FILE] [--checkpoint best|last|FILE]\n\n"
+    if (!parse(args, d, &pos, "rnnflow vectors RUN_DIR [--stage ID] [--out FILE] [--neighbours WORD [-k N]] "
+                              "[--checkpoint best|last|FILE]\n\n"
                               "Writes the trained vectors of an embedding stage in the GloVe text format, one line\n"
                               "\"token v1 ... vC\" per vocabulary token in id order; the vocabulary's specials (<pad>,\n"
                               "<unk>, ...) and tokens holding spaces are left out. Another graph's embedding reads the\n"
-                              "file with pretrained: FILE (the same floats, bit for bit)."))
+                              "file with pretrained: FILE (the same floats, bit for bit). --neighbours WORD prints\n"
+                              "instead the k tokens nearest to WORD, \"rank token cosine\" per line."))
         return 0;
+    if (k < 1) throw Error("-k must be at least 1", "give how many neighbours to list");
     const fs::path run_dir(dir);
     CompiledGraph g = load_run_graph(run_dir, c);
     std::vector<std::string> ids, embeddings;
@@ -733,6 +739,14 @@ int cmd_vectors(const std::vector<std::string>& args) {
     if (emb->vocabulary() == nullptr)
         throw Error("stage '" + stage + "': its ids come from no vocabulary, so its rows have no tokens to name them",
                     "export an embedding whose input is fed by a vocabulary stage");
+    if (!neighbours.empty()) {
+        std::string table = "rank\ttoken\tcosine\n";
+        std::int64_t rank = 0;
+        for (const auto& [t, cos] : nearest_neighbours(*emb->vocabulary(), emb->weight(), neighbours, k))
+            table += detail::concat(++rank, "\t", t, "\t", std::to_string(cos), "\n");
+        write_lines(table, output);
+        return 0;
+    }
     VectorsCount n;
     const std::string text = embedding_vectors_text(*emb->vocabulary(), emb->weight(), &n);
     if (output.empty()) std::cout << text << std::flush;

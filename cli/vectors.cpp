@@ -61,4 +61,41 @@ std::string embedding_vectors_text(const Vocabulary& vocab, const Tensor& weight
     return text;
 }
 
+std::vector<std::pair<std::string, double>> nearest_neighbours(const Vocabulary& vocab, const Tensor& weight,
+                                                              const std::string& word, std::int64_t k) {
+    RNNFLOW_CHECK(weight.dtype() == DType::f32 && weight.rank() == 2 && weight.shape()[0] == vocab.size(),
+                  "the embedding's weight is not (V, C) f32 with V = ", vocab.size(), " (the vocabulary's size)");
+    const auto toks = vocab.tokenizer().tokenize(word);
+    if (toks.size() != 1 || !vocab.contains(toks.front())) {
+        const std::string hint = toks.size() == 1 ? did_you_mean(toks.front(), vocab.tokens()) : std::string();
+        throw Error(detail::concat("'", word, "' is not ", toks.size() == 1 ? "in the vocabulary" : "one token",
+                                   " (", vocab.size(), " tokens", vocab.tokenizer().lowercase ? ", lower-cased" : "", ")"),
+                    hint.empty() ? "give a token the model was trained on" : hint);
+    }
+    const std::int64_t V = weight.shape()[0], C = weight.shape()[1];
+    const float* w = weight.data<float>();
+    auto norm = [&](std::int64_t v) {
+        double s = 0;
+        for (std::int64_t c = 0; c < C; ++c) s += static_cast<double>(w[v * C + c]) * w[v * C + c];
+        return std::sqrt(s);
+    };
+    const std::int32_t q = vocab.id(toks.front());
+    const double qn = norm(q);
+    if (qn == 0) throw Error("the vector of '" + toks.front() + "' is zero: it has no direction to compare");
+    const auto& specials = vocab.specials();
+    std::vector<std::pair<std::string, double>> out;  // token, cosine; in id order, then sorted
+    for (std::int64_t v = 0; v < V; ++v) {
+        const std::string& t = vocab.token(static_cast<std::int32_t>(v));
+        const double n = norm(v);
+        if (v == q || n == 0 || std::find(specials.begin(), specials.end(), t) != specials.end()) continue;
+        double dot = 0;
+        for (std::int64_t c = 0; c < C; ++c) dot += static_cast<double>(w[q * C + c]) * w[v * C + c];
+        out.emplace_back(t, dot / (qn * n));
+    }
+    // Most similar first; ties keep id order (stable).
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    if (static_cast<std::int64_t>(out.size()) > k) out.resize(static_cast<std::size_t>(k));
+    return out;
+}
+
 }  // namespace rnnflow

@@ -128,7 +128,7 @@ _rnnflow() {
             _rnnflow_files "$cur" png; return ;;
         --prime-from)  # a note-set JSON file (or SPLIT:INDEX, typed)
             _rnnflow_files "$cur" json; return ;;
-        --threads|-t|--threads-per-trial|--parallel|-j|--length|-n|--temperature|--top-k|--top-p|--next|--seed|--prime|--prime-frames)
+        --threads|-t|--threads-per-trial|--parallel|-j|--length|-n|--temperature|--top-k|--top-p|--next|--neighbours|-k|--seed|--prime|--prime-frames)
             return ;;  # a value to type
     esac
 

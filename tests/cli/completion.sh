@@ -64,7 +64,8 @@ mkdir -p "$work/runs/a1" "$work/runs/a2"
 expect_only "rnnflow report $work/runs/a" "$work/runs/a1" "$work/runs/a2"
 expect_only "rnnflow compare $work/runs/a1 $work/runs/a" "$work/runs/a1" "$work/runs/a2"
 expect_only "rnnflow vectors $work/runs/a" "$work/runs/a1" "$work/runs/a2"
-expect "rnnflow vectors --" --stage --out --checkpoint
+expect "rnnflow vectors --" --stage --out --checkpoint --neighbours
+expect_only "rnnflow vectors $work/runs/a1 --neighbours " ""
 expect_only "rnnflow ensemble --" --help --out --split --stage
 touch "$work/runs/a1.tsv" "$work/runs/a1.txt"
 expect_only "rnnflow ensemble $work/runs/a" "$work/runs/a1" "$work/runs/a1.tsv" "$work/runs/a2"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# rnnflow score on a tiny word LM trained here (RMSprop, so the optimiser runs end to end too):
+# The language-model tools on a tiny word LM trained here: score, generate --top-p, vectors
+# --neighbours. rnnflow score (RMSprop, so the optimiser runs end to end too):
 # scoring the test lines with the state carried from line to line gives the loss and perplexity
 # of `rnnflow eval` on the same text (batch 1: one stream, state carried through the split; the
 # test file starts with an empty line, so its stream starts with <eos>, as score feeds it);
@@ -100,4 +101,27 @@ gen() { "$rnnflow" generate "$work/srun" --prime "the cat" -n 12 --seed 4 --thre
 [ "$(gen --top-p 0.5 --top-k 3 --temperature 0.8)" = "$(gen --top-p 0.5 --top-k 3 --temperature 0.8)" ]
 expect_fail "--top-p must be in [0, 1], got 1.5" gen --top-p 1.5
 "$rnnflow" score "$work/srun" "$work/lines.txt" --threads 1 | tail -1 | grep -q "^total"
-echo "score: ok"
+# vectors --neighbours: the k nearest tokens by cosine, as computed here from the exported vectors
+# (the word itself and the specials left out, most similar first).
+"$rnnflow" vectors "$work/run" --out "$work/vectors.txt" 2> /dev/null
+"$rnnflow" vectors "$work/run" --neighbours cat -k 5 > "$work/nn.tsv"
+/usr/bin/python3 - "$work" <<'PY'
+import math, sys
+d = sys.argv[1]
+vec = {}
+for l in open(d + "/vectors.txt"):
+    p = l.split()
+    vec[p[0]] = [float(x) for x in p[1:]]
+rows = [l.rstrip("\n").split("\t") for l in open(d + "/nn.tsv")]
+assert rows[0] == ["rank", "token", "cosine"], rows[0]
+q = vec["cat"]
+def cos(a, b): return sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+want = sorted(((cos(q, v), t) for t, v in vec.items() if t != "cat"), key=lambda x: -x[0])[:5]
+got = [(float(r[2]), r[1]) for r in rows[1:]]
+assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4", "5"], rows
+assert [t for _, t in got] == [t for _, t in want], (got, want)
+assert all(abs(a - b) < 1e-5 for (a, _), (b, _) in zip(got, want)), (got, want)
+PY
+expect_fail "'zebra' is not in the vocabulary" "$rnnflow" vectors "$work/run" --neighbours zebra
+expect_fail "'the cat' is not one token" "$rnnflow" vectors "$work/run" --neighbours "the cat"
+echo "lm toolbox: ok"
