@@ -1,5 +1,9 @@
 #include "run_status.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <ctime>
 #include <sstream>
@@ -121,6 +125,8 @@ void write_run_status(const fs::path& run_dir, const RunStatus& s) {
     put(os, "items_per_second", h.items_per_second);
     put(os, "parameters", h.parameters);
     put(os, "kept_checkpoint", h.kept_checkpoint);
+    put(os, "pid", s.pid);
+    put(os, "host", s.host);
     os << "\n}\n";
     write_file_atomic(run_dir / "status.json", os.str());
 }
@@ -164,10 +170,24 @@ std::optional<RunStatus> read_run_status(const fs::path& run_dir) {
         number("items_per_second", h.items_per_second);
         count("parameters", h.parameters);
         text("kept_checkpoint", h.kept_checkpoint);
+        count("pid", s.pid);
+        text("host", s.host);
     } catch (const YAML::Exception& e) {
         throw Error(file.string() + ":" + std::to_string(e.mark.line + 1) + ": a value of the wrong kind: " + e.msg);
     }
     return s;
+}
+
+namespace {
+std::string host_name() {
+    char buf[256] = {};
+    return ::gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string();
+}
+}  // namespace
+
+bool run_process_gone(const RunStatus& status) {
+    if (status.state != "running" || status.pid <= 0 || status.host.empty() || status.host != host_name()) return false;
+    return ::kill(static_cast<pid_t>(status.pid), 0) != 0 && errno == ESRCH;
 }
 
 void RunStatusFile::start(const fs::path& run_dir, const std::string& experiment, std::int64_t epochs, bool resume) {
@@ -185,6 +205,8 @@ void RunStatusFile::start(const fs::path& run_dir, const std::string& experiment
     status_.experiment = experiment;
     status_.started = before && !before->started.empty() ? before->started : utc_now();
     status_.epochs = epochs;
+    status_.pid = static_cast<std::int64_t>(::getpid());
+    status_.host = host_name();
     if (before) {
         status_.epochs_done = before->epochs_done;
         status_.headline = before->headline;

@@ -9,7 +9,8 @@
 //    "resume_command": "rnnflow run --resume ..." (interrupted, or failed after a checkpoint),
 //    "metric": "acc", "metric_label": "acc.accuracy", "higher_is_better": true,
 //    "valid_split": "valid", "best_valid": 0.93, "best_epoch": 3, "test": 0.91, "test_loss": 0.3,
-//    "seconds": 12.3, "items_per_second": 3400, "parameters": 123456, "kept_checkpoint": "..."}
+//    "seconds": 12.3, "items_per_second": 3400, "parameters": 123456, "kept_checkpoint": "...",
+//    "pid": 4242, "host": "node1"}
 // Numbers not known yet are absent. `report`, `compare` and `runs` read it (read_run_status); a
 // folder without one (a run of an older rnnflow) reads as state "unknown".
 //
@@ -73,7 +74,14 @@ struct RunStatus {
     std::string error;
     std::string resume_command;
     Headline headline;
+    std::int64_t pid = -1;          // the process that writes the file, and its machine
+    std::string host;
 };
+
+// A run that says "running" but whose process is gone (killed with SIGKILL, out of memory, the
+// machine stopped): its state for people is "killed". Only decidable on the run's own machine;
+// elsewhere, or while the process lives, false.
+bool run_process_gone(const RunStatus& status);
 
 // Now, as status.json writes times: "2026-12-07T23:04:46Z".
 std::string utc_now();

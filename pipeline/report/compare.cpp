@@ -49,7 +49,7 @@ ComparedRun read_compared_run(const fs::path& d) {
     r.name = (abs.has_filename() ? abs : abs.parent_path()).filename().string();
     if (has_metrics) r.rows = read_metrics(d);
     const auto status = read_run_status(d);
-    r.state = status ? status->state : std::string("unknown");
+    r.state = !status ? std::string("unknown") : run_process_gone(*status) ? std::string("killed") : status->state;
     if (fs::exists(d / "resolved.yaml")) {
         try {
             const YAML::Node y = YAML::LoadFile((d / "resolved.yaml").string());

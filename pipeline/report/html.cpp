@@ -132,7 +132,7 @@ figcaption { font-size: 13px; color: #555; }
 .graph img { max-width: 100%; }
 #headline { border: 1px solid #ccd; background: #f7f8fc; padding: 0.6em 1em; margin: 0.8em 0; }
 #headline ul { margin: 0.3em 0; padding-left: 1.2em; } #headline li { margin: 0.1em 0; }
-#headline .state { font-weight: 600; } .failed { color: #a00; } .interrupted, .running { color: #a60; }
+#headline .state { font-weight: 600; } .failed, .killed { color: #a00; } .interrupted, .running { color: #a60; }
 details summary { cursor: pointer; color: #335; margin: 0.4em 0; }
 )";
 
@@ -316,6 +316,7 @@ std::string headline_html(const fs::path& run_dir, const std::vector<MetricsRow>
     if (e.status.state == "failed") os << "failed: " << html_escape(e.status.error);
     else if (e.status.state == "interrupted") os << "interrupted: " << html_escape(e.status.error);
     else if (e.status.state == "running") os << "running";
+    else if (e.status.state == "killed") os << "killed: the run's process is gone without a word (SIGKILL, out of memory?)";
     else if (e.status.state == "finished") os << "finished";
     else os << "state unknown (no status.json)";
     if (e.status.epochs > 0)

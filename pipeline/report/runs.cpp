@@ -44,6 +44,7 @@ RunEntry read_run_entry(const fs::path& dir, const std::vector<MetricsRow>& rows
     e.dir = dir;
     if (auto s = read_run_status(dir)) {
         e.status = std::move(*s);
+        if (run_process_gone(e.status)) e.status.state = "killed";
         return e;
     }
     e.status.state = "unknown";

@@ -3,7 +3,8 @@
 // wall time, folder — as aligned text, TSV, JSON or an HTML page linking each run's report.
 //
 // A run's row comes from its status.json (run_status.hpp); a folder of an older rnnflow without
-// one reads as state "unknown", its numbers worked out from metrics.csv and summary.txt.
+// one reads as state "unknown", its numbers worked out from metrics.csv and summary.txt, and a
+// "running" run whose process is gone (run_process_gone) as "killed".
 #pragma once
 
 #include <filesystem>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Results at a glance (issue 26): status.json in every run folder — finished, failed during
-# preparation, interrupted (then resumed with the command it records) — the headline in the
+# preparation, interrupted (then resumed with the command it records), killed — the headline in the
 # terminal and summary.txt, the per-class table of a tagger, `report` and `compare` on a failed
 # run, and `rnnflow runs` over the mixed folder (text, TSV, JSON, --sort, --experiment, --html).
 set -euo pipefail
@@ -76,6 +76,13 @@ eval "\"\$rnnflow\" ${cmd#rnnflow } --quiet"
 [ "$(field "$st" epochs_done)" = 2 ] || fail "epochs done after resume"
 [ "$(field "$st" started)" = "$(field "$work/runs/int2/status.json" started)" ] || fail "resume changed the start time"
 
+# 3b. Killed (SIGKILL: no chance to write anything): status.json still says running, and the
+# table tells that its process is gone.
+set +e; (RNNFLOW_FAULT=kill@batch:3 "$rnnflow" run "$src/graphs/char_lm.yaml" --out "$work/runs/kill" "${small[@]}" \
+  --quiet; exit $?) > /dev/null 2>&1; code=$?; set -e
+[ "$code" = 137 ] || fail "a killed run gave exit $code"
+[ "$(field "$work/runs/kill/status.json" state)" = running ] || fail "a killed run's status file"
+
 # 4. A tagger: per-class values in test.per_class.tsv, not in the last lines or summary.txt.
 "$py" - "$work" <<'PY'
 import random, sys
@@ -121,7 +128,8 @@ rows = [l.rstrip("\n").split("\t") for l in open(work + "/runs.tsv")]
 head = rows[0]
 assert head == ["experiment", "started", "status", "epochs", "metric", "best_valid", "best_epoch", "test", "wall_s", "folder"], head
 by = {r[-1].rsplit("/", 1)[-1]: dict(zip(head, r)) for r in rows[1:]}
-assert sorted(by) == ["bad", "int", "int2", "ok", "tag"], by
+assert sorted(by) == ["bad", "int", "int2", "kill", "ok", "tag"], by
+assert by["kill"]["status"] == "killed" and by["kill"]["epochs"] == "0/2", by["kill"]
 assert by["ok"]["status"] == "finished" and by["ok"]["epochs"] == "2/2"
 assert by["bad"]["status"] == "failed" and by["bad"]["epochs"] == "0/2" and by["bad"]["test"] == ""
 assert by["int2"]["status"] == "interrupted" and by["int2"]["epochs"] == "1/2" and by["int2"]["test"] == ""
@@ -136,13 +144,13 @@ PY
 "$rnnflow" runs "$work/runs" --experiment tiny-tagger --format json > "$work/runs.json"
 "$py" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert [x["experiment"] for x in r] == ["tiny-tagger"], r; assert r[0]["status"] == "finished" and isinstance(r[0]["test"], (int, float)), r' "$work/runs.json"
 "$rnnflow" runs "$work/runs" --sort status --format tsv | cut -f3 | tail -n +2 | tr '\n' ' ' > "$work/sorted"
-[ "$(cat "$work/sorted")" = "failed finished finished finished interrupted " ] || { cat "$work/sorted"; fail "--sort status"; }
+[ "$(cat "$work/sorted")" = "failed finished finished finished interrupted killed " ] || { cat "$work/sorted"; fail "--sort status"; }
 (cd "$work" && "$rnnflow" runs > runs.txt)   # default: runs/
-grep -Eq "^experiment +started +status " "$work/runs.txt" && [ "$(wc -l < "$work/runs.txt")" = 6 ] || { cat "$work/runs.txt"; fail "the text table"; }
+grep -Eq "^experiment +started +status " "$work/runs.txt" && [ "$(wc -l < "$work/runs.txt")" = 7 ] || { cat "$work/runs.txt"; fail "the text table"; }
 set +e; "$rnnflow" runs "$work/runs" --sort nope > /dev/null 2> "$work/err"; code=$?; set -e
 [ "$code" = 2 ] && grep -q "no such column" "$work/err" || fail "--sort with a bad column"
 "$rnnflow" runs "$work/runs" --html "$work/runs.html" > /dev/null 2>&1
-for r in ok bad int int2 tag; do
+for r in ok bad int int2 kill tag; do
   grep -qF "href=\"runs/$r/report.html\"" "$work/runs.html" || fail "no link to $r's report"
   [ -s "$work/runs/$r/report.html" ] || fail "no report for $r"
 done

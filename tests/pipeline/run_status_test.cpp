@@ -11,6 +11,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -269,4 +272,23 @@ TEST_CASE("report: headline columns first, per-class columns collapsed, the per-
     CHECK(html.find("<li>test acc.accuracy: 0.8</li><li>best valid acc.accuracy: 0.9 at epoch 1 (higher is better)</li>",
                     headline) != std::string::npos);
     CHECK(headline < main_table);
+}
+
+TEST_CASE("runs: a running run whose process is gone reads as killed", "[status][runs]") {
+    TempDir tmp;
+    RunStatusFile file;
+    file.start(tmp.path, "x", 3, false);  // this process, this machine
+    CHECK(report::read_run_entry(tmp.path).status.state == "running");
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    REQUIRE(child > 0);
+    int st = 0;
+    REQUIRE(::waitpid(child, &st, 0) == child);  // reaped: its pid names no process now
+    RunStatus s = *read_run_status(tmp.path);
+    s.pid = child;
+    write_run_status(tmp.path, s);
+    CHECK(report::read_run_entry(tmp.path).status.state == "killed");
+    s.host = "another-machine";  // there, nothing can be said
+    write_run_status(tmp.path, s);
+    CHECK(report::read_run_entry(tmp.path).status.state == "running");
 }
