@@ -51,7 +51,8 @@ RunEntry read_run_entry(const fs::path& dir, const std::vector<MetricsRow>& rows
     e.status.experiment = experiment_and_keep(dir).first;
     std::string m = main_metric(rows, keep_metric);
     if (m.empty()) m = "loss";
-    e.status.headline = make_headline(rows, m, m, !metric_minimized(m).value_or(true), "valid");
+    // A name that does not tell (a stage id such as "ner"): higher is better, as for most metrics.
+    e.status.headline = make_headline(rows, m, m, !metric_minimized(m).value_or(m == "loss"), "valid");
     const auto [wall, rate] = summary_figures(dir);
     e.status.headline.seconds = wall;
     e.status.headline.items_per_second = rate;
