@@ -127,7 +127,11 @@ std::string graph_json_schema(const Registry& r) {
           "\"checkpoint_every\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"also checkpoint every N training batches (0: epoch ends only)\"},"
           "\"checkpoint_seconds\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"also checkpoint every S seconds of training (0: off)\"},"
           "\"nonfinite\":{\"enum\":[\"stop\",\"skip_batch\"],\"description\":\"a NaN/Inf loss or gradient stops the run, or skips the batch\"},"
-          "\"max_skipped\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"skip_batch: stop after this many skipped batches in a row\"}}},"
+          "\"max_skipped\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"skip_batch: stop after this many skipped batches in a row\"},"
+          "\"early_stopping\":{\"description\":\"stop when keep's metric has not improved by more than min_delta for patience epochs\","
+          "\"oneOf\":[{\"type\":\"integer\",\"minimum\":1},{\"type\":\"null\"},{\"type\":\"object\",\"additionalProperties\":false,"
+          "\"required\":[\"patience\"],\"properties\":{\"patience\":{\"type\":\"integer\",\"minimum\":1},"
+          "\"min_delta\":{\"type\":\"number\",\"minimum\":0}}}]}}},"
           "\"stages\":{\"type\":\"object\",\"minProperties\":1,\"propertyNames\":{\"pattern\":\"^[A-Za-z_][A-Za-z0-9_]*$\"},"
           "\"additionalProperties\":{\"$ref\":\"#/definitions/stage\"}}},"
           "\"definitions\":{\"stage\":{\"type\":\"object\",\"required\":[\"type\"],\"properties\":{\"type\":{\"enum\":[";

@@ -1448,8 +1448,25 @@ struct Engine::TrainRun {
     }
 
     void run_epochs() {
-        for (std::int64_t epoch = at.epoch; epoch < td.epochs && !result.stopped_early; ++epoch)
+        for (std::int64_t epoch = at.epoch; epoch < td.epochs && !result.stopped_early; ++epoch) {
+            if (stops_early(epoch)) break;
             if (!run_epoch(epoch)) result.stopped_early = true;
+        }
+    }
+    // train.early_stopping, before 0-based `epoch`: decided from the rows so far only, so a run
+    // resumed after its last epoch stops exactly where the uninterrupted one did.
+    bool stops_early(std::int64_t epoch) {
+        if (!keep.stops(result.rows, im.higher_is_better)) return false;
+        double best = 0;
+        std::int64_t best_epoch = 0;
+        const auto stalled = keep.stalled_epochs(result.rows, im.higher_is_better, &best, &best_epoch);
+        result.early_stop_epoch = epoch;
+        if (opt.log)
+            *opt.log << "early stopping after epoch " << epoch << " of " << td.epochs << ": "
+                     << metric_label(td.keep_metric, engine.metric_labels()) << " on " << td.keep_split
+                     << " has not improved by more than " << td.min_delta << " for " << stalled
+                     << " epochs (best " << best << " at epoch " << best_epoch << ")\n";
+        return true;
     }
 
     // One epoch; false when the on_epoch observer stops the run there.

@@ -90,6 +90,7 @@ struct RunOptions {
 struct TrainResult {
     std::vector<MetricsRow> rows;
     bool stopped_early = false;    // on_epoch returned false
+    std::int64_t early_stop_epoch = 0;  // train.early_stopping stopped after this epoch; 0: it did not
     double seconds = 0;
     std::int64_t train_items = 0;  // tokens seen in training
     double items_per_second = 0;

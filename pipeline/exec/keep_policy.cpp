@@ -27,6 +27,30 @@ bool KeepPolicy::improves(const MetricsRow& row, const std::map<std::string, boo
     return true;
 }
 
+std::int64_t KeepPolicy::stalled_epochs(const std::vector<MetricsRow>& rows,
+                                        const std::map<std::string, bool>& higher_is_better, double* best,
+                                        std::int64_t* best_epoch) const {
+    const auto it = higher_is_better.find(td_.keep_metric);
+    const bool higher = it != higher_is_better.end() && it->second;
+    double ref = std::numeric_limits<double>::quiet_NaN();
+    std::int64_t stalled = 0, ref_epoch = 0;
+    for (const auto& r : rows) {
+        if (r.epoch <= 0 || r.split != td_.keep_split) continue;
+        const double v = r.get(td_.keep_metric);
+        if (std::isnan(v)) continue;
+        if (std::isnan(ref) || (higher ? v > ref + td_.min_delta : v < ref - td_.min_delta)) {
+            ref = v;
+            ref_epoch = r.epoch;
+            stalled = 0;
+        } else {
+            ++stalled;
+        }
+    }
+    if (best) *best = ref;
+    if (best_epoch) *best_epoch = ref_epoch;
+    return stalled;
+}
+
 std::filesystem::path KeepPolicy::kept(const std::filesystem::path& dir) const {
     return dir / (keeps_best() && std::filesystem::exists(dir / "best.safetensors") ? "best.safetensors"
                                                                                      : "last.safetensors");

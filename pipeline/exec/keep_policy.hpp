@@ -2,6 +2,9 @@
 //   keep: last                  the last epoch's, checkpoints/last.safetensors
 //   keep: best(<metric>.<split>) the epoch with the best value of <metric> on <split> (lower or
 //                               higher as the metric says), checkpoints/best.safetensors
+//   early_stopping: {patience: P, min_delta: D}
+//                               stop training when that value has gone P epochs in a row without
+//                               beating the value of its last improvement by more than D
 // The engine runs the passes and writes the files; this decides.
 #pragma once
 
@@ -10,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "../graph/graph.hpp"
 #include "engine.hpp"
@@ -28,6 +32,15 @@ public:
     // value so far (the caller then writes best.safetensors). `higher_is_better`: by metric name
     // (absent: lower is better). Throws when the row lacks the metric.
     bool improves(const MetricsRow& row, const std::map<std::string, bool>& higher_is_better);
+
+    // early_stopping: the epochs since the kept metric last improved by more than min_delta,
+    // counted from the rows recorded so far (so a resumed run, which restores its rows, counts
+    // the same); its best value and epoch into *best / *best_epoch when given.
+    std::int64_t stalled_epochs(const std::vector<MetricsRow>& rows, const std::map<std::string, bool>& higher_is_better,
+                                double* best = nullptr, std::int64_t* best_epoch = nullptr) const;
+    bool stops(const std::vector<MetricsRow>& rows, const std::map<std::string, bool>& higher_is_better) const {
+        return td_.patience > 0 && keeps_best() && stalled_epochs(rows, higher_is_better) >= td_.patience;
+    }
 
     // The best value so far (NaN: none yet); a resumed run restores it from its checkpoint.
     double best() const { return best_; }

@@ -69,6 +69,10 @@ struct TrainDef {
     // after max_skipped skipped batches in a row).
     std::string nonfinite = "stop";
     std::int64_t max_skipped = 10;
+    // train.early_stopping: stop when train.keep's metric has not improved by more than min_delta
+    // for `patience` epochs in a row; 0: never (keep_policy.hpp).
+    std::int64_t patience = 0;
+    double min_delta = 0;
     SourceLoc loc;
 };
 

@@ -69,7 +69,7 @@ const std::vector<std::string> kTopKeys = {"experiment", "description", "seed", 
 const std::vector<std::string> kTrainKeys = {"epochs", "keep",     "threads", "max_batches",
                                              "prefetch", "log_every", "test", "sample_length",
                                              "checkpoint_every", "checkpoint_seconds", "nonfinite",
-                                             "max_skipped"};
+                                             "max_skipped", "early_stopping"};
 
 std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
     std::string out;
@@ -571,8 +571,41 @@ private:
                 if (b) t.test = *b;
                 else error(v.loc, what + " must be true or false, got " + kind_word(v));
             } else if (k.key == "keep") read_keep(v, g);
+            else if (k.key == "early_stopping") read_early_stopping(k, t);
             else unknown_key(k, "unknown key '" + k.key + "' in train", kTrainKeys);
         }
+        if (const Entry* es = e.value.find("early_stopping"); es && t.patience > 0 && t.keep_metric.empty())
+            error(es->key_loc, "train: 'early_stopping' watches the metric of keep: best(...), and keep is last",
+                  "set keep: best(<stage>.<split>), e.g. keep: best(ppl.valid)");
+    }
+
+    // early_stopping: N (patience), or {patience: N, min_delta: X}; null: off.
+    void read_early_stopping(const Entry& k, TrainDef& t) {
+        const Doc& v = k.value;
+        const std::string hint = "e.g. early_stopping: {patience: 5, min_delta: 0.01}, or early_stopping: 5";
+        if (v.kind == Doc::Kind::null) return;
+        if (v.is_scalar()) {
+            read_int(v, "train: 'early_stopping' (patience)", 1, t.patience);
+            return;
+        }
+        if (!v.is_map()) {
+            error(v.loc, "train: 'early_stopping' must be a patience or a mapping, got " + kind_word(v), hint);
+            return;
+        }
+        bool saw_patience = false;
+        for (const auto& f : v.entries) {
+            if (has_bad(f.value)) continue;
+            if (f.key == "patience") {
+                saw_patience = true;
+                read_int(f.value, "train.early_stopping: 'patience'", 1, t.patience);
+            }
+            else if (f.key == "min_delta") {
+                const auto d = f.value.is_scalar() ? parse_float(f.value.text) : std::nullopt;
+                if (d && *d >= 0) t.min_delta = *d;
+                else error(f.value.loc, "train.early_stopping: 'min_delta' must be a number >= 0, got " + kind_word(f.value));
+            } else unknown_key(f, "unknown key '" + f.key + "' in train.early_stopping", {"patience", "min_delta"});
+        }
+        if (!saw_patience) error(k.key_loc, "train: 'early_stopping' needs a patience", hint);
     }
 
     void read_keep(const Doc& v, GraphDef& g) {
