@@ -8,6 +8,6 @@ if [ ! -f "$data" ]; then
   exit 77
 fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-"$rnnflow" run "$src/graphs/tinyshakespeare_char.yaml" --out "$work/run" --quiet \
+"$rnnflow" run "$src/graphs/tinyshakespeare_char.yaml" --out "$work/run" --quiet --headline \
   --set train.epochs=1 --set train.max_batches=5 --set rnn.hidden=64 --set train.sample_length=0 | grep -q "done in"
 grep -q '"split":"valid"' "$work/run/metrics.jsonl"

@@ -6,7 +6,7 @@
 set -euo pipefail
 rnnflow=$1; src=$2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-"$rnnflow" run "$src/examples/toy_ner/toy_ner.yaml" --out "$work/run" --quiet --set train.epochs=2 > "$work/out.txt"
+"$rnnflow" run "$src/examples/toy_ner/toy_ner.yaml" --out "$work/run" --quiet --headline --set train.epochs=2 > "$work/out.txt"
 f1=$(sed -n 's/^test:.* ner.f1=\([0-9.]*\).*/\1/p' "$work/out.txt")
 [ -n "$f1" ] || { echo "no test entity F1 in:"; cat "$work/out.txt"; exit 1; }
 awk -v f="$f1" 'BEGIN { exit !(f >= 0.9) }' || { echo "test entity F1 $f1 < 0.9"; cat "$work/out.txt"; exit 1; }

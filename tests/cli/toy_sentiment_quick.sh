@@ -4,7 +4,7 @@
 set -euo pipefail
 rnnflow=$1; src=$2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-"$rnnflow" run "$src/examples/toy_sentiment/toy_sentiment.yaml" --out "$work/run" --quiet \
+"$rnnflow" run "$src/examples/toy_sentiment/toy_sentiment.yaml" --out "$work/run" --quiet --headline \
   --set train.epochs=4 > "$work/out.txt"
 grep -q "done in" "$work/out.txt"
 for f in checkpoints/best.safetensors acc/test.confusion.tsv acc/test.predictions.tsv; do
